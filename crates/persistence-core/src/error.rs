@@ -1,0 +1,214 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// The section of a bundle that a checksum covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Section {
+    /// The preamble and the MessagePack header (bytes `0..16+H`).
+    Header,
+    /// The stored (possibly compressed) payload.
+    Payload,
+}
+
+impl std::fmt::Display for Section {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Section::Header => "header",
+            Section::Payload => "payload",
+        })
+    }
+}
+
+/// Which configurable limit was exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitKind {
+    /// The MessagePack header length.
+    HeaderLen,
+    /// The payload once inflated.
+    InflatedLen,
+    /// The whole file.
+    FileLen,
+    /// The nesting depth of the MessagePack header or payload.
+    Depth,
+}
+
+impl std::fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LimitKind::HeaderLen => "header length",
+            LimitKind::InflatedLen => "inflated payload length",
+            LimitKind::FileLen => "file length",
+            LimitKind::Depth => "nesting depth",
+        })
+    }
+}
+
+/// Everything that can go wrong while saving, loading or verifying a bundle.
+///
+/// Each variant says what failed, where, and what was expected versus found.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes do not start with the bundle magic.
+    #[error("not a model bundle: the first 8 bytes are {found:02x?}, expected {expected:02x?}")]
+    NotABundle {
+        /// The magic every bundle starts with.
+        expected: [u8; 8],
+        /// What the file starts with (shorter if the file is shorter).
+        found: Vec<u8>,
+    },
+    /// The bundle was written by a newer, incompatible format major version.
+    #[error("unsupported bundle format {found_major}.{found_minor}: this reader supports format {supported_major}.x")]
+    UnsupportedVersion {
+        /// The major version this reader understands.
+        supported_major: u16,
+        /// The major version in the file.
+        found_major: u16,
+        /// The minor version in the file.
+        found_minor: u16,
+    },
+    /// The file ends before a section it declares.
+    #[error("bundle truncated in the {section}: needed {needed} bytes at offset {offset}, the file has {available}")]
+    Truncated {
+        /// The section being read (`preamble`, `header`, `header hash`, `payload`).
+        section: &'static str,
+        /// Where the section starts.
+        offset: u64,
+        /// How many bytes the section needs.
+        needed: u64,
+        /// How many bytes are left from `offset`.
+        available: u64,
+    },
+    /// Bytes follow the end of the payload.
+    #[error("{extra} trailing bytes after the payload, which ends at offset {end}")]
+    TrailingBytes {
+        /// Offset where the bundle should end.
+        end: u64,
+        /// How many bytes follow it.
+        extra: u64,
+    },
+    /// A SHA-256 does not match the bytes it covers.
+    #[error("{section} checksum mismatch: expected {expected}, computed {found}")]
+    ChecksumMismatch {
+        /// Which section is damaged.
+        section: Section,
+        /// The hash recorded in the file.
+        expected: String,
+        /// The hash of the bytes as read.
+        found: String,
+    },
+    /// The bundle holds a different kind of model than the one requested.
+    #[error("wrong model kind: expected `{expected}`, the bundle holds `{found}`")]
+    WrongModelKind {
+        /// The kind tag of the requested Rust type.
+        expected: String,
+        /// The kind tag in the card.
+        found: String,
+    },
+    /// The model and its card disagree on the number of input features.
+    #[error("feature count mismatch: the card says {card}, the model has {model}")]
+    FeatureCountMismatch {
+        /// The count in the card.
+        card: usize,
+        /// The count the model reports.
+        model: usize,
+    },
+    /// The golden probe did not reproduce.
+    #[error("probe mismatch at row {row}: the card expects {expected}, the model predicts {found}")]
+    ProbeMismatch {
+        /// The probe row that differs.
+        row: usize,
+        /// The output recorded in the card.
+        expected: String,
+        /// The output the loaded model gives.
+        found: String,
+    },
+    /// The model failed its own structural check.
+    #[error("invalid model structure of `{kind}`: {reason}")]
+    InvalidStructure {
+        /// The model kind.
+        kind: String,
+        /// What the check found.
+        reason: String,
+    },
+    /// A configurable limit was exceeded.
+    #[error("{limit} limit exceeded: {found} is more than the limit of {limit_value}")]
+    LimitExceeded {
+        /// Which limit.
+        limit: LimitKind,
+        /// The configured maximum.
+        limit_value: u64,
+        /// The value found (or a lower bound of it).
+        found: u64,
+    },
+    /// The header or card is well-formed MessagePack but makes no sense.
+    #[error("invalid {section}: {reason}")]
+    Invalid {
+        /// Where the problem is (`header`, `card`, `payload descriptor`…).
+        section: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// MessagePack decoding of a section failed.
+    #[error("cannot decode the {section}")]
+    Decode {
+        /// The section being decoded.
+        section: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: rmp_serde::decode::Error,
+    },
+    /// MessagePack encoding failed (a model whose `Serialize` errs).
+    #[error("cannot encode the {section}")]
+    Encode {
+        /// The section being encoded.
+        section: &'static str,
+        /// The encoder's error.
+        #[source]
+        source: rmp_serde::encode::Error,
+    },
+    /// The deflate stream of the payload is corrupt.
+    #[error("cannot inflate the payload")]
+    Inflate {
+        /// The inflater's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The card could not be written or read as JSON.
+    #[error("cannot convert the card to or from JSON")]
+    CardJson {
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A builder was given inconsistent or incomplete information.
+    #[error("invalid card: {reason}")]
+    InvalidCard {
+        /// What is inconsistent.
+        reason: String,
+    },
+    /// An I/O operation on a path failed.
+    #[error("I/O error on {}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

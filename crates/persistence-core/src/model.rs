@@ -1,0 +1,176 @@
+//! The trait a model type implements to be stored in a bundle.
+
+use ndarray::{Array1, ArrayView2};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// A model that can be saved to and loaded from a bundle.
+///
+/// The trait asks for what loading needs to refuse a bad file before it
+/// reaches a caller: a stable kind tag (never `std::any::type_name`, which
+/// changes between compiler versions), the feature count if the model knows
+/// it, a structural check that catches what would panic at prediction, and
+/// `predict` so the card's golden probe can be replayed.
+///
+/// # Examples
+///
+/// ```
+/// use ndarray::{Array1, ArrayView2};
+/// use persistence_core::{Model, StructureError};
+/// use serde::{Deserialize, Serialize};
+///
+/// /// Predicts the sum of the inputs times a weight.
+/// #[derive(Serialize, Deserialize)]
+/// struct Scaled { weights: Vec<f64> }
+///
+/// impl Model for Scaled {
+///     const KIND: &'static str = "example.scaled.v1";
+///     type Output = f64;
+///     fn n_features(&self) -> Option<usize> { Some(self.weights.len()) }
+///     fn check_structure(&self, n_features: usize) -> Result<(), StructureError> {
+///         if self.weights.iter().all(|w| w.is_finite()) { Ok(()) }
+///         else { Err(StructureError::new("a weight is not finite")) }
+///     }
+///     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
+///         rows.rows().into_iter()
+///             .map(|r| r.iter().zip(&self.weights).map(|(x, w)| x * w).sum())
+///             .collect()
+///     }
+/// }
+/// ```
+pub trait Model: Serialize + DeserializeOwned {
+    /// A stable tag naming the model type and its serialised layout, such as
+    /// `linfa.decision_tree.v1`. Loading refuses a bundle whose card names
+    /// another kind.
+    const KIND: &'static str;
+
+    /// What one prediction is: a class label or a score.
+    type Output: Clone + PartialEq + std::fmt::Debug + Into<ProbeValue> + Send + Sync + 'static;
+
+    /// The number of input features, if the model records it.
+    fn n_features(&self) -> Option<usize>;
+
+    /// Checks what deserialisation cannot: that the model is internally
+    /// consistent for inputs of `n_features` columns, so that `predict`
+    /// cannot panic on them.
+    ///
+    /// # Errors
+    ///
+    /// A [`StructureError`] saying what is inconsistent.
+    fn check_structure(&self, n_features: usize) -> Result<(), StructureError>;
+
+    /// Predicts one output per row.
+    ///
+    /// Callers pass exactly the model's feature count of columns; loading has
+    /// checked the structure against that count.
+    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<Self::Output>;
+
+    /// Crates (name, version) the model's serialised form depends on; the
+    /// card builder records them.
+    fn dependencies() -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
+}
+
+/// Why a model failed its structural check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StructureError {
+    reason: String,
+}
+
+impl StructureError {
+    /// A structural error with a reason in plain words.
+    pub fn new(reason: impl Into<String>) -> Self {
+        StructureError {
+            reason: reason.into(),
+        }
+    }
+
+    /// The reason in plain words.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl std::fmt::Display for StructureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for StructureError {}
+
+/// One prediction as the card's probe records it.
+///
+/// Labels compare as integers, values compare bit for bit: the probe asks for
+/// an exact reproduction, not an approximate one.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeValue {
+    /// A class label.
+    Label(i64),
+    /// A score, probability or regression output.
+    Value(f64),
+}
+
+impl PartialEq for ProbeValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ProbeValue::Label(a), ProbeValue::Label(b)) => a == b,
+            (ProbeValue::Value(a), ProbeValue::Value(b)) => a.to_bits() == b.to_bits(),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for ProbeValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeValue::Label(l) => write!(f, "label {l}"),
+            ProbeValue::Value(v) => write!(f, "value {v:?}"),
+        }
+    }
+}
+
+impl From<f64> for ProbeValue {
+    fn from(v: f64) -> Self {
+        ProbeValue::Value(v)
+    }
+}
+
+impl From<f32> for ProbeValue {
+    fn from(v: f32) -> Self {
+        ProbeValue::Value(f64::from(v))
+    }
+}
+
+impl From<usize> for ProbeValue {
+    fn from(v: usize) -> Self {
+        ProbeValue::Label(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<i64> for ProbeValue {
+    fn from(v: i64) -> Self {
+        ProbeValue::Label(v)
+    }
+}
+
+impl From<bool> for ProbeValue {
+    fn from(v: bool) -> Self {
+        ProbeValue::Label(i64::from(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_values_compare_exactly() {
+        assert_eq!(ProbeValue::from(0.1_f64), ProbeValue::Value(0.1));
+        assert_ne!(ProbeValue::Value(0.1), ProbeValue::Value(0.1 + f64::EPSILON));
+        assert_eq!(ProbeValue::Value(f64::NAN), ProbeValue::Value(f64::NAN));
+        assert_ne!(ProbeValue::Label(1), ProbeValue::Value(1.0));
+        assert_eq!(ProbeValue::from(3_usize), ProbeValue::Label(3));
+    }
+}
