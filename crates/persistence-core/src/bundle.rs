@@ -24,6 +24,7 @@ pub const DEFAULT_LEVEL: u8 = 3;
 /// # Examples
 ///
 /// ```no_run
+/// # #[allow(dead_code)]
 /// # fn demo<M: persistence_core::Model>(model: &M, card: &persistence_core::ModelCard) -> persistence_core::Result<()> {
 /// use persistence_core::BundleWriter;
 ///
@@ -114,8 +115,21 @@ impl BundleWriter {
         let (codec, stored) = if self.level == 0 {
             (Codec::None, raw.clone())
         } else {
-            let mut enc = DeflateEncoder::new(Vec::with_capacity(raw.len() / 2), flate2::Compression::new(u32::from(self.level)));
-            enc.write_all(&raw).and_then(|()| enc.finish()).map(|v| (Codec::Deflate, v)).map_err(|source| Error::Inflate { source })?
+            let mut enc = DeflateEncoder::new(
+                Vec::with_capacity(raw.len() / 2),
+                flate2::Compression::new(u32::from(self.level)),
+            );
+            let deflated = enc
+                .write_all(&raw)
+                .and_then(|()| enc.finish())
+                .map_err(|source| Error::Inflate { source })?;
+            // Incompressible payloads (a few random floats) are stored as is,
+            // so a higher level never gives a larger file.
+            if deflated.len() < raw.len() {
+                (Codec::Deflate, deflated)
+            } else {
+                (Codec::None, raw.clone())
+            }
         };
         let header = Header {
             card: card.clone(),

@@ -127,7 +127,8 @@ impl Model for DecisionTree<f64, usize> {
 /// use linfa_ensemble::EnsembleLearnerParams;
 /// use linfa_trees::DecisionTree;
 /// use persistence_core::linfa::RandomForest;
-/// # fn demo(dataset: linfa::Dataset<f64, usize>) -> Result<(), Box<dyn std::error::Error>> {
+/// # #[allow(dead_code)]
+/// # fn demo(dataset: linfa::DatasetBase<ndarray::Array2<f64>, ndarray::Array1<usize>>) -> Result<(), Box<dyn std::error::Error>> {
 /// let ensemble = EnsembleLearnerParams::new(DecisionTree::params())
 ///     .ensemble_size(100)
 ///     .fit(&dataset)?;

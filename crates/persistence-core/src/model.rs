@@ -27,6 +27,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 ///     type Output = f64;
 ///     fn n_features(&self) -> Option<usize> { Some(self.weights.len()) }
 ///     fn check_structure(&self, n_features: usize) -> Result<(), StructureError> {
+///         if self.weights.len() != n_features { return Err(StructureError::new("wrong width")); }
 ///         if self.weights.iter().all(|w| w.is_finite()) { Ok(()) }
 ///         else { Err(StructureError::new("a weight is not finite")) }
 ///     }
@@ -36,6 +37,10 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 ///             .collect()
 ///     }
 /// }
+///
+/// let model = Scaled { weights: vec![2.0, 0.5] };
+/// assert!(model.check_structure(2).is_ok());
+/// assert_eq!(model.predict(ndarray::array![[1.0, 4.0]].view()).to_vec(), vec![4.0]);
 /// ```
 pub trait Model: Serialize + DeserializeOwned {
     /// A stable tag naming the model type and its serialised layout, such as

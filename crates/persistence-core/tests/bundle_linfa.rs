@@ -1,0 +1,284 @@
+//! Round trips of linfa's reference models, and their structural checks.
+
+use linfa::prelude::*;
+use linfa_ensemble::EnsembleLearnerParams;
+use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
+use linfa_trees::DecisionTree;
+use ndarray::{s, Array1, Array2};
+use persistence_core::linfa::RandomForest;
+use persistence_core::synthetic::{fraud_like, SplitMix64, FRAUD_FEATURES};
+use persistence_core::{BundleWriter, Error, LimitKind, Model, ModelCard};
+use rand::SeedableRng;
+
+struct Split {
+    train: DatasetBase<Array2<f64>, Array1<usize>>,
+    test: Array2<f64>,
+}
+
+fn fraud(samples: usize) -> Split {
+    let (x, y) = fraud_like(samples, 0.1, 42);
+    let cut = samples * 8 / 10;
+    Split {
+        train: Dataset::new(x.slice(s![..cut, ..]).to_owned(), y.slice(s![..cut]).to_owned()),
+        test: x.slice(s![cut.., ..]).to_owned(),
+    }
+}
+
+fn card_for<M: Model>(name: &str, model: &M, data: &Split) -> ModelCard {
+    ModelCard::builder(name, semver::Version::new(1, 0, 0), model)
+        .feature_names(FRAUD_FEATURES)
+        .classes(["legitimate", "fraud"])
+        .training_data(data.train.records().view(), "fraud_like(seed 42)")
+        .build()
+        .expect("valid card")
+}
+
+/// Saves at levels 0 and 9, loads both, and checks predictions are identical.
+fn round_trip<M: Model<Output = usize>>(name: &str, model: &M, data: &Split) -> (u64, u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let card = card_for(name, model, data);
+    let before = model.predict(data.test.view());
+    let mut sizes = Vec::new();
+    for level in [0, 9] {
+        let path = dir.path().join(format!("{name}-{level}.bundle"));
+        let saved = BundleWriter::default().level(level).save(&path, model, &card).expect("saves");
+        sizes.push(saved.file_len());
+        let loaded = persistence_core::load::<M>(&path).expect("loads");
+        assert_eq!(loaded.card(), &card);
+        assert_eq!(loaded.content_id(), saved.content_id());
+        let after: Array1<usize> = loaded.model().predict(data.test.view());
+        assert_eq!(before, after, "{name} level {level}: predictions changed");
+        assert_eq!(
+            persistence_core::read_card(&path).expect("card"),
+            card,
+            "read_card differs"
+        );
+        let json = std::fs::read_to_string(persistence_core::card_json_path(&path)).expect("card json");
+        assert_eq!(ModelCard::from_json(&json).expect("parses"), card);
+    }
+    (sizes[0], sizes[1])
+}
+
+#[test]
+fn logistic_regression_round_trips() {
+    let data = fraud(10_000);
+    let model: FittedLogisticRegression<f64, usize> =
+        LogisticRegression::default().max_iterations(100).fit(&data.train).expect("fits");
+    // Twenty random coefficients do not compress: the writer stores them as is.
+    let (level0, level9) = round_trip("logistic", &model, &data);
+    assert!(level9 <= level0, "level 9 ({level9}) larger than level 0 ({level0})");
+}
+
+#[test]
+fn decision_tree_round_trips() {
+    let data = fraud(10_000);
+    let model = DecisionTree::params().max_depth(Some(12)).fit(&data.train).expect("fits");
+    let (level0, level9) = round_trip("tree", &model, &data);
+    assert!(level9 < level0, "level 9 ({level9}) not smaller than level 0 ({level0})");
+}
+
+#[test]
+fn random_forest_of_100_trees_round_trips() {
+    let data = fraud(10_000);
+    let rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(7);
+    let ensemble = EnsembleLearnerParams::new_fixed_rng(DecisionTree::params().max_depth(Some(10)), rng)
+        .ensemble_size(100)
+        .bootstrap_proportion(0.7)
+        .feature_proportion(0.6)
+        .fit(&data.train)
+        .expect("fits");
+    let forest = RandomForest::new(ensemble, FRAUD_FEATURES.len()).expect("consistent");
+    assert_eq!(forest.trees().len(), 100);
+    let (level0, level9) = round_trip("forest", &forest, &data);
+    assert!(level9 < level0, "level 9 ({level9}) not smaller than level 0 ({level0})");
+    let truth = fraud_like(10_000, 0.1, 42).1.slice(s![8_000..]).to_owned();
+    let predicted = forest.predict(data.test.view());
+    let accuracy = predicted.iter().zip(&truth).filter(|(p, t)| p == t).count() as f64 / truth.len() as f64;
+    assert!(accuracy > 0.9, "the forest should learn the synthetic fraud signal: {accuracy}");
+}
+
+/// A tree node in linfa's serialised layout, for building hostile trees.
+#[derive(serde::Serialize)]
+struct Node {
+    feature_idx: usize,
+    feature_name: String,
+    split_value: f64,
+    impurity_decrease: f64,
+    left_child: Option<Box<Node>>,
+    right_child: Option<Box<Node>>,
+    leaf_node: bool,
+    prediction: usize,
+    depth: usize,
+}
+
+fn leaf(depth: usize) -> Node {
+    Node {
+        feature_idx: 0,
+        feature_name: String::new(),
+        split_value: 0.0,
+        impurity_decrease: 0.0,
+        left_child: None,
+        right_child: None,
+        leaf_node: true,
+        prediction: 1,
+        depth,
+    }
+}
+
+fn split(feature: usize, left: Option<Node>, right: Option<Node>, depth: usize) -> Node {
+    Node {
+        feature_idx: feature,
+        feature_name: format!("f{feature}"),
+        split_value: 0.5,
+        impurity_decrease: 0.1,
+        left_child: left.map(Box::new),
+        right_child: right.map(Box::new),
+        leaf_node: false,
+        prediction: 0,
+        depth,
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Tree {
+    root_node: Node,
+    num_features: usize,
+}
+
+/// A bundle holding `tree` under a card for 3 features, hashes valid.
+fn tree_bundle(tree: &Tree) -> Vec<u8> {
+    // A valid card for a 3-feature tree, taken from a real small tree.
+    let x = Array2::from_shape_fn((40, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f64);
+    let y = Array1::from_shape_fn(40, |i| i % 2);
+    let real = DecisionTree::params().fit(&Dataset::new(x, y)).expect("fits");
+    let mut card = ModelCard::builder("tree", semver::Version::new(1, 0, 0), &real)
+        .n_features(3)
+        .build()
+        .expect("card");
+    card.probe = None;
+    let raw = rmp_serde::to_vec_named(tree).expect("encodes");
+    let bundle_of_real = persistence_core::to_bytes(&real, &card).expect("encodes");
+    // Same header as the real tree's bundle, new payload: re-assemble by the spec.
+    let header_len = u32::from_le_bytes(bundle_of_real[12..16].try_into().expect("4 bytes")) as usize;
+    let header: serde_json::Value = rmp_serde::from_slice(&bundle_of_real[16..16 + header_len]).expect("header");
+    let mut header = header;
+    let payload = &mut header["payload"];
+    payload["codec"] = "none".into();
+    payload["level"] = 0.into();
+    payload["raw_len"] = raw.len().into();
+    payload["stored_len"] = raw.len().into();
+    payload["sha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw)).into();
+    let header = rmp_serde::to_vec_named(&header).expect("encodes");
+    let mut out = bundle_of_real[..12].to_vec();
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    let hash = <sha2::Sha256 as sha2::Digest>::digest(&out);
+    out.extend_from_slice(&hash);
+    out.extend_from_slice(&raw);
+    out
+}
+
+#[test]
+fn a_valid_hand_built_tree_loads() {
+    let tree = Tree {
+        root_node: split(2, Some(leaf(1)), Some(leaf(1)), 0),
+        num_features: 3,
+    };
+    let loaded = persistence_core::from_bytes::<DecisionTree<f64, usize>>(&tree_bundle(&tree)).expect("loads");
+    let rows = ndarray::array![[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]];
+    assert_eq!(Model::predict(loaded.model(), rows.view()).to_vec(), vec![1, 1]);
+}
+
+#[test]
+fn a_split_without_children_is_refused() {
+    let tree = Tree {
+        root_node: split(1, Some(leaf(1)), None, 0),
+        num_features: 3,
+    };
+    match persistence_core::from_bytes::<DecisionTree<f64, usize>>(&tree_bundle(&tree)) {
+        Err(Error::InvalidStructure { reason, .. }) => assert!(reason.contains("without both children"), "{reason}"),
+        other => panic!("expected an invalid structure, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_split_on_a_feature_past_the_count_is_refused() {
+    let tree = Tree {
+        root_node: split(7, Some(leaf(1)), Some(leaf(1)), 0),
+        num_features: 3,
+    };
+    match persistence_core::from_bytes::<DecisionTree<f64, usize>>(&tree_bundle(&tree)) {
+        Err(Error::InvalidStructure { reason, .. }) => assert!(reason.contains("feature 7"), "{reason}"),
+        other => panic!("expected an invalid structure, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_300_level_deep_tree_is_refused_without_overflowing_the_stack() {
+    // Built bottom-up so that building it needs no recursion.
+    let mut node = leaf(300);
+    for depth in (0..300).rev() {
+        node = split(depth % 3, Some(leaf(depth + 1)), Some(node), depth);
+    }
+    let tree = Tree {
+        root_node: node,
+        num_features: 3,
+    };
+    // Encoding recurses too: give it room, then load on a normal test thread.
+    let bundle = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let bytes = tree_bundle(&tree);
+            drop_iteratively(tree.root_node);
+            bytes
+        })
+        .expect("thread")
+        .join()
+        .expect("encodes");
+    match persistence_core::from_bytes::<DecisionTree<f64, usize>>(&bundle) {
+        Err(Error::LimitExceeded {
+            limit: LimitKind::Depth,
+            ..
+        }) => {}
+        other => panic!("expected the depth limit, got {:?}", other.map(|_| ())),
+    }
+}
+
+fn drop_iteratively(root: Node) {
+    let mut stack = vec![root];
+    while let Some(mut node) = stack.pop() {
+        stack.extend(node.left_child.take().map(|b| *b));
+        stack.extend(node.right_child.take().map(|b| *b));
+    }
+}
+
+#[test]
+fn the_forest_votes_deterministically_on_ties() {
+    // Two stumps that always disagree: every row is a tie, won by the smaller label.
+    let x = Array2::from_shape_fn((200, 2), |(i, j)| {
+        let mut r = SplitMix64::new((i * 2 + j) as u64);
+        r.next_f64()
+    });
+    let y0 = Array1::from_elem(200, 0_usize);
+    let y1 = Array1::from_elem(200, 1_usize);
+    let a = DecisionTree::params().fit(&Dataset::new(x.clone(), y0)).expect("fits");
+    let b = DecisionTree::params().fit(&Dataset::new(x.clone(), y1)).expect("fits");
+    let ensemble = linfa_ensemble::EnsembleLearner {
+        models: vec![b, a],
+        model_features: vec![vec![0, 1], vec![0, 1]],
+    };
+    let forest = RandomForest::new(ensemble, 2).expect("consistent");
+    assert!(forest.predict(x.view()).iter().all(|&p| p == 0));
+}
+
+#[test]
+fn a_forest_whose_tree_reads_a_feature_past_the_count_is_refused() {
+    let x = Array2::from_shape_fn((50, 2), |(i, j)| (i + j) as f64);
+    let y = Array1::from_shape_fn(50, |i| i % 2);
+    let tree = DecisionTree::params().fit(&Dataset::new(x, y)).expect("fits");
+    let ensemble = linfa_ensemble::EnsembleLearner {
+        models: vec![tree],
+        model_features: vec![vec![0, 5]],
+    };
+    assert!(RandomForest::new(ensemble, 2).is_err());
+}
