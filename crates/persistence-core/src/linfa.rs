@@ -133,6 +133,7 @@ impl Model for DecisionTree<f64, usize> {
 ///     .ensemble_size(100)
 ///     .fit(&dataset)?;
 /// let forest = RandomForest::new(ensemble, dataset.nfeatures())?;
+/// assert_eq!(forest.trees().len(), 100);
 /// # Ok(()) }
 /// ```
 #[derive(Deserialize)]
