@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use crate::card::ModelCard;
 use crate::error::{Error, LimitKind, Result, Section};
 use crate::format::{
-    assemble, decode_exact, parse_header, truncated, Codec, ContentId, Header, Limits, ParsedHeader,
-    PayloadDescriptor, Preamble, ENCODING_MSGPACK, HASH_LEN, PREAMBLE_LEN,
+    assemble, decode_exact, parse_header, truncated, Codec, ContentId, Header, Limits, ParsedHeader, PayloadDescriptor,
+    Preamble, ENCODING_MSGPACK, HASH_LEN, PREAMBLE_LEN,
 };
 use crate::model::{Model, ProbeValue};
 
@@ -198,7 +198,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let prefix = format!(".{}.", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+    let prefix = format!(
+        ".{}.",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    );
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".tmp")
@@ -212,7 +215,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 #[cfg(not(unix))]
@@ -325,9 +330,7 @@ impl BundleReader {
         let raw = inflate(&parsed.header.payload, stored, &self.limits)?;
         let model: M = decode_exact(&raw, self.limits.max_depth, "payload")?;
         drop(raw);
-        let ParsedHeader {
-            header, content_id, ..
-        } = parsed;
+        let ParsedHeader { header, content_id, .. } = parsed;
         validate_model(&model, &header.card)?;
         Ok(Loaded {
             model,
@@ -559,18 +562,22 @@ fn validate_model<M: Model>(model: &M, card: &ModelCard) -> Result<()> {
             });
         }
     }
-    model.check_structure(card.n_features).map_err(|e| Error::InvalidStructure {
-        kind: M::KIND.to_owned(),
-        reason: e.reason().to_owned(),
-    })?;
+    model
+        .check_structure(card.n_features)
+        .map_err(|e| Error::InvalidStructure {
+            kind: M::KIND.to_owned(),
+            reason: e.reason().to_owned(),
+        })?;
     if let Some(probe) = &card.probe {
         if probe.rows.is_empty() {
             return Ok(());
         }
         let flat: Vec<f64> = probe.rows.iter().flatten().copied().collect();
-        let rows = ndarray::ArrayView2::from_shape((probe.rows.len(), card.n_features), &flat).map_err(|_| Error::Invalid {
-            section: "card",
-            reason: "probe rows do not match the feature count".into(),
+        let rows = ndarray::ArrayView2::from_shape((probe.rows.len(), card.n_features), &flat).map_err(|_| {
+            Error::Invalid {
+                section: "card",
+                reason: "probe rows do not match the feature count".into(),
+            }
         })?;
         let predicted = model.predict(rows);
         for (row, (expected, found)) in probe.expected.iter().zip(predicted.iter()).enumerate() {

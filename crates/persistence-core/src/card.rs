@@ -347,7 +347,9 @@ impl<M: Model> CardBuilder<'_, M> {
 
     /// Records several metrics.
     pub fn metrics<K: Into<String>>(mut self, metrics: impl IntoIterator<Item = (K, f64)>) -> Self {
-        self.card.metrics.extend(metrics.into_iter().map(|(k, v)| (k.into(), v)));
+        self.card
+            .metrics
+            .extend(metrics.into_iter().map(|(k, v)| (k.into(), v)));
         self
     }
 
@@ -465,7 +467,10 @@ impl<M: Model> CardBuilder<'_, M> {
         }
         if let Some(n) = model.n_features() {
             if n != card.n_features {
-                return Err(invalid(format!("the model has {n} features, the card says {}", card.n_features)));
+                return Err(invalid(format!(
+                    "the model has {n} features, the card says {}",
+                    card.n_features
+                )));
             }
         }
         model

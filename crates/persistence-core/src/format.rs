@@ -315,7 +315,10 @@ fn check_descriptor(d: &PayloadDescriptor, limits: &Limits) -> Result<()> {
         reason,
     };
     if d.encoding != ENCODING_MSGPACK {
-        return Err(invalid(format!("unknown encoding `{}`, expected `{ENCODING_MSGPACK}`", d.encoding)));
+        return Err(invalid(format!(
+            "unknown encoding `{}`, expected `{ENCODING_MSGPACK}`",
+            d.encoding
+        )));
     }
     if d.level > 9 {
         return Err(invalid(format!("compression level {} is not in 0..=9", d.level)));

@@ -60,7 +60,10 @@ pub use bundle::{
     card_json_path, from_bytes, load, read_card, save, to_bytes, verify, write_atomic, BundleReader, BundleWriter,
     Loaded, Saved, Summary, DEFAULT_LEVEL,
 };
-pub use card::{hash_records, CardBuilder, FeatureStats, ModelCard, Probe, TrainingData, DEFAULT_PROBE_ROWS, DRIFT_BINS};
+pub use card::{
+    hash_records, CardBuilder, FeatureStats, ModelCard, Probe, TrainingData, DEFAULT_PROBE_ROWS, DRIFT_BINS,
+};
 pub use error::{Error, LimitKind, Result, Section};
 pub use format::{Codec, ContentId, Limits, PayloadDescriptor};
 pub use model::{Model, ProbeValue, StructureError};
+pub use semver::Version;

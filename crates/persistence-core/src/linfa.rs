@@ -79,7 +79,9 @@ fn check_tree(tree: &DecisionTree<f64, usize>, n_features: usize) -> Result<(), 
             )));
         }
         if split.is_nan() {
-            return Err(StructureError::new(format!("node {nodes} at depth {depth} has a NaN split value")));
+            return Err(StructureError::new(format!(
+                "node {nodes} at depth {depth} has a NaN split value"
+            )));
         }
         for child in node.children() {
             match child {
@@ -198,10 +200,7 @@ impl RandomForest {
     ///
     /// A [`StructureError`] if the ensemble is inconsistent with `n_features`.
     pub fn new(ensemble: EnsembleLearner<DecisionTree<f64, usize>>, n_features: usize) -> Result<Self, StructureError> {
-        let forest = RandomForest {
-            n_features,
-            ensemble,
-        };
+        let forest = RandomForest { n_features, ensemble };
         forest.check_structure(n_features)?;
         Ok(forest)
     }

@@ -85,9 +85,7 @@ pub struct StructureError {
 impl StructureError {
     /// A structural error with a reason in plain words.
     pub fn new(reason: impl Into<String>) -> Self {
-        StructureError {
-            reason: reason.into(),
-        }
+        StructureError { reason: reason.into() }
     }
 
     /// The reason in plain words.

@@ -51,7 +51,9 @@ fn main() {
     let path = dir.path().join("model.bundle");
     let (first, first_card) = model(1);
     let (_, second_card) = model(2);
-    BundleWriter::default().save(&path, &first, &first_card).expect("first save");
+    BundleWriter::default()
+        .save(&path, &first, &first_card)
+        .expect("first save");
     let exe = std::env::current_exe().expect("own path");
     let mut rng = SplitMix64::new(2024);
     let mut seen = [0_usize; 2];
@@ -77,7 +79,11 @@ fn main() {
         let card = loaded.card();
         assert!(card == &first_card || card == &second_card, "kill {kill}: unknown card");
         seen[usize::from(card == &second_card)] += 1;
-        assert_eq!(loaded.model().bias as u64, card.version.patch, "kill {kill}: model and card mixed");
+        assert_eq!(
+            loaded.model().bias as u64,
+            card.version.patch,
+            "kill {kill}: model and card mixed"
+        );
         let json = std::fs::read_to_string(persistence_core::card_json_path(&path)).expect("card json");
         ModelCard::from_json(&json).expect("card json is complete after a crash");
     }

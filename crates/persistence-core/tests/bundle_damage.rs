@@ -7,7 +7,9 @@ use persistence_core::{BundleReader, BundleWriter, Error, LimitKind, Limits, Sec
 
 fn small_bundle() -> Vec<u8> {
     let model = linear();
-    BundleWriter::default().to_bytes(&model, &linear_card(&model)).expect("encodes")
+    BundleWriter::default()
+        .to_bytes(&model, &linear_card(&model))
+        .expect("encodes")
 }
 
 #[test]
@@ -23,7 +25,10 @@ fn every_single_bit_flip_is_detected() {
             for bit in 0..8 {
                 damaged[byte] ^= 1 << bit;
                 let result = persistence_core::from_bytes::<Linear>(&damaged);
-                assert!(result.is_err(), "flip of bit {bit} of byte {byte} (level {level}) went unnoticed");
+                assert!(
+                    result.is_err(),
+                    "flip of bit {bit} of byte {byte} (level {level}) went unnoticed"
+                );
                 let verified = BundleReader::default().verify_bytes(&damaged);
                 assert!(verified.is_err(), "verify missed bit {bit} of byte {byte}");
                 damaged[byte] ^= 1 << bit;

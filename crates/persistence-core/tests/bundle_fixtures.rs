@@ -20,7 +20,10 @@ fn dir() -> PathBuf {
 fn tree_and_card() -> (DecisionTree<f64, usize>, ModelCard) {
     let x = Array2::from_shape_fn((60, 3), |(i, j)| ((i * 7 + j * 5) % 13) as f64 / 2.0);
     let y = Array1::from_shape_fn(60, |i| usize::from((i * 7) % 13 > 6));
-    let tree = DecisionTree::params().max_depth(Some(4)).fit(&Dataset::new(x.clone(), y)).expect("fits");
+    let tree = DecisionTree::params()
+        .max_depth(Some(4))
+        .fit(&Dataset::new(x.clone(), y))
+        .expect("fits");
     let card = ModelCard::builder("golden_tree", semver::Version::new(1, 0, 0), &tree)
         .feature_names(["a", "b", "c"])
         .classes(["no", "yes"])
@@ -46,14 +49,22 @@ fn write_fixtures() {
     let model = common::linear();
     let card = common::linear_card(&model);
     for level in [0, 9] {
-        let bytes = BundleWriter::default().level(level).to_bytes(&model, &card).expect("encodes");
+        let bytes = BundleWriter::default()
+            .level(level)
+            .to_bytes(&model, &card)
+            .expect("encodes");
         std::fs::write(dir().join(format!("linear-level{level}.bundle")), bytes).expect("writes");
     }
     let (tree, card) = tree_and_card();
-    let bytes = BundleWriter::default().level(3).to_bytes(&tree, &card).expect("encodes");
+    let bytes = BundleWriter::default()
+        .level(3)
+        .to_bytes(&tree, &card)
+        .expect("encodes");
     std::fs::write(dir().join("tree-level3.bundle"), bytes).expect("writes");
     // A bundle claiming format 2.0, with a valid header hash.
-    let mut future = BundleWriter::default().to_bytes(&model, &common::linear_card(&model)).expect("encodes");
+    let mut future = BundleWriter::default()
+        .to_bytes(&model, &common::linear_card(&model))
+        .expect("encodes");
     future[8] = 2;
     let header_end = 16 + u32::from_le_bytes(future[12..16].try_into().expect("4 bytes")) as usize;
     let hash = <sha2::Sha256 as sha2::Digest>::digest(&future[..header_end]);
@@ -79,7 +90,10 @@ fn golden_format_1_bundles_load() {
         .expect("golden tree bundle loads");
     assert_eq!(loaded.card(), &card);
     let rows = Array2::from_shape_fn((30, 3), |(i, j)| ((i * 3 + j) % 7) as f64);
-    assert_eq!(Model::predict(loaded.model(), rows.view()), Model::predict(&tree, rows.view()));
+    assert_eq!(
+        Model::predict(loaded.model(), rows.view()),
+        Model::predict(&tree, rows.view())
+    );
 }
 
 #[test]

@@ -41,7 +41,10 @@ fn round_trip<M: Model<Output = usize>>(name: &str, model: &M, data: &Split) -> 
     let mut sizes = Vec::new();
     for level in [0, 9] {
         let path = dir.path().join(format!("{name}-{level}.bundle"));
-        let saved = BundleWriter::default().level(level).save(&path, model, &card).expect("saves");
+        let saved = BundleWriter::default()
+            .level(level)
+            .save(&path, model, &card)
+            .expect("saves");
         sizes.push(saved.file_len());
         let loaded = persistence_core::load::<M>(&path).expect("loads");
         assert_eq!(loaded.card(), &card);
@@ -62,8 +65,10 @@ fn round_trip<M: Model<Output = usize>>(name: &str, model: &M, data: &Split) -> 
 #[test]
 fn logistic_regression_round_trips() {
     let data = fraud(10_000);
-    let model: FittedLogisticRegression<f64, usize> =
-        LogisticRegression::default().max_iterations(100).fit(&data.train).expect("fits");
+    let model: FittedLogisticRegression<f64, usize> = LogisticRegression::default()
+        .max_iterations(100)
+        .fit(&data.train)
+        .expect("fits");
     // Twenty random coefficients do not compress: the writer stores them as is.
     let (level0, level9) = round_trip("logistic", &model, &data);
     assert!(level9 <= level0, "level 9 ({level9}) larger than level 0 ({level0})");
@@ -72,9 +77,15 @@ fn logistic_regression_round_trips() {
 #[test]
 fn decision_tree_round_trips() {
     let data = fraud(10_000);
-    let model = DecisionTree::params().max_depth(Some(12)).fit(&data.train).expect("fits");
+    let model = DecisionTree::params()
+        .max_depth(Some(12))
+        .fit(&data.train)
+        .expect("fits");
     let (level0, level9) = round_trip("tree", &model, &data);
-    assert!(level9 < level0, "level 9 ({level9}) not smaller than level 0 ({level0})");
+    assert!(
+        level9 < level0,
+        "level 9 ({level9}) not smaller than level 0 ({level0})"
+    );
 }
 
 #[test]
@@ -90,11 +101,17 @@ fn random_forest_of_100_trees_round_trips() {
     let forest = RandomForest::new(ensemble, FRAUD_FEATURES.len()).expect("consistent");
     assert_eq!(forest.trees().len(), 100);
     let (level0, level9) = round_trip("forest", &forest, &data);
-    assert!(level9 < level0, "level 9 ({level9}) not smaller than level 0 ({level0})");
+    assert!(
+        level9 < level0,
+        "level 9 ({level9}) not smaller than level 0 ({level0})"
+    );
     let truth = fraud_like(10_000, 0.1, 42).1.slice(s![8_000..]).to_owned();
     let predicted = forest.predict(data.test.view());
     let accuracy = predicted.iter().zip(&truth).filter(|(p, t)| p == t).count() as f64 / truth.len() as f64;
-    assert!(accuracy > 0.9, "the forest should learn the synthetic fraud signal: {accuracy}");
+    assert!(
+        accuracy > 0.9,
+        "the forest should learn the synthetic fraud signal: {accuracy}"
+    );
 }
 
 /// A tree node in linfa's serialised layout, for building hostile trees.

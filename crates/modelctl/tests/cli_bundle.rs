@@ -1,0 +1,99 @@
+//! `modelctl card` and `modelctl verify`, called as a user would.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn modelctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modelctl"))
+        .args(args)
+        .output()
+        .expect("modelctl runs")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/format-1")
+        .join(name)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn card_prints_the_card_as_json() {
+    let out = modelctl(&["card", fixture("linear-level9.bundle").to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let card: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(card["name"], "linear");
+    assert_eq!(card["version"], "1.2.3");
+    assert_eq!(card["kind"], "test.linear.v1");
+    assert_eq!(card["metrics"]["mse"], 0.25);
+}
+
+#[test]
+fn verify_accepts_a_sound_bundle_with_a_one_line_summary() {
+    let out = modelctl(&["verify", fixture("tree-level3.bundle").to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    assert!(stdout.contains("golden_tree v1.0.0"), "{stdout}");
+}
+
+#[test]
+fn verify_json_is_machine_readable() {
+    let out = modelctl(&[
+        "verify",
+        "--json",
+        fixture("linear-level0.bundle").to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(summary["format"], serde_json::json!([1, 0]));
+    assert_eq!(summary["content_id"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn verify_refuses_a_damaged_bundle_with_exit_1_and_the_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("damaged.bundle");
+    let mut bytes = std::fs::read(fixture("linear-level9.bundle")).expect("fixture");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&path, bytes).expect("write");
+    let out = modelctl(&["verify", path.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("payload checksum mismatch"), "{stderr}");
+    // The card is still readable: it lives in the header.
+    assert_eq!(
+        modelctl(&["card", path.to_str().expect("utf-8 path")]).status.code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_missing_file_is_exit_1_naming_the_path() {
+    let out = modelctl(&["verify", "/nonexistent/model.bundle"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/nonexistent/model.bundle"));
+}
+
+#[test]
+fn a_future_format_is_named_in_plain_words() {
+    let out = modelctl(&["verify", fixture("format-2.0.bundle").to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unsupported bundle format 2.0"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(modelctl(&[]).status.code(), Some(2));
+    assert_eq!(modelctl(&["verify"]).status.code(), Some(2));
+    assert_eq!(modelctl(&["no-such-command"]).status.code(), Some(2));
+}
