@@ -1,0 +1,151 @@
+//! The one error type of this crate.
+
+use semver::Version;
+
+/// Everything that can go wrong in the registry.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A model or alias name is not allowed.
+    #[error("invalid {what} name {name:?}: {reason}")]
+    InvalidName {
+        /// `model` or `alias`.
+        what: &'static str,
+        /// The refused name.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The version is already published; versions are never overwritten.
+    #[error("{model} {version} already exists: versions are immutable")]
+    VersionExists {
+        /// The model.
+        model: String,
+        /// The version.
+        version: Version,
+    },
+    /// No such version.
+    #[error("{model} has no version {version}")]
+    VersionNotFound {
+        /// The model.
+        model: String,
+        /// The version.
+        version: Version,
+    },
+    /// The model has no version at all.
+    #[error("no model named {model}")]
+    ModelNotFound {
+        /// The model.
+        model: String,
+    },
+    /// No such alias.
+    #[error("{model} has no alias {alias}")]
+    AliasNotFound {
+        /// The model.
+        model: String,
+        /// The alias.
+        alias: String,
+    },
+    /// A compare-and-swap on an alias lost: it no longer points where the caller believed.
+    #[error("alias {model}@{alias} moved: expected {}, found {}", show(.expected), show(.found))]
+    AliasConflict {
+        /// The model.
+        model: String,
+        /// The alias.
+        alias: String,
+        /// Where the caller believed it pointed.
+        expected: Option<Version>,
+        /// Where it points.
+        found: Option<Version>,
+    },
+    /// The alias has no earlier target to roll back to.
+    #[error("alias {model}@{alias} has no earlier target to roll back to")]
+    NothingToRollBack {
+        /// The model.
+        model: String,
+        /// The alias.
+        alias: String,
+    },
+    /// A version lacks the metric asked for.
+    #[error("{model} {version} has no metric {metric:?}")]
+    MetricMissing {
+        /// The model.
+        model: String,
+        /// The version.
+        version: Version,
+        /// The metric.
+        metric: String,
+    },
+    /// A stored bundle failed to load or verify.
+    #[error("bundle of {model} {version}")]
+    Bundle {
+        /// The model.
+        model: String,
+        /// The version.
+        version: Version,
+        /// What persistence-core found.
+        #[source]
+        source: persistence_core::Error,
+    },
+    /// A bundle given to publish is not valid.
+    #[error("the bundle to publish is not valid")]
+    InvalidBundle {
+        /// What persistence-core found.
+        #[source]
+        source: persistence_core::Error,
+    },
+    /// A stored record (alias pointer, version record, event) is not what this crate writes.
+    #[error("corrupt registry record {key}")]
+    CorruptRecord {
+        /// The storage key.
+        key: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A storage operation failed.
+    #[error("storage error on {key}")]
+    Storage {
+        /// The storage key.
+        key: String,
+        /// The backend's error.
+        #[source]
+        source: StorageError,
+    },
+    /// A registry location could not be opened.
+    #[error("cannot open registry at {location:?}: {reason}")]
+    InvalidLocation {
+        /// The path or URL.
+        location: String,
+        /// Why.
+        reason: String,
+    },
+    /// Publishing kept colliding with concurrent publishers.
+    #[error("gave up publishing {model} after {attempts} attempts lost to concurrent publishers")]
+    TooManyConflicts {
+        /// The model.
+        model: String,
+        /// Attempts made.
+        attempts: usize,
+    },
+}
+
+fn show(v: &Option<Version>) -> String {
+    v.as_ref().map_or_else(|| "nothing".to_owned(), ToString::to_string)
+}
+
+/// A storage backend's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// A local file system error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// An object store error.
+    #[cfg(feature = "object-store")]
+    #[error(transparent)]
+    ObjectStore(#[from] object_store::Error),
+}
+
+/// A result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,55 @@
+//! The registry's event history: one immutable object per event.
+
+use semver::Version;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use persistence_core::ContentId;
+
+/// Something that happened to a model in the registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Event {
+    /// When it happened (UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A version was published.
+    Published {
+        /// The version.
+        version: Version,
+        /// Its bundle's content id.
+        content_id: ContentId,
+    },
+    /// An alias was moved (or created).
+    AliasMoved {
+        /// The alias.
+        alias: String,
+        /// The previous target, if any.
+        from: Option<Version>,
+        /// The new target.
+        to: Version,
+    },
+    /// An alias was rolled back to an earlier target.
+    RolledBack {
+        /// The alias.
+        alias: String,
+        /// The target it left.
+        from: Version,
+        /// The target it returned to.
+        to: Version,
+    },
+    /// A version was removed by pruning.
+    Pruned {
+        /// The version.
+        version: Version,
+    },
+}

@@ -1,0 +1,185 @@
+//! Any `object_store` backend (S3, GCS, Azure, in-memory) as registry storage.
+
+use std::sync::Arc;
+
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+
+use crate::error::StorageError;
+use crate::storage::{ObjectVersion, Storage, Written};
+
+/// Registry storage on an [`ObjectStore`].
+///
+/// Create-if-absent is `PutMode::Create` and compare-and-swap is
+/// `PutMode::Update` with the object's ETag, so the backend must support
+/// conditional writes (S3 and S3-compatible servers with `If-None-Match` /
+/// `If-Match`, GCS, Azure, the in-memory store). The calls are synchronous:
+/// each runs on a private single-worker tokio runtime. Do not call them from
+/// inside an async task; use `spawn_blocking`.
+#[derive(Debug)]
+pub struct ObjectStorage {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl ObjectStorage {
+    /// Storage on `store`, with every key under `prefix`.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of starting the runtime.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<Self, StorageError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("registry-object-store")
+            .enable_all()
+            .build()?;
+        Ok(ObjectStorage {
+            store,
+            prefix: Path::from(prefix),
+            runtime,
+        })
+    }
+
+    /// An in-memory store, for tests and experiments.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of starting the runtime.
+    pub fn in_memory() -> Result<Self, StorageError> {
+        Self::new(Arc::new(object_store::memory::InMemory::new()), "")
+    }
+
+    fn path(&self, key: &str) -> Path {
+        let mut parts: Vec<_> = self.prefix.parts().collect();
+        parts.extend(
+            key.split('/')
+                .filter(|s| !s.is_empty())
+                .map(object_store::path::PathPart::from),
+        );
+        Path::from_iter(parts)
+    }
+}
+
+fn version_of(e_tag: Option<String>, version: Option<String>) -> ObjectVersion {
+    ObjectVersion(serde_json::json!([e_tag, version]).to_string())
+}
+
+fn update_version(v: &ObjectVersion) -> UpdateVersion {
+    let parsed: (Option<String>, Option<String>) = serde_json::from_str(&v.0).unwrap_or((None, None));
+    UpdateVersion {
+        e_tag: parsed.0,
+        version: parsed.1,
+    }
+}
+
+impl Storage for ObjectStorage {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError> {
+        let path = self.path(key);
+        self.runtime.block_on(async {
+            match self.store.get(&path).await {
+                Ok(result) => {
+                    let meta = result.meta.clone();
+                    let bytes = result.bytes().await?;
+                    Ok(Some((bytes.to_vec(), version_of(meta.e_tag, meta.version))))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<Written, StorageError> {
+        let path = self.path(key);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let payload = PutPayload::from(bytes.to_vec());
+        self.runtime.block_on(async {
+            match self.store.put_opts(&path, payload, opts).await {
+                Ok(_) => Ok(Written::Done),
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                    Ok(Written::PreconditionFailed)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn put_if_version(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        expected: Option<&ObjectVersion>,
+    ) -> Result<Written, StorageError> {
+        let path = self.path(key);
+        let mode = match expected {
+            None => PutMode::Create,
+            Some(v) => PutMode::Update(update_version(v)),
+        };
+        let opts = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        let payload = PutPayload::from(bytes.to_vec());
+        self.runtime.block_on(async {
+            match self.store.put_opts(&path, payload, opts).await {
+                Ok(_) => Ok(Written::Done),
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. }
+                    | object_store::Error::NotFound { .. },
+                ) => Ok(Written::PreconditionFailed),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn list_children(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let path = self.path(prefix);
+        let listed = self.runtime.block_on(self.store.list_with_delimiter(Some(&path)))?;
+        let mut names: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .chain(listed.objects.iter().map(|o| &o.location))
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let path = self.path(key);
+        self.runtime.block_on(async {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
+/// Opens an object store from a URL: `s3://bucket/prefix` (configured from
+/// the `AWS_*` environment variables, such as `AWS_ENDPOINT`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+/// `AWS_ALLOW_HTTP`) or `memory://`.
+pub(crate) fn open_url(location: &str) -> Result<ObjectStorage, String> {
+    let url = url::Url::parse(location).map_err(|e| e.to_string())?;
+    match url.scheme() {
+        "memory" => ObjectStorage::in_memory().map_err(|e| e.to_string()),
+        "s3" | "s3a" => {
+            let store = object_store::aws::AmazonS3Builder::from_env()
+                .with_url(location)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let prefix = url.path().trim_start_matches('/').to_owned();
+            ObjectStorage::new(Arc::new(store), &prefix).map_err(|e| e.to_string())
+        }
+        other => Err(format!(
+            "unsupported scheme {other:?}: use a path, file://, s3:// or memory://"
+        )),
+    }
+}
