@@ -1,0 +1,212 @@
+//! The same behaviour on every backend: local directory, in-memory, S3.
+
+mod common;
+
+use common::{backends, card, model, Linear};
+use persistence_core::Version;
+use versioning::{Bump, Direction, Error, EventKind, ModelRef, VersionSpec};
+
+fn v(s: &str) -> Version {
+    Version::parse(s).expect("version")
+}
+
+#[test]
+fn publish_list_card_load_on_every_backend() {
+    for (backend, reg, _dir) in backends() {
+        let m = model(1.0);
+        let info = reg
+            .publish_model(&m, &card("fraud", &m, &[("accuracy", 0.9)]), VersionSpec::Exact(v("1.0.0")))
+            .expect(backend);
+        assert_eq!(info.version, v("1.0.0"), "{backend}");
+        for (i, bump) in [Bump::Patch, Bump::Minor, Bump::Major].into_iter().enumerate() {
+            let m = model(2.0 + i as f64);
+            reg.publish_model(&m, &card("fraud", &m, &[("accuracy", 0.91)]), VersionSpec::Bump(bump))
+                .expect(backend);
+        }
+        let versions: Vec<Version> = reg.versions("fraud").expect(backend).into_iter().map(|i| i.version).collect();
+        assert_eq!(versions, [v("1.0.0"), v("1.0.1"), v("1.1.0"), v("2.0.0")], "{backend}");
+        assert_eq!(reg.models().expect(backend), ["fraud"], "{backend}");
+        let card = reg.card("fraud", &v("1.1.0")).expect(backend);
+        assert_eq!(card.version, v("1.1.0"), "{backend}");
+        let loaded = reg.load::<Linear>(&"fraud@1.0.0".parse().expect("ref")).expect(backend);
+        assert_eq!(loaded.model(), &model(1.0), "{backend}");
+        let latest = reg.load::<Linear>(&"fraud".parse().expect("ref")).expect(backend);
+        assert_eq!(latest.card().version, v("2.0.0"), "{backend}");
+    }
+}
+
+#[test]
+fn an_existing_version_is_never_overwritten() {
+    for (backend, reg, _dir) in backends() {
+        let (a, b) = (model(1.0), model(9.0));
+        reg.publish_model(&a, &card("m", &a, &[]), VersionSpec::Exact(v("1.0.0"))).expect(backend);
+        match reg.publish_model(&b, &card("m", &b, &[]), VersionSpec::Exact(v("1.0.0"))) {
+            Err(Error::VersionExists { version, .. }) => assert_eq!(version, v("1.0.0")),
+            other => panic!("{backend}: expected VersionExists, got {other:?}"),
+        }
+        let loaded = reg.load::<Linear>(&"m@1.0.0".parse().expect("ref")).expect(backend);
+        assert_eq!(loaded.model(), &a, "{backend}: the first version was overwritten");
+    }
+}
+
+#[test]
+fn aliases_move_by_compare_and_swap_and_roll_back() {
+    for (backend, reg, _dir) in backends() {
+        for i in 1..=3 {
+            let m = model(f64::from(i));
+            reg.publish_model(&m, &card("m", &m, &[]), VersionSpec::Bump(Bump::Minor)).expect(backend);
+        }
+        let (v1, v2, v3) = (v("1.0.0"), v("1.1.0"), v("1.2.0"));
+        reg.set_alias_if("m", "production", &v1, None).expect(backend);
+        let before_v2 = time::OffsetDateTime::now_utc();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        reg.set_alias("m", "production", &v2).expect(backend);
+        match reg.set_alias_if("m", "production", &v3, Some(&v1)) {
+            Err(Error::AliasConflict { expected, found, .. }) => {
+                assert_eq!(expected, Some(v1.clone()));
+                assert_eq!(found, Some(v2.clone()));
+            }
+            other => panic!("{backend}: expected a conflict, got {other:?}"),
+        }
+        reg.set_alias_if("m", "production", &v3, Some(&v2)).expect(backend);
+        assert_eq!(reg.alias("m", "production").expect(backend).map(|t| t.version), Some(v3.clone()));
+        assert_eq!(reg.rollback("m", "production").expect(backend).version, v2, "{backend}");
+        assert_eq!(reg.rollback("m", "production").expect(backend).version, v1, "{backend}");
+        assert!(matches!(reg.rollback("m", "production"), Err(Error::NothingToRollBack { .. })), "{backend}");
+        assert_eq!(reg.alias_at("m", "production", before_v2).expect(backend), Some(v1.clone()), "{backend}");
+        let resolved = reg.resolve(&"m@production".parse::<ModelRef>().expect("ref")).expect(backend);
+        assert_eq!(resolved.version, v1, "{backend}");
+        let kinds: Vec<&str> = reg
+            .history("m")
+            .expect(backend)
+            .iter()
+            .map(|e| match e.kind {
+                EventKind::Published { .. } => "published",
+                EventKind::AliasMoved { .. } => "moved",
+                EventKind::RolledBack { .. } => "rolled_back",
+                EventKind::Pruned { .. } => "pruned",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["published", "published", "published", "moved", "moved", "moved", "rolled_back", "rolled_back"],
+            "{backend}"
+        );
+        assert!(matches!(
+            reg.set_alias("m", "production", &v("9.9.9")),
+            Err(Error::VersionNotFound { .. })
+        ));
+    }
+}
+
+#[test]
+fn the_seed_scenario_compare_and_best() {
+    for (backend, reg, _dir) in backends() {
+        for (i, (acc, f1)) in [(0.90, 0.80), (0.95, 0.93), (0.93, 0.88)].into_iter().enumerate() {
+            let m = model(i as f64 + 1.0);
+            let c = card("fraud_detector", &m, &[("accuracy", acc), ("f1_score", f1)]);
+            reg.publish_model(&m, &c, VersionSpec::Exact(Version::new(1 + i as u64, 0, 0))).expect(backend);
+        }
+        let m = model(7.0);
+        reg.publish_model(&m, &card("fraud_detector", &m, &[("accuracy", 0.99)]), VersionSpec::Exact(v("4.0.0")))
+            .expect(backend);
+        let cmp = reg.compare("fraud_detector", &v("1.0.0"), &v("2.0.0"), "accuracy").expect(backend);
+        assert!((cmp.absolute - 0.05).abs() < 1e-12, "{backend}: {cmp:?}");
+        assert!((cmp.relative.expect("nonzero") - 0.05 / 0.90).abs() < 1e-12);
+        let all = reg.compare_all("fraud_detector", &v("1.0.0"), &v("2.0.0")).expect(backend);
+        assert_eq!(all.iter().map(|c| c.metric.as_str()).collect::<Vec<_>>(), ["accuracy", "f1_score"]);
+        // 4.0.0 has no F1: skipped, not counted as 0 (and not as best either).
+        let best = reg.best("fraud_detector", "f1_score", Direction::HigherIsBetter).expect(backend);
+        assert_eq!(best.map(|b| b.version), Some(v("2.0.0")), "{backend}");
+        let worst = reg.best("fraud_detector", "f1_score", Direction::LowerIsBetter).expect(backend);
+        assert_eq!(worst.map(|b| b.version), Some(v("1.0.0")), "{backend}");
+        assert!(matches!(
+            reg.compare("fraud_detector", &v("1.0.0"), &v("4.0.0"), "f1_score"),
+            Err(Error::MetricMissing { .. })
+        ));
+    }
+}
+
+#[test]
+fn prune_keeps_the_last_versions_and_alias_targets() {
+    for (backend, reg, _dir) in backends() {
+        for i in 0..6 {
+            let m = model(f64::from(i));
+            reg.publish_model(&m, &card("p", &m, &[]), VersionSpec::Bump(Bump::Patch)).expect(backend);
+        }
+        reg.set_alias("p", "production", &v("1.0.1")).expect(backend);
+        let pruned = reg.prune("p", 2).expect(backend);
+        assert_eq!(pruned, [v("1.0.0"), v("1.0.2"), v("1.0.3")], "{backend}");
+        let left: Vec<Version> = reg.versions("p").expect(backend).into_iter().map(|i| i.version).collect();
+        assert_eq!(left, [v("1.0.1"), v("1.0.4"), v("1.0.5")], "{backend}");
+        assert!(reg.load::<Linear>(&"p@production".parse().expect("ref")).is_ok(), "{backend}");
+    }
+}
+
+#[test]
+fn verify_reports_damaged_bundles() {
+    for (backend, reg, _dir) in backends() {
+        for i in 0..3 {
+            let m = model(f64::from(i));
+            reg.publish_model(&m, &card("d", &m, &[]), VersionSpec::Bump(Bump::Patch)).expect(backend);
+        }
+        let key = "d/versions/1.0.1/model.bundle";
+        let (mut bytes, _) = reg.storage().get(key).expect(backend).expect("stored");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        reg.storage().delete(key).expect(backend);
+        reg.storage().put_if_absent(key, &bytes).expect(backend);
+        let report = reg.verify(None).expect(backend);
+        assert_eq!(report.checked, 3, "{backend}");
+        assert_eq!(report.damaged.len(), 1, "{backend}");
+        assert_eq!(report.damaged[0].version, v("1.0.1"));
+        // A damaged version can never become an alias target.
+        assert!(matches!(reg.set_alias("d", "production", &v("1.0.1")), Err(Error::Bundle { .. })));
+    }
+}
+
+#[test]
+fn hostile_names_are_refused() {
+    for (backend, reg, _dir) in backends() {
+        for name in ["../escape", "a/b", "", "/abs", ".hidden"] {
+            assert!(matches!(reg.versions(name), Err(Error::InvalidName { .. })), "{backend}: {name:?}");
+            let m = model(1.0);
+            let mut c = card("ok", &m, &[]);
+            c.name = name.to_owned();
+            assert!(
+                matches!(reg.publish_model(&m, &c, VersionSpec::Bump(Bump::Patch)), Err(Error::InvalidName { .. })),
+                "{backend}: {name:?}"
+            );
+            assert!(matches!(reg.alias("ok", name), Err(Error::InvalidName { .. })), "{backend}: {name:?}");
+        }
+    }
+}
+
+#[test]
+fn concurrent_compare_and_swap_has_exactly_one_winner_per_round() {
+    for (backend, reg, _dir) in backends() {
+        for i in 0..5 {
+            let m = model(f64::from(i));
+            reg.publish_model(&m, &card("c", &m, &[]), VersionSpec::Bump(Bump::Patch)).expect(backend);
+        }
+        let versions: Vec<Version> = reg.versions("c").expect(backend).into_iter().map(|i| i.version).collect();
+        reg.set_alias("c", "champion", &versions[0]).expect(backend);
+        for round in 0..5 {
+            let current = reg.alias("c", "champion").expect(backend).expect("set").version;
+            // Every contender moves it somewhere else than where it is.
+            let others: Vec<Version> = versions.iter().filter(|x| **x != current).cloned().collect();
+            let wins: usize = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|t| {
+                        let reg = reg.clone();
+                        let (current, target) = (current.clone(), others[t].clone());
+                        s.spawn(move || reg.set_alias_if("c", "champion", &target, Some(&current)).is_ok())
+                    })
+                    .collect();
+                handles.into_iter().map(|h| usize::from(h.join().expect("thread"))).sum()
+            });
+            assert_eq!(wins, 1, "{backend}: round {round} had {wins} winners");
+        }
+    }
+}
