@@ -1,3 +1,4 @@
+#![allow(missing_docs)] // criterion_group! generates undocumented items.
 //! Bundle save, load, verify and read_card: the random forest of 100 trees
 //! and a 100 MB `f64` payload. Sizes are printed beside the times.
 

@@ -15,7 +15,11 @@ fn publish_list_card_load_on_every_backend() {
     for (backend, reg, _dir) in backends() {
         let m = model(1.0);
         let info = reg
-            .publish_model(&m, &card("fraud", &m, &[("accuracy", 0.9)]), VersionSpec::Exact(v("1.0.0")))
+            .publish_model(
+                &m,
+                &card("fraud", &m, &[("accuracy", 0.9)]),
+                VersionSpec::Exact(v("1.0.0")),
+            )
             .expect(backend);
         assert_eq!(info.version, v("1.0.0"), "{backend}");
         for (i, bump) in [Bump::Patch, Bump::Minor, Bump::Major].into_iter().enumerate() {
@@ -23,7 +27,12 @@ fn publish_list_card_load_on_every_backend() {
             reg.publish_model(&m, &card("fraud", &m, &[("accuracy", 0.91)]), VersionSpec::Bump(bump))
                 .expect(backend);
         }
-        let versions: Vec<Version> = reg.versions("fraud").expect(backend).into_iter().map(|i| i.version).collect();
+        let versions: Vec<Version> = reg
+            .versions("fraud")
+            .expect(backend)
+            .into_iter()
+            .map(|i| i.version)
+            .collect();
         assert_eq!(versions, [v("1.0.0"), v("1.0.1"), v("1.1.0"), v("2.0.0")], "{backend}");
         assert_eq!(reg.models().expect(backend), ["fraud"], "{backend}");
         let card = reg.card("fraud", &v("1.1.0")).expect(backend);
@@ -39,7 +48,8 @@ fn publish_list_card_load_on_every_backend() {
 fn an_existing_version_is_never_overwritten() {
     for (backend, reg, _dir) in backends() {
         let (a, b) = (model(1.0), model(9.0));
-        reg.publish_model(&a, &card("m", &a, &[]), VersionSpec::Exact(v("1.0.0"))).expect(backend);
+        reg.publish_model(&a, &card("m", &a, &[]), VersionSpec::Exact(v("1.0.0")))
+            .expect(backend);
         match reg.publish_model(&b, &card("m", &b, &[]), VersionSpec::Exact(v("1.0.0"))) {
             Err(Error::VersionExists { version, .. }) => assert_eq!(version, v("1.0.0")),
             other => panic!("{backend}: expected VersionExists, got {other:?}"),
@@ -54,7 +64,8 @@ fn aliases_move_by_compare_and_swap_and_roll_back() {
     for (backend, reg, _dir) in backends() {
         for i in 1..=3 {
             let m = model(f64::from(i));
-            reg.publish_model(&m, &card("m", &m, &[]), VersionSpec::Bump(Bump::Minor)).expect(backend);
+            reg.publish_model(&m, &card("m", &m, &[]), VersionSpec::Bump(Bump::Minor))
+                .expect(backend);
         }
         let (v1, v2, v3) = (v("1.0.0"), v("1.1.0"), v("1.2.0"));
         reg.set_alias_if("m", "production", &v1, None).expect(backend);
@@ -69,12 +80,24 @@ fn aliases_move_by_compare_and_swap_and_roll_back() {
             other => panic!("{backend}: expected a conflict, got {other:?}"),
         }
         reg.set_alias_if("m", "production", &v3, Some(&v2)).expect(backend);
-        assert_eq!(reg.alias("m", "production").expect(backend).map(|t| t.version), Some(v3.clone()));
+        assert_eq!(
+            reg.alias("m", "production").expect(backend).map(|t| t.version),
+            Some(v3.clone())
+        );
         assert_eq!(reg.rollback("m", "production").expect(backend).version, v2, "{backend}");
         assert_eq!(reg.rollback("m", "production").expect(backend).version, v1, "{backend}");
-        assert!(matches!(reg.rollback("m", "production"), Err(Error::NothingToRollBack { .. })), "{backend}");
-        assert_eq!(reg.alias_at("m", "production", before_v2).expect(backend), Some(v1.clone()), "{backend}");
-        let resolved = reg.resolve(&"m@production".parse::<ModelRef>().expect("ref")).expect(backend);
+        assert!(
+            matches!(reg.rollback("m", "production"), Err(Error::NothingToRollBack { .. })),
+            "{backend}"
+        );
+        assert_eq!(
+            reg.alias_at("m", "production", before_v2).expect(backend),
+            Some(v1.clone()),
+            "{backend}"
+        );
+        let resolved = reg
+            .resolve(&"m@production".parse::<ModelRef>().expect("ref"))
+            .expect(backend);
         assert_eq!(resolved.version, v1, "{backend}");
         let kinds: Vec<&str> = reg
             .history("m")
@@ -90,7 +113,16 @@ fn aliases_move_by_compare_and_swap_and_roll_back() {
             .collect();
         assert_eq!(
             kinds,
-            ["published", "published", "published", "moved", "moved", "moved", "rolled_back", "rolled_back"],
+            [
+                "published",
+                "published",
+                "published",
+                "moved",
+                "moved",
+                "moved",
+                "rolled_back",
+                "rolled_back"
+            ],
             "{backend}"
         );
         assert!(matches!(
@@ -106,20 +138,36 @@ fn the_seed_scenario_compare_and_best() {
         for (i, (acc, f1)) in [(0.90, 0.80), (0.95, 0.93), (0.93, 0.88)].into_iter().enumerate() {
             let m = model(i as f64 + 1.0);
             let c = card("fraud_detector", &m, &[("accuracy", acc), ("f1_score", f1)]);
-            reg.publish_model(&m, &c, VersionSpec::Exact(Version::new(1 + i as u64, 0, 0))).expect(backend);
+            reg.publish_model(&m, &c, VersionSpec::Exact(Version::new(1 + i as u64, 0, 0)))
+                .expect(backend);
         }
         let m = model(7.0);
-        reg.publish_model(&m, &card("fraud_detector", &m, &[("accuracy", 0.99)]), VersionSpec::Exact(v("4.0.0")))
+        reg.publish_model(
+            &m,
+            &card("fraud_detector", &m, &[("accuracy", 0.99)]),
+            VersionSpec::Exact(v("4.0.0")),
+        )
+        .expect(backend);
+        let cmp = reg
+            .compare("fraud_detector", &v("1.0.0"), &v("2.0.0"), "accuracy")
             .expect(backend);
-        let cmp = reg.compare("fraud_detector", &v("1.0.0"), &v("2.0.0"), "accuracy").expect(backend);
         assert!((cmp.absolute - 0.05).abs() < 1e-12, "{backend}: {cmp:?}");
         assert!((cmp.relative.expect("nonzero") - 0.05 / 0.90).abs() < 1e-12);
-        let all = reg.compare_all("fraud_detector", &v("1.0.0"), &v("2.0.0")).expect(backend);
-        assert_eq!(all.iter().map(|c| c.metric.as_str()).collect::<Vec<_>>(), ["accuracy", "f1_score"]);
+        let all = reg
+            .compare_all("fraud_detector", &v("1.0.0"), &v("2.0.0"))
+            .expect(backend);
+        assert_eq!(
+            all.iter().map(|c| c.metric.as_str()).collect::<Vec<_>>(),
+            ["accuracy", "f1_score"]
+        );
         // 4.0.0 has no F1: skipped, not counted as 0 (and not as best either).
-        let best = reg.best("fraud_detector", "f1_score", Direction::HigherIsBetter).expect(backend);
+        let best = reg
+            .best("fraud_detector", "f1_score", Direction::HigherIsBetter)
+            .expect(backend);
         assert_eq!(best.map(|b| b.version), Some(v("2.0.0")), "{backend}");
-        let worst = reg.best("fraud_detector", "f1_score", Direction::LowerIsBetter).expect(backend);
+        let worst = reg
+            .best("fraud_detector", "f1_score", Direction::LowerIsBetter)
+            .expect(backend);
         assert_eq!(worst.map(|b| b.version), Some(v("1.0.0")), "{backend}");
         assert!(matches!(
             reg.compare("fraud_detector", &v("1.0.0"), &v("4.0.0"), "f1_score"),
@@ -133,14 +181,23 @@ fn prune_keeps_the_last_versions_and_alias_targets() {
     for (backend, reg, _dir) in backends() {
         for i in 0..6 {
             let m = model(f64::from(i));
-            reg.publish_model(&m, &card("p", &m, &[]), VersionSpec::Bump(Bump::Patch)).expect(backend);
+            reg.publish_model(&m, &card("p", &m, &[]), VersionSpec::Bump(Bump::Patch))
+                .expect(backend);
         }
         reg.set_alias("p", "production", &v("1.0.1")).expect(backend);
         let pruned = reg.prune("p", 2).expect(backend);
         assert_eq!(pruned, [v("1.0.0"), v("1.0.2"), v("1.0.3")], "{backend}");
-        let left: Vec<Version> = reg.versions("p").expect(backend).into_iter().map(|i| i.version).collect();
+        let left: Vec<Version> = reg
+            .versions("p")
+            .expect(backend)
+            .into_iter()
+            .map(|i| i.version)
+            .collect();
         assert_eq!(left, [v("1.0.1"), v("1.0.4"), v("1.0.5")], "{backend}");
-        assert!(reg.load::<Linear>(&"p@production".parse().expect("ref")).is_ok(), "{backend}");
+        assert!(
+            reg.load::<Linear>(&"p@production".parse().expect("ref")).is_ok(),
+            "{backend}"
+        );
     }
 }
 
@@ -149,7 +206,8 @@ fn verify_reports_damaged_bundles() {
     for (backend, reg, _dir) in backends() {
         for i in 0..3 {
             let m = model(f64::from(i));
-            reg.publish_model(&m, &card("d", &m, &[]), VersionSpec::Bump(Bump::Patch)).expect(backend);
+            reg.publish_model(&m, &card("d", &m, &[]), VersionSpec::Bump(Bump::Patch))
+                .expect(backend);
         }
         let key = "d/versions/1.0.1/model.bundle";
         let (mut bytes, _) = reg.storage().get(key).expect(backend).expect("stored");
@@ -162,7 +220,10 @@ fn verify_reports_damaged_bundles() {
         assert_eq!(report.damaged.len(), 1, "{backend}");
         assert_eq!(report.damaged[0].version, v("1.0.1"));
         // A damaged version can never become an alias target.
-        assert!(matches!(reg.set_alias("d", "production", &v("1.0.1")), Err(Error::Bundle { .. })));
+        assert!(matches!(
+            reg.set_alias("d", "production", &v("1.0.1")),
+            Err(Error::Bundle { .. })
+        ));
     }
 }
 
@@ -170,15 +231,24 @@ fn verify_reports_damaged_bundles() {
 fn hostile_names_are_refused() {
     for (backend, reg, _dir) in backends() {
         for name in ["../escape", "a/b", "", "/abs", ".hidden"] {
-            assert!(matches!(reg.versions(name), Err(Error::InvalidName { .. })), "{backend}: {name:?}");
+            assert!(
+                matches!(reg.versions(name), Err(Error::InvalidName { .. })),
+                "{backend}: {name:?}"
+            );
             let m = model(1.0);
             let mut c = card("ok", &m, &[]);
             c.name = name.to_owned();
             assert!(
-                matches!(reg.publish_model(&m, &c, VersionSpec::Bump(Bump::Patch)), Err(Error::InvalidName { .. })),
+                matches!(
+                    reg.publish_model(&m, &c, VersionSpec::Bump(Bump::Patch)),
+                    Err(Error::InvalidName { .. })
+                ),
                 "{backend}: {name:?}"
             );
-            assert!(matches!(reg.alias("ok", name), Err(Error::InvalidName { .. })), "{backend}: {name:?}");
+            assert!(
+                matches!(reg.alias("ok", name), Err(Error::InvalidName { .. })),
+                "{backend}: {name:?}"
+            );
         }
     }
 }
@@ -188,9 +258,15 @@ fn concurrent_compare_and_swap_has_exactly_one_winner_per_round() {
     for (backend, reg, _dir) in backends() {
         for i in 0..5 {
             let m = model(f64::from(i));
-            reg.publish_model(&m, &card("c", &m, &[]), VersionSpec::Bump(Bump::Patch)).expect(backend);
+            reg.publish_model(&m, &card("c", &m, &[]), VersionSpec::Bump(Bump::Patch))
+                .expect(backend);
         }
-        let versions: Vec<Version> = reg.versions("c").expect(backend).into_iter().map(|i| i.version).collect();
+        let versions: Vec<Version> = reg
+            .versions("c")
+            .expect(backend)
+            .into_iter()
+            .map(|i| i.version)
+            .collect();
         reg.set_alias("c", "champion", &versions[0]).expect(backend);
         for round in 0..5 {
             let current = reg.alias("c", "champion").expect(backend).expect("set").version;
@@ -204,7 +280,10 @@ fn concurrent_compare_and_swap_has_exactly_one_winner_per_round() {
                         s.spawn(move || reg.set_alias_if("c", "champion", &target, Some(&current)).is_ok())
                     })
                     .collect();
-                handles.into_iter().map(|h| usize::from(h.join().expect("thread"))).sum()
+                handles
+                    .into_iter()
+                    .map(|h| usize::from(h.join().expect("thread")))
+                    .sum()
             });
             assert_eq!(wins, 1, "{backend}: round {round} had {wins} winners");
         }

@@ -23,7 +23,10 @@ impl Model for Linear {
         Ok(())
     }
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
-        rows.rows().into_iter().map(|r| r.iter().zip(&self.weights).map(|(x, w)| x * w).sum()).collect()
+        rows.rows()
+            .into_iter()
+            .map(|r| r.iter().zip(&self.weights).map(|(x, w)| x * w).sum())
+            .collect()
     }
 }
 
@@ -46,7 +49,11 @@ pub fn backends() -> Vec<(&'static str, Registry, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("temp dir");
     let local = Registry::open(dir.path().to_str().expect("utf-8")).expect("local registry");
     let memory = Registry::with_storage(Arc::new(versioning::ObjectStorage::in_memory().expect("runtime")));
-    vec![("local", local, Some(dir)), ("memory", memory, None), ("s3", s3(), None)]
+    vec![
+        ("local", local, Some(dir)),
+        ("memory", memory, None),
+        ("s3", s3(), None),
+    ]
 }
 
 /// A registry under a fresh prefix of the S3 test server's bucket.
@@ -62,7 +69,9 @@ pub fn s3() -> Registry {
         "{}/{}-{}-{}",
         base.trim_end_matches('/'),
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     Registry::open(&unique).expect("s3 registry")
