@@ -94,6 +94,7 @@ fn a_future_format_is_named_in_plain_words() {
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(modelctl(&[]).status.code(), Some(2));
-    assert_eq!(modelctl(&["verify"]).status.code(), Some(2));
+    assert_eq!(modelctl(&["card"]).status.code(), Some(2));
+    assert_eq!(modelctl(&["promote", "only-model"]).status.code(), Some(2));
     assert_eq!(modelctl(&["no-such-command"]).status.code(), Some(2));
 }

@@ -195,7 +195,7 @@ struct AliasRecord {
 /// A model registry over any [`Storage`].
 ///
 /// ```
-/// use versioning::{Registry, Direction};
+/// use versioning::Registry;
 ///
 /// let dir = tempfile::tempdir().expect("temp dir");
 /// let registry = Registry::open(dir.path().to_str().expect("utf-8"))?;

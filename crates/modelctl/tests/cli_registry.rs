@@ -1,0 +1,114 @@
+//! The registry commands of `modelctl`, called as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn modelctl(registry: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modelctl"))
+        .arg("--registry")
+        .arg(registry)
+        .args(args)
+        .output()
+        .expect("modelctl runs")
+}
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/format-1")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn publish_list_promote_history_verify() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = dir.path();
+    let out = modelctl(reg, &["publish", &fixture("linear-level0.bundle")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("published linear 1.2.3"), "{}", stdout(&out));
+
+    // The same version again is refused, never overwritten.
+    let out = modelctl(reg, &["publish", &fixture("linear-level9.bundle")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+
+    let out = modelctl(reg, &["publish", &fixture("tree-level3.bundle")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let out = modelctl(reg, &["models", "--json"]);
+    let models: Vec<String> = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(models, ["golden_tree", "linear"]);
+
+    let out = modelctl(reg, &["promote", "linear", "production", "1.2.3", "--expect", "none"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = modelctl(reg, &["versions", "linear"]);
+    assert!(stdout(&out).contains("<- production"), "{}", stdout(&out));
+
+    let out = modelctl(reg, &["show", "linear@production"]);
+    let card: serde_json::Value = serde_json::from_slice(&out.stdout).expect("card JSON");
+    assert_eq!(card["version"], "1.2.3");
+
+    let out = modelctl(reg, &["rollback", "linear", "production"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no earlier target"), "{}", stderr(&out));
+
+    let out = modelctl(reg, &["history", "linear", "--json"]);
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["kind"]["event"], "alias_moved");
+
+    let out = modelctl(reg, &["best", "golden_tree", "accuracy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("golden_tree 1.0.0: accuracy = 0.9000"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(modelctl(reg, &["best", "golden_tree", "f1"]).status.code(), Some(1));
+
+    let out = modelctl(reg, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("checked 2 versions, 0 damaged"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Damage a stored bundle: verify names it and exits 1.
+    let bundle = reg.join("linear/versions/1.2.3/model.bundle");
+    let mut bytes = std::fs::read(&bundle).expect("stored bundle");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&bundle, bytes).expect("write");
+    let out = modelctl(reg, &["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("damaged: linear 1.2.3"), "{}", stdout(&out));
+}
+
+#[test]
+fn registry_commands_without_a_registry_say_how_to_give_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_modelctl"))
+        .args(["models"])
+        .env_remove("MODELCTL_REGISTRY")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--registry"), "{}", stderr(&out));
+}
+
+#[test]
+fn hostile_names_are_refused_in_plain_words() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = modelctl(dir.path(), &["versions", "../../etc"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("invalid model name"), "{}", stderr(&out));
+}
