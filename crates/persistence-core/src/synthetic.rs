@@ -117,3 +117,42 @@ mod tests {
         assert_ne!(fraud_like(1000, 0.1, 8).0, x);
     }
 }
+
+/// A minimal linear classifier (label 1 when `w·x + b ≥ 0`), for examples,
+/// tests and benchmarks that need a model but not a trained one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LinearClassifier {
+    /// One weight per feature.
+    pub weights: Vec<f64>,
+    /// The intercept.
+    pub bias: f64,
+}
+
+impl crate::Model for LinearClassifier {
+    const KIND: &'static str = "synthetic.linear_classifier.v1";
+    type Output = usize;
+
+    fn n_features(&self) -> Option<usize> {
+        Some(self.weights.len())
+    }
+
+    fn check_structure(&self, n_features: usize) -> Result<(), crate::StructureError> {
+        if self.weights.len() != n_features {
+            return Err(crate::StructureError::new(format!(
+                "{} weights for {n_features} features",
+                self.weights.len()
+            )));
+        }
+        if !self.bias.is_finite() || self.weights.iter().any(|w| !w.is_finite()) {
+            return Err(crate::StructureError::new("a weight is not finite"));
+        }
+        Ok(())
+    }
+
+    fn predict(&self, rows: ndarray::ArrayView2<'_, f64>) -> Array1<usize> {
+        rows.rows()
+            .into_iter()
+            .map(|r| usize::from(r.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f64>() + self.bias >= 0.0))
+            .collect()
+    }
+}

@@ -1,0 +1,81 @@
+#![allow(missing_docs)] // criterion_group! generates undocumented items.
+//! Registry: publish of a small bundle, list and best-by-metric over 10,000
+//! versions, alias read, on the local directory.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use model_persistence::prelude::*;
+use model_persistence::versioning::{Bump, Direction, Registry, VersionSpec};
+use ndarray::{Array1, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Small {
+    weights: Vec<f64>,
+}
+
+impl Model for Small {
+    const KIND: &'static str = "bench.small.v1";
+    type Output = f64;
+    fn n_features(&self) -> Option<usize> {
+        Some(self.weights.len())
+    }
+    fn check_structure(&self, _: usize) -> Result<(), StructureError> {
+        Ok(())
+    }
+    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
+        rows.rows()
+            .into_iter()
+            .map(|r| r.dot(&ndarray::ArrayView1::from(&self.weights)))
+            .collect()
+    }
+}
+
+fn card(i: usize, model: &Small) -> ModelCard {
+    ModelCard::builder("bench", Version::new(0, 0, 0), model)
+        .metric("f1", (i % 997) as f64 / 997.0)
+        .build()
+        .expect("card")
+}
+
+fn bench_registry(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = Registry::open(dir.path().to_str().expect("utf-8")).expect("registry");
+    let model = Small { weights: vec![0.5; 20] };
+    for i in 0..10_000 {
+        reg.publish_model(&model, &card(i, &model), VersionSpec::Bump(Bump::Patch))
+            .expect("publish");
+    }
+    let latest = reg.versions("bench").expect("versions").pop().expect("some").version;
+    reg.set_alias("bench", "production", &latest).expect("alias");
+    let mut group = c.benchmark_group("registry_local_10k");
+    group.sample_size(10);
+    group.bench_function("list_versions", |b| {
+        b.iter(|| black_box(reg.versions("bench").expect("list")))
+    });
+    group.bench_function("best_by_metric", |b| {
+        b.iter(|| black_box(reg.best("bench", "f1", Direction::HigherIsBetter).expect("best")))
+    });
+    group.bench_function("alias_read", |b| {
+        b.iter(|| black_box(reg.alias("bench", "production").expect("alias")))
+    });
+    group.finish();
+
+    let small_dir = tempfile::tempdir().expect("temp dir");
+    let small = Registry::open(small_dir.path().to_str().expect("utf-8")).expect("registry");
+    let mut group = c.benchmark_group("registry_local");
+    let mut i = 0;
+    group.bench_function("publish_small_bundle", |b| {
+        b.iter(|| {
+            i += 1;
+            small
+                .publish_model(&model, &card(i, &model), VersionSpec::Bump(Bump::Patch))
+                .expect("publish")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_registry);
+criterion_main!(benches);
