@@ -358,6 +358,17 @@ impl BundleReader {
     ///
     /// [`Error::Io`], or any error of the preamble and header.
     pub fn read_card(&self, path: impl AsRef<Path>) -> Result<ModelCard> {
+        Ok(self.read_header(path)?.0)
+    }
+
+    /// Reads the card and the content id from the preamble and header
+    /// alone (the header hash is checked; the payload is never read): how a
+    /// server tells cheaply whether a bundle changed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`], or any error of the preamble and header.
+    pub fn read_header(&self, path: impl AsRef<Path>) -> Result<(ModelCard, ContentId)> {
         let path = path.as_ref();
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut head = vec![0_u8; PREAMBLE_LEN];
@@ -368,7 +379,8 @@ impl BundleReader {
         head.resize(PREAMBLE_LEN + rest, 0);
         let n = read_up_to(&mut file, &mut head[PREAMBLE_LEN..]).map_err(|e| Error::io(path, e))?;
         head.truncate(PREAMBLE_LEN + n);
-        Ok(parse_header(&head, &self.limits)?.header.card)
+        let parsed = parse_header(&head, &self.limits)?;
+        Ok((parsed.header.card, parsed.content_id))
     }
 
     /// Reads the card from bundle bytes without touching the payload.

@@ -1,0 +1,93 @@
+//! Where a server's model comes from, and how change is detected.
+
+use std::path::PathBuf;
+
+use persistence_core::{BundleReader, ContentId, Loaded, Model};
+use versioning::{ModelRef, Registry, Target};
+
+use crate::error::{Error, Result};
+
+/// Where the served model comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A bundle file, rewritten atomically by whoever publishes it.
+    Bundle(PathBuf),
+    /// A registry reference, usually an alias such as `fraud@production`.
+    Registry {
+        /// The registry.
+        registry: Registry,
+        /// The model and version, alias or latest.
+        reference: ModelRef,
+    },
+}
+
+impl Source {
+    /// A bundle file source.
+    pub fn bundle(path: impl Into<PathBuf>) -> Self {
+        Source::Bundle(path.into())
+    }
+
+    /// A registry source: `reference` is `model`, `model@1.2.0` or `model@alias`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Registry`] if the reference does not parse.
+    pub fn registry(registry: Registry, reference: &str) -> Result<Self> {
+        let reference = reference.parse().map_err(|source| Error::Registry {
+            source_name: reference.to_owned(),
+            source,
+        })?;
+        Ok(Source::Registry { registry, reference })
+    }
+
+    /// The source in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Bundle(p) => p.display().to_string(),
+            Source::Registry { reference, .. } => format!("registry {reference}"),
+        }
+    }
+
+    /// The content id the source offers now, read cheaply: the bundle's
+    /// header hash, or the alias's (or version's) recorded content id.
+    pub(crate) fn current_id(&self, reader: &BundleReader) -> Result<ContentId> {
+        match self {
+            Source::Bundle(path) => reader
+                .read_header(path)
+                .map(|(_, id)| id)
+                .map_err(|source| Error::Load {
+                    source_name: self.describe(),
+                    source,
+                }),
+            Source::Registry { registry, reference } => {
+                let id = match &reference.target {
+                    Target::Alias(alias) => registry.alias(&reference.model, alias).and_then(|t| {
+                        t.map(|t| t.content_id).ok_or_else(|| versioning::Error::AliasNotFound {
+                            model: reference.model.clone(),
+                            alias: alias.clone(),
+                        })
+                    }),
+                    _ => registry.resolve(reference).map(|i| i.content_id),
+                };
+                id.map_err(|source| Error::Registry {
+                    source_name: self.describe(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Loads and fully validates the model the source offers now.
+    pub(crate) fn load<M: Model>(&self, reader: &BundleReader) -> Result<Loaded<M>> {
+        match self {
+            Source::Bundle(path) => reader.load(path).map_err(|source| Error::Load {
+                source_name: self.describe(),
+                source,
+            }),
+            Source::Registry { registry, reference } => registry.load(reference).map_err(|source| Error::Registry {
+                source_name: self.describe(),
+                source,
+            }),
+        }
+    }
+}
