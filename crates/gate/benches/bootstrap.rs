@@ -33,7 +33,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("gate_100k_predictions");
     group.sample_size(10);
     group.bench_function("bootstrap_f1_1000_resamples", |b| {
-        b.iter(|| black_box(Bootstrap::default().difference(&p, f1.as_ref())))
+        b.iter(|| black_box(Bootstrap::default().difference(&p, &f1)))
     });
     group.bench_function("mcnemar", |b| {
         b.iter(|| black_box(McNemar::from_predictions(&p.actual, &p.candidate, &p.baseline)))

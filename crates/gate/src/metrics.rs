@@ -23,14 +23,19 @@ impl Confusion {
     pub fn from_labels(actual: &[usize], predicted: &[usize]) -> Self {
         let mut c = Confusion::default();
         for (&a, &p) in actual.iter().zip(predicted) {
-            match (a == 1, p == 1) {
-                (true, true) => c.tp += 1,
-                (false, true) => c.fp += 1,
-                (false, false) => c.tn += 1,
-                (true, false) => c.fn_ += 1,
-            }
+            c.add(a == 1, p == 1);
         }
         c
+    }
+
+    /// Counts one (actual, predicted) pair, `true` meaning label 1.
+    pub fn add(&mut self, actual: bool, predicted: bool) {
+        match (actual, predicted) {
+            (true, true) => self.tp += 1,
+            (false, true) => self.fp += 1,
+            (false, false) => self.tn += 1,
+            (true, false) => self.fn_ += 1,
+        }
     }
 
     fn ratio(num: u64, den: u64) -> f64 {

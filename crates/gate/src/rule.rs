@@ -79,22 +79,44 @@ impl std::fmt::Debug for Test {
     }
 }
 
-/// A metric of one model's predictions on a sample.
-pub type MetricFn = Arc<dyn Fn(&Sample<'_>) -> f64 + Send + Sync>;
+/// A metric of one model's predictions, for the bootstrap.
+#[derive(Clone)]
+pub enum MetricFn {
+    /// A function of the binary confusion counts: the bootstrap counts
+    /// resampled rows directly, without copying them (fast).
+    Confusion(fn(&Confusion) -> f64),
+    /// Any function of a resampled sample (labels, predictions, scores).
+    Sample(Arc<dyn Fn(&Sample<'_>) -> f64 + Send + Sync>),
+}
 
-/// A built-in metric by name: `accuracy`, `precision`, `recall`, `f1`,
-/// `roc_auc`, `log_loss` (the last two need scores).
+impl std::fmt::Debug for MetricFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MetricFn::Confusion(_) => "MetricFn::Confusion",
+            MetricFn::Sample(_) => "MetricFn::Sample",
+        })
+    }
+}
+
+impl MetricFn {
+    /// A user-supplied metric of a sample.
+    pub fn custom(f: impl Fn(&Sample<'_>) -> f64 + Send + Sync + 'static) -> Self {
+        MetricFn::Sample(Arc::new(f))
+    }
+}
+
+/// A built-in metric by name: `accuracy`, `precision`, `recall`, `f1`
+/// (binary, label 1 positive), `roc_auc`, `log_loss` (these two need scores).
 pub fn metric_fn(name: &str) -> Option<MetricFn> {
-    let f: MetricFn = match name {
-        "accuracy" => Arc::new(|s: &Sample<'_>| metrics::accuracy(s.actual, s.predicted)),
-        "precision" => Arc::new(|s: &Sample<'_>| Confusion::from_labels(s.actual, s.predicted).precision()),
-        "recall" => Arc::new(|s: &Sample<'_>| Confusion::from_labels(s.actual, s.predicted).recall()),
-        "f1" | "f1_score" => Arc::new(|s: &Sample<'_>| Confusion::from_labels(s.actual, s.predicted).f1()),
-        "roc_auc" | "auc" => Arc::new(|s: &Sample<'_>| metrics::roc_auc(s.actual, s.scores)),
-        "log_loss" => Arc::new(|s: &Sample<'_>| metrics::log_loss(s.actual, s.scores)),
+    Some(match name {
+        "accuracy" => MetricFn::Confusion(Confusion::accuracy),
+        "precision" => MetricFn::Confusion(Confusion::precision),
+        "recall" => MetricFn::Confusion(Confusion::recall),
+        "f1" | "f1_score" => MetricFn::Confusion(Confusion::f1),
+        "roc_auc" | "auc" => MetricFn::custom(|s: &Sample<'_>| metrics::roc_auc(s.actual, s.scores)),
+        "log_loss" => MetricFn::custom(|s: &Sample<'_>| metrics::log_loss(s.actual, s.scores)),
         _ => return None,
-    };
-    Some(f)
+    })
 }
 
 /// The rules of one metric.
@@ -370,7 +392,7 @@ fn significance_check(rule: &Rule, req: Significance, test: &Test, confidence: f
                 confidence,
                 ..*settings
             };
-            let interval = settings.difference(paired, metric.as_ref());
+            let interval = settings.difference(paired, metric);
             // Improvement in the better direction.
             let (low, high) = match rule.direction {
                 Direction::HigherIsBetter => (interval.lower, interval.upper),

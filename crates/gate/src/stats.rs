@@ -2,6 +2,9 @@
 //! bootstrap confidence interval of a metric difference.
 
 use persistence_core::synthetic::SplitMix64;
+
+use crate::metrics::Confusion;
+use crate::rule::MetricFn;
 use serde::{Deserialize, Serialize};
 
 /// Below this many discordant pairs, McNemar's test uses the exact binomial
@@ -172,18 +175,26 @@ impl Bootstrap {
     /// The percentile interval of `metric(candidate) − metric(baseline)`
     /// over `resamples` resamples of the rows, drawn with a seeded generator:
     /// the same seed gives the same interval.
-    pub fn difference(&self, paired: &Paired, metric: &dyn Fn(&Sample<'_>) -> f64) -> Interval {
+    pub fn difference(&self, paired: &Paired, metric: &MetricFn) -> Interval {
         let n = paired.actual.len();
-        let full = |predicted: &[usize], scores: &[f64]| {
-            metric(&Sample {
-                actual: &paired.actual,
-                predicted,
-                scores,
-            })
+        let estimate = match metric {
+            MetricFn::Confusion(f) => {
+                f(&Confusion::from_labels(&paired.actual, &paired.candidate))
+                    - f(&Confusion::from_labels(&paired.actual, &paired.baseline))
+            }
+            MetricFn::Sample(f) => {
+                f(&Sample {
+                    actual: &paired.actual,
+                    predicted: &paired.candidate,
+                    scores: &paired.candidate_scores,
+                }) - f(&Sample {
+                    actual: &paired.actual,
+                    predicted: &paired.baseline,
+                    scores: &paired.baseline_scores,
+                })
+            }
         };
-        let estimate =
-            full(&paired.candidate, &paired.candidate_scores) - full(&paired.baseline, &paired.baseline_scores);
-        if n == 0 || self.resamples == 0 {
+        if n == 0 || self.resamples == 0 || paired.candidate.len() != n || paired.baseline.len() != n {
             return Interval {
                 estimate,
                 lower: estimate,
@@ -191,52 +202,67 @@ impl Bootstrap {
                 confidence: self.confidence,
             };
         }
-        let has_scores = paired.candidate_scores.len() == n && paired.baseline_scores.len() == n;
         let mut rng = SplitMix64::new(self.seed);
-        let (mut actual, mut cand, mut base) = (vec![0; n], vec![0; n], vec![0; n]);
-        let (mut cand_s, mut base_s) = if has_scores {
-            (vec![0.0; n], vec![0.0; n])
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let mut draw = move || ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize;
         let mut diffs = Vec::with_capacity(self.resamples);
-        for _ in 0..self.resamples {
-            for j in 0..n {
-                let i = rng.next_below(n);
-                actual[j] = paired.actual[i];
-                cand[j] = paired.candidate.get(i).copied().unwrap_or(0);
-                base[j] = paired.baseline.get(i).copied().unwrap_or(0);
-                if has_scores {
-                    cand_s[j] = paired.candidate_scores[i];
-                    base_s[j] = paired.baseline_scores[i];
+        match metric {
+            MetricFn::Confusion(f) => {
+                for _ in 0..self.resamples {
+                    let (mut c, mut b) = (Confusion::default(), Confusion::default());
+                    for _ in 0..n {
+                        let i = draw();
+                        let a = paired.actual[i] == 1;
+                        c.add(a, paired.candidate[i] == 1);
+                        b.add(a, paired.baseline[i] == 1);
+                    }
+                    diffs.push(f(&c) - f(&b));
                 }
             }
-            let c = metric(&Sample {
-                actual: &actual,
-                predicted: &cand,
-                scores: &cand_s,
-            });
-            let b = metric(&Sample {
-                actual: &actual,
-                predicted: &base,
-                scores: &base_s,
-            });
-            diffs.push(c - b);
+            MetricFn::Sample(f) => {
+                let has_scores = paired.candidate_scores.len() == n && paired.baseline_scores.len() == n;
+                let (mut actual, mut cand, mut base) = (vec![0; n], vec![0; n], vec![0; n]);
+                let (mut cand_s, mut base_s) = if has_scores {
+                    (vec![0.0; n], vec![0.0; n])
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                for _ in 0..self.resamples {
+                    for j in 0..n {
+                        let i = draw();
+                        actual[j] = paired.actual[i];
+                        cand[j] = paired.candidate[i];
+                        base[j] = paired.baseline[i];
+                        if has_scores {
+                            cand_s[j] = paired.candidate_scores[i];
+                            base_s[j] = paired.baseline_scores[i];
+                        }
+                    }
+                    let c = f(&Sample {
+                        actual: &actual,
+                        predicted: &cand,
+                        scores: &cand_s,
+                    });
+                    let b = f(&Sample {
+                        actual: &actual,
+                        predicted: &base,
+                        scores: &base_s,
+                    });
+                    diffs.push(c - b);
+                }
+            }
         }
         diffs.retain(|d| !d.is_nan());
         diffs.sort_by(f64::total_cmp);
         let alpha = (1.0 - self.confidence.clamp(0.0, 1.0)) / 2.0;
         let at = |q: f64| {
-            if diffs.is_empty() {
-                return f64::NAN;
-            }
-            let idx = ((diffs.len() - 1) as f64 * q).round() as usize;
-            diffs[idx.min(diffs.len() - 1)]
+            let last = diffs.len().checked_sub(1)?;
+            let idx = ((last as f64) * q).round() as usize;
+            diffs.get(idx.min(last)).copied()
         };
         Interval {
             estimate,
-            lower: at(alpha),
-            upper: at(1.0 - alpha),
+            lower: at(alpha).unwrap_or(f64::NAN),
+            upper: at(1.0 - alpha).unwrap_or(f64::NAN),
             confidence: self.confidence,
         }
     }

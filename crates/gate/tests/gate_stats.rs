@@ -82,10 +82,10 @@ fn bootstrap_is_reproducible_for_a_seed() {
         confidence: 0.95,
         seed: 42,
     };
-    let a = settings.difference(&p, acc.as_ref());
-    let b = settings.difference(&p, acc.as_ref());
+    let a = settings.difference(&p, &acc);
+    let b = settings.difference(&p, &acc);
     assert_eq!(a, b);
-    let c = Bootstrap { seed: 43, ..settings }.difference(&p, acc.as_ref());
+    let c = Bootstrap { seed: 43, ..settings }.difference(&p, &acc);
     assert_ne!(a, c, "another seed should give another interval");
     assert!(a.lower <= a.estimate && a.estimate <= a.upper, "{a:?}");
 }
@@ -103,7 +103,7 @@ fn bootstrap_interval_covers_the_true_difference() {
                 confidence: 0.95,
                 seed,
             }
-            .difference(&p, acc.as_ref());
+            .difference(&p, &acc);
             i.lower <= 0.03 && 0.03 <= i.upper
         })
         .count();
@@ -149,8 +149,8 @@ fn bootstrap_rules_decide_better_and_non_inferior() {
 
 #[test]
 fn user_supplied_metrics_work_with_the_bootstrap() {
-    let error_rate: gate::MetricFn =
-        std::sync::Arc::new(|s: &gate::Sample<'_>| 1.0 - gate::metrics::accuracy(s.actual, s.predicted));
+    let error_rate =
+        gate::MetricFn::custom(|s: &gate::Sample<'_>| 1.0 - gate::metrics::accuracy(s.actual, s.predicted));
     let gate = Gate::new([Rule::lower_is_better("error_rate").significance(
         Significance::SignificantlyBetter,
         Test::Bootstrap {

@@ -18,9 +18,10 @@ pub enum Error {
     Registry {
         /// The source, for people.
         source_name: String,
-        /// What the registry found.
+        /// What the registry found (boxed: predictions return this error
+        /// type, and the hot path should not carry a large `Result`).
         #[source]
-        source: versioning::Error,
+        source: Box<versioning::Error>,
     },
     /// The request has the wrong number of feature columns.
     #[error("the request has {found} features, the model expects {expected}")]

@@ -35,7 +35,7 @@ impl Source {
     pub fn registry(registry: Registry, reference: &str) -> Result<Self> {
         let reference = reference.parse().map_err(|source| Error::Registry {
             source_name: reference.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(Source::Registry { registry, reference })
     }
@@ -71,7 +71,7 @@ impl Source {
                 };
                 id.map_err(|source| Error::Registry {
                     source_name: self.describe(),
-                    source,
+                    source: Box::new(source),
                 })
             }
         }
@@ -86,7 +86,7 @@ impl Source {
             }),
             Source::Registry { registry, reference } => registry.load(reference).map_err(|source| Error::Registry {
                 source_name: self.describe(),
-                source,
+                source: Box::new(source),
             }),
         }
     }
