@@ -601,7 +601,7 @@ where
             .rollback(&reference.model, alias)
             .map_err(|source| Error::Registry {
                 source_name: self.inner.source.describe(),
-                source,
+                source: Box::new(source),
             })?;
         self.inner.check_and_reload(false)?;
         Ok(target.version)
