@@ -519,7 +519,7 @@ where
         let outputs = live.model.predict(rows);
         let n = inner.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if let ReloadPolicy::EveryRequests(every) = inner.policy {
-            if every > 0 && n % every == 0 {
+            if every > 0 && n.is_multiple_of(every) {
                 if let Some(t) = inner.watcher.get() {
                     t.unpark();
                 }

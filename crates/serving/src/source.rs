@@ -50,6 +50,7 @@ impl Source {
 
     /// The content id the source offers now, read cheaply: the bundle's
     /// header hash, or the alias's (or version's) recorded content id.
+    #[allow(clippy::result_large_err)] // versioning::Result, converted to our boxed error below.
     pub(crate) fn current_id(&self, reader: &BundleReader) -> Result<ContentId> {
         match self {
             Source::Bundle(path) => reader
