@@ -1,113 +1,172 @@
-//! The main job: train fraud models with linfa, save them with their cards,
-//! read a card without loading the model, load with verification.
+//! The whole lifecycle on a local registry, in the seed lesson's five
+//! phases: train, save, load and validate, manage versions, serve with a
+//! hot swap.
 //!
-//! Run with `cargo run --release --example fraud_pipeline [-- DIR]`.
+//! Run with `cargo run --release --example fraud_pipeline [-- DIR]`
+//! (default directory: `target/fraud_pipeline`, emptied first).
 
-use std::path::PathBuf;
+mod common;
 
-use linfa::prelude::*;
-use linfa_ensemble::EnsembleLearnerParams;
-use linfa_logistic::LogisticRegression;
-use linfa_trees::DecisionTree;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{fraud_split, metrics, train_forest, train_logistic, Result};
+use linfa_logistic::FittedLogisticRegression;
+use model_persistence::gate::{self, BaselineRule, Gate, Margin, Outcome, PublishRequest, Rule};
 use model_persistence::persistence::linfa::RandomForest;
-use model_persistence::persistence::synthetic::{fraud_like, FRAUD_FEATURES};
+use model_persistence::persistence::synthetic::FRAUD_FEATURES;
 use model_persistence::prelude::*;
-use ndarray::{s, Array1};
-use rand::SeedableRng;
+use model_persistence::serving::{ModelServer, ReloadPolicy, Source};
+use model_persistence::versioning::{Direction, Registry, VersionSpec};
+use ndarray::s;
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+/// What the run produced, for the test that runs this example.
+#[allow(dead_code)] // Read by tests/examples.rs, not by main.
+#[derive(Debug)]
+pub(crate) struct Summary {
+    pub(crate) bundle_sizes: Vec<(String, u64)>,
+    pub(crate) versions: Vec<Version>,
+    pub best_by_f1: Version,
+    pub(crate) served_before: Version,
+    pub(crate) served_after: Version,
+}
 
-/// Accuracy and F1 from linfa's confusion matrix; precision and recall of the
-/// fraud class (label 1) from the same counts.
-fn metrics(predicted: &Array1<usize>, truth: &Array1<usize>) -> Result<[(&'static str, f64); 4]> {
-    let cm = predicted.confusion_matrix(truth)?;
-    let count = |p: usize, t: usize| predicted.iter().zip(truth).filter(|&(&a, &b)| a == p && b == t).count() as f64;
-    let (tp, fp, fn_) = (count(1, 1), count(1, 0), count(0, 1));
-    Ok([
-        ("accuracy", f64::from(cm.accuracy())),
-        ("precision", if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 }),
-        ("recall", if tp + fn_ > 0.0 { tp / (tp + fn_) } else { 0.0 }),
-        ("f1", f64::from(cm.f1_score())),
+/// The fraud gate: absolute floors, and F1 may not regress more than 0.02.
+fn fraud_gate() -> Gate {
+    Gate::new([
+        Rule::higher_is_better("accuracy").threshold(0.90),
+        Rule::higher_is_better("recall").threshold(0.50),
+        Rule::higher_is_better("f1")
+            .threshold(0.60)
+            .baseline(BaselineRule::MayRegress(Margin::Absolute(0.02))),
     ])
 }
 
-fn main() -> Result<()> {
-    let dir = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/fraud_pipeline"));
-    std::fs::create_dir_all(&dir)?;
+/// Fills the card fields every fraud model shares.
+fn describe<M: Model>(
+    builder: model_persistence::persistence::CardBuilder<'_, M>,
+    algorithm: &str,
+    metrics: [(&'static str, f64); 4],
+    data: &common::Split,
+) -> Result<ModelCard> {
+    Ok(builder
+        .algorithm(algorithm)
+        .metrics(metrics)
+        .feature_names(FRAUD_FEATURES)
+        .classes(["legitimate", "fraud"])
+        .training_data(data.train.records().view(), data.source.clone())
+        .tag("fraud")
+        .build()?)
+}
 
-    println!("🎯 Training fraud detection models...");
-    let (x, y) = fraud_like(10_000, 0.1, 42);
-    let cut = 8_000;
-    let train = Dataset::new(x.slice(s![..cut, ..]).to_owned(), y.slice(s![..cut]).to_owned())
-        .with_feature_names(FRAUD_FEATURES.to_vec());
-    let (x_test, y_test) = (x.slice(s![cut.., ..]).to_owned(), y.slice(s![cut..]).to_owned());
+pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
 
+    println!("🎯 Phase 1: training fraud detection models...");
+    let data = fraud_split(10_000, 42);
+    println!(
+        "  {} training rows, {} test rows, 20 features, 10% fraud",
+        data.train.records().nrows(),
+        data.test_y.len()
+    );
     println!("Training Logistic Regression...");
-    let logistic = LogisticRegression::default().max_iterations(150).fit(&train)?;
-    let logistic_metrics = metrics(&Model::predict(&logistic, x_test.view()), &y_test)?;
-    println!(
-        "  Accuracy: {:.4}  F1 Score: {:.4}",
-        logistic_metrics[0].1, logistic_metrics[3].1
-    );
+    let logistic = train_logistic(&data, 150)?;
+    let lr_metrics = metrics(&Model::predict(&logistic, data.test_x.view()), &data.test_y)?;
+    println!("  Accuracy: {:.4}  F1 Score: {:.4}", lr_metrics[0].1, lr_metrics[3].1);
+    println!("Training Random Forest ({trees} trees)...");
+    let forest = train_forest(&data, trees, 7)?;
+    let rf_metrics = metrics(&forest.predict(data.test_x.view()), &data.test_y)?;
+    println!("  Accuracy: {:.4}  F1 Score: {:.4}", rf_metrics[0].1, rf_metrics[3].1);
 
-    println!("Training Random Forest (100 trees)...");
-    let rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(7);
-    let ensemble = EnsembleLearnerParams::new_fixed_rng(DecisionTree::params().max_depth(Some(10)), rng)
-        .ensemble_size(100)
-        .bootstrap_proportion(0.7)
-        .feature_proportion(0.6)
-        .fit(&train)?;
-    let forest = RandomForest::new(ensemble, FRAUD_FEATURES.len())?;
-    let forest_metrics = metrics(&forest.predict(x_test.view()), &y_test)?;
-    println!(
-        "  Accuracy: {:.4}  F1 Score: {:.4}",
-        forest_metrics[0].1, forest_metrics[3].1
-    );
-
-    println!("\n💾 Saving models...");
-    let logistic_card = ModelCard::builder("logistic_regression", Version::new(1, 0, 0), &logistic)
-        .algorithm("logistic regression (linfa-logistic)")
-        .hyperparameter("max_iterations", 150)
-        .metrics(logistic_metrics)
-        .feature_names(FRAUD_FEATURES)
-        .classes(["legitimate", "fraud"])
-        .training_data(train.records().view(), "synthetic fraud_like(10000, 0.1, seed 42)")
-        .build()?;
-    let forest_card = ModelCard::builder("random_forest", Version::new(1, 0, 0), &forest)
-        .algorithm("random forest (linfa-ensemble)")
-        .hyperparameter("n_trees", 100)
-        .hyperparameter("max_depth", 10)
-        .metrics(forest_metrics)
-        .feature_names(FRAUD_FEATURES)
-        .classes(["legitimate", "fraud"])
-        .training_data(train.records().view(), "synthetic fraud_like(10000, 0.1, seed 42)")
-        .build()?;
-    let lr_path = dir.join("logistic_regression_v1.bundle");
-    let rf_path = dir.join("random_forest_v1.bundle");
-    for (path, saved) in [
+    println!("\n💾 Phase 2: saving models with their cards...");
+    let lr_card = describe(
+        ModelCard::builder("fraud_detector", Version::new(1, 0, 0), &logistic).hyperparameter("max_iterations", 150),
+        "logistic regression (linfa-logistic)",
+        lr_metrics,
+        &data,
+    )?;
+    let rf_card = describe(
+        ModelCard::builder("fraud_detector", Version::new(1, 1, 0), &forest)
+            .hyperparameter("n_trees", trees as u64)
+            .hyperparameter("max_depth", 10),
+        "random forest (linfa-ensemble)",
+        rf_metrics,
+        &data,
+    )?;
+    let mut bundle_sizes = Vec::new();
+    for (file, saved) in [
         (
-            &lr_path,
-            BundleWriter::default().save(&lr_path, &logistic, &logistic_card)?,
+            "logistic_regression_v1.bundle",
+            BundleWriter::default().save(dir.join("logistic_regression_v1.bundle"), &logistic, &lr_card)?,
         ),
-        (&rf_path, BundleWriter::default().save(&rf_path, &forest, &forest_card)?),
+        (
+            "random_forest_v1.bundle",
+            BundleWriter::default().save(dir.join("random_forest_v1.bundle"), &forest, &rf_card)?,
+        ),
     ] {
         println!(
-            "✅ Model saved: {} ({:.2} KB; model {:.2} KB before compression)",
-            path.display(),
+            "✅ Model saved: {} ({:.2} KB, model {:.2} KB before compression; card beside it)",
+            saved.path().display(),
             saved.file_len() as f64 / 1024.0,
             saved.raw_len() as f64 / 1024.0
         );
+        bundle_sizes.push((file.to_owned(), saved.file_len()));
     }
 
-    println!("\n📋 Card of {} (header only, model not loaded):", rf_path.display());
-    let card = persistence::read_card(&rf_path)?;
     println!(
-        "  Version: {}  Kind: {}  Created: {}",
-        card.version, card.kind, card.created_at
+        "\n🚦 Gating and publishing to the registry at {}...",
+        dir.join("registry").display()
     );
+    let registry = Registry::open(&dir.join("registry").to_string_lossy())?;
+    let gate = fraud_gate();
+    for (model_card, publish) in [(&lr_card, 0), (&rf_card, 1)] {
+        let outcome = if publish == 0 {
+            gate::evaluate_and_publish(
+                &gate,
+                &registry,
+                PublishRequest::new(&logistic, model_card, "production")
+                    .version(VersionSpec::Exact(model_card.version.clone())),
+            )?
+        } else {
+            gate::evaluate_and_publish(
+                &gate,
+                &registry,
+                PublishRequest::new(&forest, model_card, "production")
+                    .version(VersionSpec::Exact(model_card.version.clone())),
+            )?
+        };
+        println!(
+            "{} v{}:\n{}",
+            model_card.algorithm,
+            model_card.version,
+            outcome.report()
+        );
+        if let Outcome::Rejected { .. } = outcome {
+            // Kept as an experiment, not promoted: the registry keeps every version.
+            if publish == 1 {
+                registry.publish_model(&forest, model_card, VersionSpec::Exact(model_card.version.clone()))?;
+            }
+            println!("  → published as an experiment only; production stays where it is");
+        }
+    }
+    println!("📋 Available models:");
+    for model in registry.models()? {
+        for v in registry.versions(&model)? {
+            println!("  - {model} {} ({} bytes, {})", v.version, v.bundle_len, v.kind);
+        }
+    }
+
+    println!("\n📦 Phase 3: loading and validating the random forest...");
+    let loaded = registry.load::<RandomForest>(&"fraud_detector@1.1.0".parse()?)?;
+    let card = loaded.card();
+    println!("  Kind: {}  Algorithm: {}", card.kind, card.algorithm);
+    println!("  Saved: {}", card.created_at);
+    println!("✓ Validation passed (checksums, kind, feature count, tree structure, probe)");
+    println!("Model card:");
+    println!("  Version: {}", card.version);
     for (name, value) in &card.metrics {
         println!("  {name}: {value:.4}");
     }
@@ -116,13 +175,108 @@ fn main() -> Result<()> {
         card.n_features,
         card.training_data.as_ref().map_or(0, |t| t.samples)
     );
+    println!("  Dependencies: {:?}", card.dependencies);
+    println!(
+        "Test predictions: {:?}",
+        loaded.model().predict(data.test_x.slice(s![..5, ..])).to_vec()
+    );
 
-    println!("\n📦 Loading Random Forest model...");
-    let summary = persistence::verify(&rf_path)?;
-    println!("✓ Checksums verified (content id {})", summary.content_id.short());
-    let loaded = persistence::load::<RandomForest>(&rf_path)?;
-    println!("✓ Validation passed: kind, feature count, structure, probe");
-    let predictions = loaded.model().predict(x_test.slice(s![..5, ..]));
-    println!("Test predictions: {:?}", predictions.to_vec());
-    Ok(())
+    println!("\n📊 Phase 4: version management");
+    let (v1, v2) = (Version::new(1, 0, 0), Version::new(1, 1, 0));
+    for c in registry.compare_all("fraud_detector", &v1, &v2)? {
+        println!(
+            "  {:<10} {} → {}: {:.4} → {:.4} ({:+.4}, {})",
+            c.metric,
+            c.a,
+            c.b,
+            c.a_score,
+            c.b_score,
+            c.absolute,
+            c.relative.map_or("-".to_owned(), |r| format!("{:+.1}%", r * 100.0))
+        );
+    }
+    let best = registry
+        .best("fraud_detector", "f1", Direction::HigherIsBetter)?
+        .ok_or("no version has an F1")?;
+    println!("Best version by F1 score: {} ({:.4})", best.version, best.metrics["f1"]);
+
+    println!("\n🔄 Phase 5: serving fraud_detector@production with hot swaps");
+    let server = ModelServer::<FittedLogisticRegression<f64, usize>>::start(
+        Source::registry(registry.clone(), "fraud_detector@production")?,
+        ReloadPolicy::EveryRequests(100),
+    )?;
+    let served_before = server.status().version;
+    println!("✅ Loaded: {} v{}", server.status().model_kind, served_before);
+    for i in 0..5 {
+        let p = server.predict(data.test_x.slice(s![i..i + 1, ..]))?;
+        println!("  Request {}: Prediction = {} (v{})", i + 1, p.outputs[0], p.version);
+    }
+    println!("Server status: {}", serde_json::to_string_pretty(&server.status())?);
+
+    println!("\nRetraining on fresh data (20,000 transactions) while the server keeps answering...");
+    let fresh = fraud_split(20_000, 43);
+    let retrained = train_logistic(&fresh, 300)?;
+    let fresh_metrics = metrics(&Model::predict(&retrained, data.test_x.view()), &data.test_y)?;
+    let fresh_card = ModelCard::builder("fraud_detector", Version::new(0, 0, 0), &retrained)
+        .algorithm("logistic regression (linfa-logistic), retrained")
+        .hyperparameter("max_iterations", 300)
+        .metrics(fresh_metrics)
+        .feature_names(FRAUD_FEATURES)
+        .classes(["legitimate", "fraud"])
+        .training_data(fresh.train.records().view(), fresh.source.clone())
+        .build()?;
+    let outcome = gate::evaluate_and_publish(
+        &gate,
+        &registry,
+        PublishRequest::new(&retrained, &fresh_card, "production"),
+    )?;
+    println!("{}", outcome.report());
+    let Outcome::Published { version, .. } = outcome else {
+        return Err("the retrained model did not clear the gate".into());
+    };
+    println!(
+        "Published {} and moved production to it; the server has not been restarted.",
+        version.version
+    );
+    let started = Instant::now();
+    let mut request = 5;
+    let served_after = loop {
+        request += 1;
+        let p = server.predict(data.test_x.slice(s![request % 100..request % 100 + 1, ..]))?;
+        if p.version == version.version || started.elapsed() > Duration::from_secs(10) {
+            println!(
+                "  Request {request}: Prediction = {} (v{}) ← answered by the new version",
+                p.outputs[0], p.version
+            );
+            break p.version;
+        }
+    };
+    let status = server.status();
+    println!(
+        "Server switched from v{served_before} to v{served_after} after {} requests, {} reloads, {} refused",
+        status.requests_served, status.reloads, status.failed_reloads
+    );
+    println!("\nHistory of fraud_detector:");
+    for e in registry.history("fraud_detector")? {
+        println!("  {}  {}", e.at, e.kind);
+    }
+    Ok(Summary {
+        bundle_sizes,
+        versions: registry
+            .versions("fraud_detector")?
+            .into_iter()
+            .map(|v| v.version)
+            .collect(),
+        best_by_f1: best.version,
+        served_before,
+        served_after,
+    })
+}
+
+fn main() -> Result<()> {
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/fraud_pipeline"));
+    run(&dir, 100).map(|_| ())
 }

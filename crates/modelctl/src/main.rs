@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use model_persistence::persistence;
-use model_persistence::versioning::{self, Direction, ModelRef, Registry};
+use model_persistence::versioning::{Direction, ModelRef, Registry};
 
 /// Operate model bundles and registries.
 #[derive(Debug, Parser)]
@@ -306,21 +306,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 return json(&events);
             }
             for e in events {
-                let what = match e.kind {
-                    versioning::EventKind::Published { version, content_id } => {
-                        format!("published {version} ({})", content_id.short())
-                    }
-                    versioning::EventKind::AliasMoved { alias, from, to } => format!(
-                        "{alias}: {} -> {to}",
-                        from.map_or_else(|| "(new)".to_owned(), |f| f.to_string())
-                    ),
-                    versioning::EventKind::RolledBack { alias, from, to } => {
-                        format!("{alias}: rolled back {from} -> {to}")
-                    }
-                    versioning::EventKind::Pruned { version } => format!("pruned {version}"),
-                    _ => "unknown event".to_owned(),
-                };
-                println!("{}  {what}", e.at);
+                println!("{}  {}", e.at, e.kind);
             }
         }
         Command::Compare {

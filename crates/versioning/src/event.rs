@@ -53,3 +53,19 @@ pub enum EventKind {
         version: Version,
     },
 }
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventKind::Published { version, content_id } => write!(f, "published {version} ({})", content_id.short()),
+            EventKind::AliasMoved { alias, from: None, to } => write!(f, "{alias}: (new) -> {to}"),
+            EventKind::AliasMoved {
+                alias,
+                from: Some(from),
+                to,
+            } => write!(f, "{alias}: {from} -> {to}"),
+            EventKind::RolledBack { alias, from, to } => write!(f, "{alias}: rolled back {from} -> {to}"),
+            EventKind::Pruned { version } => write!(f, "pruned {version}"),
+        }
+    }
+}
