@@ -381,8 +381,12 @@ fn significance_check(rule: &Rule, req: Significance, test: &Test, confidence: f
             };
             check.passed = passed;
             check.reason = format!(
-                "McNemar {b}:{c} discordant, p = {:.4} ({}): {}{verdict}",
-                t.p_value,
+                "McNemar {b}:{c} discordant, p = {} ({}): {}{verdict}",
+                if t.p_value < 1e-4 {
+                    format!("{:.1e}", t.p_value)
+                } else {
+                    format!("{:.4}", t.p_value)
+                },
                 if t.exact { "exact" } else { "chi-square" },
                 if passed { "" } else { "not " }
             );
@@ -400,19 +404,17 @@ fn significance_check(rule: &Rule, req: Significance, test: &Test, confidence: f
             };
             check.difference = Some(interval.estimate);
             check.interval = Some((interval.lower, interval.upper));
-            let (passed, what) = match req {
-                Significance::SignificantlyBetter => (low > 0.0, "improvement interval above 0".to_owned()),
-                Significance::NotSignificantlyWorse { margin } => {
-                    (low > -margin, format!("improvement interval above −{margin}"))
-                }
+            let (passed, bound) = match req {
+                Significance::SignificantlyBetter => (low > 0.0, "0".to_owned()),
+                Significance::NotSignificantlyWorse { margin } => (low > -margin, format!("−{margin}")),
             };
             check.passed = passed && !low.is_nan();
             check.reason = format!(
-                "bootstrap {:.0}% interval of the improvement [{low:.4}, {high:.4}] ({} resamples, seed {}): {}{what}",
+                "bootstrap {:.0}% interval of the improvement [{low:.4}, {high:.4}] ({} resamples, seed {}): lower bound {} {bound}",
                 confidence * 100.0,
                 settings.resamples,
                 settings.seed,
-                if check.passed { "" } else { "not " }
+                if check.passed { "above" } else { "not above" }
             );
         }
     }

@@ -1,0 +1,95 @@
+//! Every example runs to completion (with fast settings where training is
+//! slow) and its outcome is checked.
+
+#[allow(dead_code)]
+#[path = "../examples/ab_test.rs"]
+mod ab_test;
+#[allow(dead_code)]
+#[path = "../examples/fraud_pipeline.rs"]
+mod fraud_pipeline;
+#[allow(dead_code)]
+#[path = "../examples/quality_gate.rs"]
+mod quality_gate;
+#[allow(dead_code)]
+#[path = "../examples/retrain_loop.rs"]
+mod retrain_loop;
+#[cfg(feature = "object-store")]
+#[allow(dead_code)]
+#[path = "../examples/s3_registry.rs"]
+mod s3_registry;
+
+use model_persistence::prelude::Version;
+
+#[test]
+fn fraud_pipeline_runs_the_whole_lifecycle() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = fraud_pipeline::run(dir.path(), 20).expect("the example runs");
+    assert_eq!(summary.bundle_sizes.len(), 2);
+    assert!(summary.bundle_sizes.iter().all(|(_, size)| *size > 0));
+    assert_eq!(
+        summary.versions,
+        [Version::new(1, 0, 0), Version::new(1, 1, 0), Version::new(1, 2, 0)]
+    );
+    assert_eq!(summary.best_by_f1, Version::new(1, 0, 0));
+    assert_eq!(summary.served_before, Version::new(1, 0, 0));
+    assert_eq!(
+        summary.served_after,
+        Version::new(1, 2, 0),
+        "the server did not switch to the retrained version"
+    );
+}
+
+#[test]
+fn quality_gate_refuses_the_regression_and_tells_noise_from_signal() {
+    let summary = quality_gate::run().expect("the example runs");
+    assert!(
+        !summary.candidate_passed,
+        "0.89 against a 0.90 baseline must be refused"
+    );
+    assert!(!summary.tiny_gain_significant);
+    assert!(summary.real_gain_significant);
+}
+
+#[test]
+fn retrain_loop_detects_drift_retrains_swaps_refuses_and_rolls_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = retrain_loop::run(dir.path()).expect("the example runs");
+    assert_eq!(summary.drifting, ["amount"]);
+    assert_eq!(summary.retrained_version, Version::new(1, 1, 0));
+    assert_eq!(summary.served_after_retrain, Version::new(1, 1, 0));
+    assert!(summary.bad_model_refused);
+    assert_eq!(summary.served_after_rollback, Version::new(1, 1, 0));
+    assert!(summary.requests_answered > 1_000);
+    assert_eq!(summary.request_errors, 0);
+}
+
+#[test]
+fn ab_test_splits_evenly_sticks_and_shadows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = ab_test::run(dir.path(), 4_000).expect("the example runs");
+    assert!(summary.sticky);
+    let total: u64 = summary.counts.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 8_000);
+    let control = summary.counts[0].1 as f64 / total as f64;
+    assert!((control - 0.5).abs() < 0.03, "{control}");
+    assert!(summary.shadow_compared > 0);
+    assert!(summary.shadow_disagreement < 0.2);
+}
+
+#[cfg(feature = "object-store")]
+#[test]
+fn s3_registry_runs_against_the_test_server() {
+    let base = std::env::var("MP_TEST_S3_URL").unwrap_or_else(|_| {
+        panic!(
+            "MP_TEST_S3_URL is not set: run `bash scripts/test.sh`, or `eval \"$(scripts/s3-server.sh start)\"` first"
+        )
+    });
+    let location = format!("{}/example-{}", base.trim_end_matches('/'), std::process::id());
+    let summary = s3_registry::run(&location).expect("the example runs");
+    assert_eq!(
+        summary.versions,
+        [Version::new(1, 0, 0), Version::new(1, 1, 0), Version::new(1, 2, 0)]
+    );
+    assert_eq!(summary.production, Version::new(1, 1, 0));
+    assert_eq!(summary.damaged, 0);
+}
