@@ -1,6 +1,10 @@
 //! Every example runs to completion (with fast settings where training is
 //! slow) and its outcome is checked.
 
+// Each example declares `mod common;`, so the shared file is compiled once
+// per example here, as it is when the examples are built alone.
+#![allow(clippy::duplicate_mod)]
+
 #[allow(dead_code)]
 #[path = "../examples/ab_test.rs"]
 mod ab_test;
