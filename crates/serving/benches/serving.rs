@@ -58,7 +58,7 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     // p50 / p99 steady state versus while swapping continuously.
-    let steady = latencies(&server, rows.view(), 200_000);
+    let steady = latencies(&server, rows.view(), 2_000_000);
     let stop = Arc::new(AtomicBool::new(false));
     let swapper = {
         let (server, stop, path) = (server.clone(), Arc::clone(&stop), path.clone());
@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
             patch - 1
         })
     };
-    let swapping = latencies(&server, rows.view(), 200_000);
+    let swapping = latencies(&server, rows.view(), 2_000_000);
     stop.store(true, Ordering::Relaxed);
     let swaps = swapper.join().expect("swapper");
     eprintln!(
