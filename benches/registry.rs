@@ -5,32 +5,12 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use model_persistence::persistence::synthetic::LinearClassifier;
 use model_persistence::prelude::*;
 use model_persistence::versioning::{Bump, Direction, Registry, VersionSpec};
-use ndarray::{Array1, ArrayView2};
-use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize)]
-struct Small {
-    weights: Vec<f64>,
-}
-
-impl Model for Small {
-    const KIND: &'static str = "bench.small.v1";
-    type Output = f64;
-    fn n_features(&self) -> Option<usize> {
-        Some(self.weights.len())
-    }
-    fn check_structure(&self, _: usize) -> Result<(), StructureError> {
-        Ok(())
-    }
-    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
-        rows.rows()
-            .into_iter()
-            .map(|r| r.dot(&ndarray::ArrayView1::from(&self.weights)))
-            .collect()
-    }
-}
+/// A small model: twenty weights.
+type Small = LinearClassifier;
 
 fn card(i: usize, model: &Small) -> ModelCard {
     ModelCard::builder("bench", Version::new(0, 0, 0), model)
@@ -42,7 +22,10 @@ fn card(i: usize, model: &Small) -> ModelCard {
 fn bench_registry(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let reg = Registry::open(dir.path().to_str().expect("utf-8")).expect("registry");
-    let model = Small { weights: vec![0.5; 20] };
+    let model = Small {
+        weights: vec![0.5; 20],
+        bias: 0.0,
+    };
     for i in 0..10_000 {
         reg.publish_model(&model, &card(i, &model), VersionSpec::Bump(Bump::Patch))
             .expect("publish");

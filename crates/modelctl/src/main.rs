@@ -12,8 +12,18 @@ use model_persistence::versioning::{Direction, ModelRef, Registry};
 
 /// Operate model bundles and registries.
 #[derive(Debug, Parser)]
-#[command(name = "modelctl", version, about, long_about = None)]
+#[command(
+    name = "modelctl",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 success; 1 the operation failed (a damaged bundle, a missing version, \
+                  a lost compare-and-swap...), with the reason on stderr; 2 a usage error."
+)]
 struct Cli {
+    /// Show a progress bar on long operations even when stderr is not a terminal.
+    #[arg(long, global = true)]
+    progress: bool,
     /// The registry: a directory, or a URL such as s3://bucket/prefix.
     #[arg(long, global = true, env = "MODELCTL_REGISTRY")]
     registry: Option<String>,
@@ -129,6 +139,47 @@ enum Command {
     },
 }
 
+/// A progress bar on stderr, drawn only for terminals (or with `--progress`).
+struct Progress {
+    label: String,
+    shown: bool,
+    last_percent: Option<u64>,
+}
+
+impl Progress {
+    fn new(label: impl Into<String>, forced: bool) -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            label: label.into(),
+            shown: forced || std::io::stderr().is_terminal(),
+            last_percent: None,
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        if !self.shown {
+            return;
+        }
+        let percent = (done.saturating_mul(100)).checked_div(total).unwrap_or(100).min(100);
+        if self.last_percent == Some(percent) {
+            return;
+        }
+        self.last_percent = Some(percent);
+        let filled = (percent / 5) as usize;
+        eprint!(
+            "\r{} [{}{}] {percent:>3}% {:.1}/{:.1} MiB",
+            self.label,
+            "#".repeat(filled),
+            ".".repeat(20 - filled),
+            done as f64 / 1048576.0,
+            total as f64 / 1048576.0
+        );
+        if percent == 100 {
+            eprintln!();
+        }
+    }
+}
+
 fn registry(location: Option<&str>) -> Result<Registry, Failure> {
     let location = location.ok_or_else(|| {
         Failure("this command needs a registry: pass --registry PATH_OR_URL or set MODELCTL_REGISTRY".into())
@@ -170,6 +221,7 @@ fn plain_words(e: &dyn std::error::Error) -> String {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let location = cli.registry.as_deref();
+    let forced_progress = cli.progress;
     match cli.command {
         Command::Card { bundle } => {
             let card = persistence::read_card(&bundle)?;
@@ -201,7 +253,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             bundle: Some(bundle),
             json,
         } => {
-            let summary = persistence::verify(&bundle)?;
+            let mut bar = Progress::new("verifying", forced_progress);
+            let summary =
+                persistence::BundleReader::default().verify_with_progress(&bundle, &mut |d, t| bar.update(d, t))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
@@ -267,6 +321,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}", reg.card(&info.model, &info.version)?.to_json()?);
         }
         Command::Publish { bundle, json: as_json } => {
+            let mut bar = Progress::new("verifying", forced_progress);
+            persistence::BundleReader::default().verify_with_progress(&bundle, &mut |d, t| bar.update(d, t))?;
             let bytes =
                 std::fs::read(&bundle).map_err(|e| Failure(format!("cannot read {}: {e}", bundle.display())))?;
             let info = registry(location)?.publish_bundle(&bytes)?;

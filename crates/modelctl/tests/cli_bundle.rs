@@ -98,3 +98,25 @@ fn usage_errors_exit_2() {
     assert_eq!(modelctl(&["promote", "only-model"]).status.code(), Some(2));
     assert_eq!(modelctl(&["no-such-command"]).status.code(), Some(2));
 }
+
+#[test]
+fn progress_is_drawn_on_request_and_help_documents_exit_codes() {
+    let out = modelctl(&[
+        "verify",
+        "--progress",
+        fixture("linear-level9.bundle").to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("100%"), "{}", text(&out.stderr));
+    // Without a terminal and without --progress, stderr stays clean for scripts.
+    let out = modelctl(&["verify", fixture("linear-level9.bundle").to_str().expect("utf-8 path")]);
+    assert!(out.stderr.is_empty());
+    let help = modelctl(&["--help"]);
+    assert!(text(&help.stdout).contains("Exit codes"), "{}", text(&help.stdout));
+    for command in [
+        "card", "verify", "versions", "promote", "rollback", "history", "compare", "best", "prune",
+    ] {
+        let out = modelctl(&[command, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{command} --help");
+    }
+}

@@ -413,6 +413,17 @@ impl BundleReader {
     ///
     /// [`Error::Io`] with the path, or the first failed check.
     pub fn verify(&self, path: impl AsRef<Path>) -> Result<Summary> {
+        self.verify_with_progress(path, &mut |_, _| {})
+    }
+
+    /// [`verify`](Self::verify), calling `progress(hashed, total)` with the
+    /// payload bytes hashed so far (every MiB and at the end), for progress
+    /// bars on large bundles.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`verify`](Self::verify).
+    pub fn verify_with_progress(&self, path: impl AsRef<Path>, progress: &mut dyn FnMut(u64, u64)) -> Result<Summary> {
         let path = path.as_ref();
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
@@ -443,6 +454,10 @@ impl BundleReader {
             }
             hasher.update(&buf[..got]);
             remaining -= got as u64;
+            progress(
+                parsed.header.payload.stored_len - remaining,
+                parsed.header.payload.stored_len,
+            );
         }
         check_payload_hash(&parsed.header.payload, &hasher.finalize())?;
         Ok(summary(parsed, file_len))

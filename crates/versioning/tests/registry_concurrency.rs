@@ -93,6 +93,7 @@ fn kill_child(root: &Path) -> ! {
     loop {
         let m = Linear {
             weights: (0..20_000).map(|_| rng.next_normal()).collect(),
+            bias: 0.0,
         };
         let c = persistence_core::ModelCard::builder("killed", persistence_core::Version::new(0, 0, 0), &m)
             .build()

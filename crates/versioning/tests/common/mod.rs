@@ -3,32 +3,11 @@
 
 use std::sync::Arc;
 
-use ndarray::{Array1, ArrayView2};
-use persistence_core::{Model, ModelCard, StructureError, Version};
-use serde::{Deserialize, Serialize};
+use persistence_core::{ModelCard, Version};
 use versioning::Registry;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Linear {
-    pub weights: Vec<f64>,
-}
-
-impl Model for Linear {
-    const KIND: &'static str = "test.linear.v1";
-    type Output = f64;
-    fn n_features(&self) -> Option<usize> {
-        Some(self.weights.len())
-    }
-    fn check_structure(&self, _: usize) -> Result<(), StructureError> {
-        Ok(())
-    }
-    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
-        rows.rows()
-            .into_iter()
-            .map(|r| r.iter().zip(&self.weights).map(|(x, w)| x * w).sum())
-            .collect()
-    }
-}
+/// The test model: the library's minimal linear classifier.
+pub type Linear = persistence_core::synthetic::LinearClassifier;
 
 pub fn card(name: &str, model: &Linear, metrics: &[(&str, f64)]) -> ModelCard {
     ModelCard::builder(name, Version::new(0, 0, 0), model)
@@ -41,6 +20,7 @@ pub fn card(name: &str, model: &Linear, metrics: &[(&str, f64)]) -> ModelCard {
 pub fn model(seed: f64) -> Linear {
     Linear {
         weights: vec![seed, -seed],
+        bias: 0.0,
     }
 }
 
