@@ -38,7 +38,7 @@ pub struct ModelCard {
     #[serde(default)]
     pub hyperparameters: BTreeMap<String, serde_json::Value>,
     /// Evaluation metrics, by name (`accuracy`, `f1`…).
-    #[serde(default)]
+    #[serde(default, with = "crate::float::map")]
     pub metrics: BTreeMap<String, f64>,
     /// Feature names, in column order (empty if unnamed).
     #[serde(default)]
@@ -94,17 +94,23 @@ pub struct FeatureStats {
     /// The feature's name.
     pub name: String,
     /// Mean.
+    #[serde(with = "crate::float")]
     pub mean: f64,
     /// Population standard deviation.
+    #[serde(with = "crate::float")]
     pub std: f64,
     /// Smallest value.
+    #[serde(with = "crate::float")]
     pub min: f64,
     /// Largest value.
+    #[serde(with = "crate::float")]
     pub max: f64,
     /// Interior bin edges, ascending (`DRIFT_BINS - 1` of them): bin `i` holds
     /// values `v` with `edges[i-1] <= v < edges[i]`.
+    #[serde(with = "crate::float::vec")]
     pub bin_edges: Vec<f64>,
     /// Share of training rows in each bin (`DRIFT_BINS` of them, summing to 1).
+    #[serde(with = "crate::float::vec")]
     pub bin_fractions: Vec<f64>,
 }
 
@@ -160,6 +166,7 @@ fn bin_index(edges: &[f64], value: f64) -> usize {
 #[non_exhaustive]
 pub struct Probe {
     /// Input rows, each of `n_features` values.
+    #[serde(with = "crate::float::rows")]
     pub rows: Vec<Vec<f64>>,
     /// The expected output of each row.
     pub expected: Vec<ProbeValue>,

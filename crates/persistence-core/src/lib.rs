@@ -50,6 +50,7 @@
 mod bundle;
 mod card;
 mod error;
+mod float;
 pub mod format;
 #[cfg(feature = "linfa")]
 pub mod linfa;

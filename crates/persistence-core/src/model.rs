@@ -104,22 +104,24 @@ impl std::error::Error for StructureError {}
 
 /// One prediction as the card's probe records it.
 ///
-/// Labels compare as integers, values compare bit for bit: the probe asks for
-/// an exact reproduction, not an approximate one.
+/// Labels compare as integers, values compare bit for bit (any NaN equals
+/// any NaN): the probe asks for an exact reproduction, not an approximate one.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeValue {
     /// A class label.
     Label(i64),
     /// A score, probability or regression output.
-    Value(f64),
+    Value(#[serde(with = "crate::float")] f64),
 }
 
 impl PartialEq for ProbeValue {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (ProbeValue::Label(a), ProbeValue::Label(b)) => a == b,
-            (ProbeValue::Value(a), ProbeValue::Value(b)) => a.to_bits() == b.to_bits(),
+            // Bit for bit, except that every NaN equals every NaN: JSON and
+            // many tools do not keep a NaN's sign or payload.
+            (ProbeValue::Value(a), ProbeValue::Value(b)) => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
             _ => false,
         }
     }
@@ -173,6 +175,8 @@ mod tests {
         assert_eq!(ProbeValue::from(0.1_f64), ProbeValue::Value(0.1));
         assert_ne!(ProbeValue::Value(0.1), ProbeValue::Value(0.1 + f64::EPSILON));
         assert_eq!(ProbeValue::Value(f64::NAN), ProbeValue::Value(f64::NAN));
+        assert_eq!(ProbeValue::Value(-f64::NAN), ProbeValue::Value(f64::NAN));
+        assert_ne!(ProbeValue::Value(0.0), ProbeValue::Value(-0.0));
         assert_ne!(ProbeValue::Label(1), ProbeValue::Value(1.0));
         assert_eq!(ProbeValue::from(3_usize), ProbeValue::Label(3));
     }

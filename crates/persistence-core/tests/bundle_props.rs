@@ -70,3 +70,28 @@ proptest! {
         let _ = BundleReader::default().read_card_bytes(&bytes);
     }
 }
+
+#[test]
+fn a_card_with_non_finite_values_round_trips_through_json() {
+    // Found by `cards_round_trip_through_json_and_msgpack`: huge weights make
+    // the probe outputs infinite (or NaN), which JSON cannot write as numbers.
+    let model = Linear {
+        weights: vec![f64::MAX, f64::MAX],
+        bias: f64::MIN,
+    };
+    let train = ndarray::array![[1.0, 1.0], [-1.0, 2.0]];
+    let card = ModelCard::builder("huge", semver::Version::new(1, 0, 0), &model)
+        .training_data(train.view(), "regression")
+        .metric("loss", f64::INFINITY)
+        .build()
+        .expect("card");
+    let expected = &card.probe.as_ref().expect("probe").expected;
+    assert!(expected
+        .iter()
+        .any(|v| matches!(v, persistence_core::ProbeValue::Value(x) if !x.is_finite())));
+    let json = card.to_json().expect("to json");
+    assert!(json.contains("\"inf\""), "{json}");
+    let back = ModelCard::from_json(&json).expect("from json");
+    assert_eq!(back.probe, card.probe);
+    assert_eq!(back.metrics["loss"], f64::INFINITY);
+}
