@@ -46,10 +46,12 @@ if python3 -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(0
   exit 1
 fi
 rm -rf "$state"; mkdir -p "$state/data"
-(cd "$state" && nohup "$weed_bin" mini -dir="$state/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+# `exec` so that the recorded pid is weed's own, which `stop` can kill.
+(cd "$state" && exec nohup "$weed_bin" mini -dir="$state/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
   -master.port=$master -volume.port=$volume -filer.port=$filer -s3.port=$s3 -admin.port=$admin \
   -s3.port.iceberg=0 -s3.port.lance=0 -webdav=false -admin.ui=false -master.telemetry=false \
-  -bucket=$bucket >"$state/weed.log" 2>&1 & echo $! >"$state/pid")
+  -bucket=$bucket >"$state/weed.log" 2>&1) &
+echo $! >"$state/pid"
 
 # Wait until the bucket answers a signed request (not just the port).
 for i in $(seq 1 120); do
