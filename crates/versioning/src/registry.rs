@@ -571,6 +571,18 @@ impl Registry {
     ///
     /// [`Error::VersionNotFound`], [`Error::Bundle`] if the bytes are damaged.
     pub fn bundle(&self, model: &str, version: &Version) -> Result<Vec<u8>> {
+        let (bytes, info) = self.fetch(model, version)?;
+        let summary = self.reader.verify_bytes(&bytes).map_err(|source| Error::Bundle {
+            model: model.to_owned(),
+            version: version.clone(),
+            source,
+        })?;
+        check_content_id(&info, summary.content_id)?;
+        Ok(bytes)
+    }
+
+    /// The stored bytes of a committed version, unverified.
+    fn fetch(&self, model: &str, version: &Version) -> Result<(Vec<u8>, VersionInfo)> {
         let info = self.version(model, version)?;
         let key = bundle_key(model, version);
         let (bytes, _) = self
@@ -581,39 +593,26 @@ impl Registry {
                 model: model.to_owned(),
                 version: version.clone(),
             })?;
-        let summary = self.reader.verify_bytes(&bytes).map_err(|source| Error::Bundle {
-            model: model.to_owned(),
-            version: version.clone(),
-            source,
-        })?;
-        if summary.content_id != info.content_id {
-            return Err(Error::Bundle {
-                model: model.to_owned(),
-                version: version.clone(),
-                source: persistence_core::Error::ChecksumMismatch {
-                    section: persistence_core::Section::Header,
-                    expected: info.content_id.to_string(),
-                    found: summary.content_id.to_string(),
-                },
-            });
-        }
-        Ok(bytes)
+        Ok((bytes, info))
     }
 
     /// Loads the version a reference resolves to as a model of type `M`,
-    /// with every check of persistence-core.
+    /// with every check of persistence-core (hashing the bundle once), and
+    /// checks that it is the bundle recorded at publication.
     ///
     /// # Errors
     ///
     /// Those of [`resolve`](Self::resolve) and [`Error::Bundle`].
     pub fn load<M: Model>(&self, reference: &ModelRef) -> Result<Loaded<M>> {
-        let info = self.resolve(reference)?;
-        let bytes = self.bundle(&info.model, &info.version)?;
-        self.reader.load_bytes(&bytes).map_err(|source| Error::Bundle {
+        let resolved = self.resolve(reference)?;
+        let (bytes, info) = self.fetch(&resolved.model, &resolved.version)?;
+        let loaded = self.reader.load_bytes::<M>(&bytes).map_err(|source| Error::Bundle {
             model: info.model.clone(),
             version: info.version.clone(),
             source,
-        })
+        })?;
+        check_content_id(&info, loaded.content_id())?;
+        Ok(loaded)
     }
 
     /// Compares two versions on one metric.
@@ -916,6 +915,22 @@ impl Registry {
         }
         Ok(report)
     }
+}
+
+/// The bundle must be the one recorded when the version was published.
+fn check_content_id(info: &VersionInfo, found: ContentId) -> Result<()> {
+    if found == info.content_id {
+        return Ok(());
+    }
+    Err(Error::Bundle {
+        model: info.model.clone(),
+        version: info.version.clone(),
+        source: persistence_core::Error::ChecksumMismatch {
+            section: persistence_core::Section::Header,
+            expected: info.content_id.to_string(),
+            found: found.to_string(),
+        },
+    })
 }
 
 fn comparison(metric: &str, a: &Version, b: &Version, a_score: f64, b_score: f64) -> Comparison {

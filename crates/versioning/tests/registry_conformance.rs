@@ -289,3 +289,28 @@ fn concurrent_compare_and_swap_has_exactly_one_winner_per_round() {
         }
     }
 }
+
+#[test]
+fn a_valid_bundle_swapped_in_behind_the_registry_is_refused() {
+    for (backend, reg, _dir) in backends() {
+        let (a, b) = (model(1.0), model(2.0));
+        reg.publish_model(&a, &card("s", &a, &[]), VersionSpec::Exact(v("1.0.0")))
+            .expect(backend);
+        // Someone with write access to the storage replaces the bundle with
+        // another, internally valid one: the recorded content id catches it.
+        let mut other = card("s", &b, &[]);
+        other.version = v("1.0.0");
+        let forged = persistence_core::to_bytes(&b, &other).expect("encodes");
+        let key = "s/versions/1.0.0/model.bundle";
+        reg.storage().delete(key).expect(backend);
+        reg.storage().put_if_absent(key, &forged).expect(backend);
+        match reg.load::<Linear>(&"s@1.0.0".parse().expect("ref")) {
+            Err(Error::Bundle {
+                source: persistence_core::Error::ChecksumMismatch { .. },
+                ..
+            }) => {}
+            other => panic!("{backend}: expected a content id mismatch, got {other:?}"),
+        }
+        assert_eq!(reg.verify(Some("s")).expect(backend).damaged.len(), 1, "{backend}");
+    }
+}
