@@ -201,21 +201,7 @@ struct Failure(String);
 
 impl<E: std::error::Error> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure(plain_words(&e))
-    }
-}
-
-/// An error and its causes, in one line.
-fn plain_words(e: &dyn std::error::Error) -> String {
-    {
-        let mut message = e.to_string();
-        let mut source = e.source();
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        message
+        Failure(persistence::error_chain(&e))
     }
 }
 
@@ -235,7 +221,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let damaged: Vec<String> = report
                 .damaged
                 .iter()
-                .map(|d| format!("{} {}: {}", d.model, d.version, plain_words(&d.error)))
+                .map(|d| format!("{} {}: {}", d.model, d.version, persistence::error_chain(&d.error)))
                 .collect();
             if as_json {
                 json(&serde_json::json!({"checked": report.checked, "damaged": damaged}))?;

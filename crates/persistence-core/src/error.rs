@@ -212,3 +212,21 @@ impl Error {
         }
     }
 }
+
+/// An error and all its causes on one line, `outer: cause: root cause`: how
+/// a command-line tool or a status page shows a typed error to people.
+///
+/// ```
+/// let e = persistence_core::read_card("/nonexistent.bundle").unwrap_err();
+/// assert!(persistence_core::error_chain(&e).starts_with("I/O error on /nonexistent.bundle: "));
+/// ```
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}

@@ -64,7 +64,7 @@ pub use bundle::{
 pub use card::{
     hash_records, CardBuilder, FeatureStats, ModelCard, Probe, TrainingData, DEFAULT_PROBE_ROWS, DRIFT_BINS,
 };
-pub use error::{Error, LimitKind, Result, Section};
+pub use error::{error_chain, Error, LimitKind, Result, Section};
 pub use format::{Codec, ContentId, Limits, PayloadDescriptor};
 pub use model::{Model, ProbeValue, StructureError};
 pub use semver::Version;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ndarray::{Array1, Array2, ArrayView2};
-use persistence_core::{BundleReader, ContentId, Model, ModelCard, ProbeValue, Version};
+use persistence_core::{error_chain, BundleReader, ContentId, Model, ModelCard, ProbeValue, Version};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -659,18 +659,6 @@ fn sampled(n: u64, share: f64) -> bool {
         return true;
     }
     ((n as f64) * share).floor() != (((n - 1) as f64) * share).floor()
-}
-
-/// An error and its causes, in one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }
 
 #[cfg(test)]
