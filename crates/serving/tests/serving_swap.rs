@@ -344,3 +344,56 @@ fn a_registry_alias_is_served_and_rolled_back() {
         Some(Version::new(1, 0, 1))
     );
 }
+
+/// A model that is slow to load: its id and a few million weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Heavy {
+    id: u64,
+    weights: Vec<f64>,
+}
+
+impl Model for Heavy {
+    const KIND: &'static str = "test.heavy.v1";
+    type Output = f64;
+    fn n_features(&self) -> Option<usize> {
+        Some(2)
+    }
+    fn check_structure(&self, _: usize) -> Result<(), StructureError> {
+        Ok(())
+    }
+    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
+        Array1::from_elem(rows.nrows(), self.id as f64)
+    }
+}
+
+#[test]
+fn a_request_that_triggers_a_check_does_not_wait_for_the_load() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("heavy.bundle");
+    let write = |id: u64| {
+        let model = Heavy {
+            id,
+            weights: vec![id as f64; 3_000_000],
+        };
+        let card = ModelCard::builder("heavy", Version::new(1, 0, id), &model)
+            .build()
+            .expect("card");
+        BundleWriter::default()
+            .level(0)
+            .card_json(false)
+            .save(&path, &model, &card)
+            .expect("save");
+    };
+    write(1);
+    let server = ModelServer::<Heavy>::start(Source::bundle(&path), ReloadPolicy::EveryRequests(1)).expect("start");
+    write(2);
+    // This request wakes the watcher, which must now read, hash, decode and
+    // validate 24 MB: the request returns on the old version meanwhile.
+    let row = ndarray::array![[0.0, 0.0]];
+    let p = server.predict(row.view()).expect("predicts");
+    assert_eq!(p.version.patch, 1);
+    assert_eq!(server.status().version.patch, 1, "the request waited for the load");
+    // The swap happens afterwards, off the request path.
+    assert!(wait_for(Duration::from_secs(30), || server.status().version.patch == 2));
+    assert_eq!(server.predict(row.view()).expect("predicts").outputs[0], 2.0);
+}

@@ -368,7 +368,8 @@ impl Registry {
                 .writer
                 .to_bytes(model, &card)
                 .map_err(|source| Error::InvalidBundle { source })?;
-            match self.claim_and_commit(&name, &version, &bytes)? {
+            let (summary, stored_card) = self.inspect(&bytes)?;
+            match self.claim_and_commit(&summary, stored_card, &bytes)? {
                 Some(info) => return Ok(info),
                 None if matches!(spec, VersionSpec::Exact(_)) => {
                     return Err(Error::VersionExists { model: name, version })
@@ -389,34 +390,34 @@ impl Registry {
     /// [`Error::InvalidBundle`] if the bytes do not verify,
     /// [`Error::VersionExists`] if the version exists, storage errors.
     pub fn publish_bundle(&self, bytes: &[u8]) -> Result<VersionInfo> {
-        self.reader
-            .verify_bytes(bytes)
-            .map_err(|source| Error::InvalidBundle { source })?;
-        let card = self
-            .reader
-            .read_card_bytes(bytes)
-            .map_err(|source| Error::InvalidBundle { source })?;
+        let (summary, card) = self.inspect(bytes)?;
         validate_name("model", &card.name)?;
-        match self.claim_and_commit(&card.name, &card.version, bytes)? {
+        match self.claim_and_commit(&summary, card, bytes)? {
             Some(info) => Ok(info),
             None => Err(Error::VersionExists {
-                model: card.name,
-                version: card.version,
+                model: summary.name,
+                version: summary.version,
             }),
         }
     }
 
-    /// Claims `version` with the bundle (create-if-absent), then writes the
-    /// card and the version record. `None` if the version was taken.
-    fn claim_and_commit(&self, model: &str, version: &Version, bytes: &[u8]) -> Result<Option<VersionInfo>> {
-        let summary = self
-            .reader
-            .verify_bytes(bytes)
-            .map_err(|source| Error::InvalidBundle { source })?;
-        let card = self
-            .reader
-            .read_card_bytes(bytes)
-            .map_err(|source| Error::InvalidBundle { source })?;
+    /// Verifies bundle bytes (every hash, once) and reads their card.
+    fn inspect(&self, bytes: &[u8]) -> Result<(persistence_core::Summary, ModelCard)> {
+        let invalid = |source| Error::InvalidBundle { source };
+        let summary = self.reader.verify_bytes(bytes).map_err(invalid)?;
+        let card = self.reader.read_card_bytes(bytes).map_err(invalid)?;
+        Ok((summary, card))
+    }
+
+    /// Claims the bundle's version (create-if-absent on the bundle), then
+    /// writes the card and the version record. `None` if the version was taken.
+    fn claim_and_commit(
+        &self,
+        summary: &persistence_core::Summary,
+        card: ModelCard,
+        bytes: &[u8],
+    ) -> Result<Option<VersionInfo>> {
+        let (model, version) = (summary.name.as_str(), &summary.version);
         if self.put_new(&bundle_key(model, version), bytes)? == Written::PreconditionFailed {
             return Ok(None);
         }
