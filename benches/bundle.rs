@@ -48,7 +48,8 @@ fn forest() -> (RandomForest, ModelCard) {
         .fit(&data)
         .expect("fits");
     let forest = RandomForest::new(ensemble, FRAUD_FEATURES.len()).expect("consistent");
-    let card = ModelCard::builder("forest", Version::new(1, 0, 0), &forest)
+    let card = ModelCard::builder("forest", &forest)
+        .version(Version::new(1, 0, 0))
         .feature_names(FRAUD_FEATURES)
         .training_data(data.records().view(), "bench")
         .build()
@@ -86,7 +87,8 @@ fn bench_large(c: &mut Criterion) {
     let model = Dense {
         weights: (0..11_111_111).map(|_| rng.next_normal()).collect(),
     };
-    let card = ModelCard::builder("dense", Version::new(1, 0, 0), &model)
+    let card = ModelCard::builder("dense", &model)
+        .version(Version::new(1, 0, 0))
         .n_features(1)
         .build()
         .expect("card");

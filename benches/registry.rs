@@ -13,7 +13,7 @@ use model_persistence::versioning::{Bump, Direction, Registry, VersionSpec};
 type Small = LinearClassifier;
 
 fn card(i: usize, model: &Small) -> ModelCard {
-    ModelCard::builder("bench", Version::new(0, 0, 0), model)
+    ModelCard::builder("bench", model)
         .metric("f1", (i % 997) as f64 / 997.0)
         .build()
         .expect("card")
@@ -21,7 +21,7 @@ fn card(i: usize, model: &Small) -> ModelCard {
 
 fn bench_registry(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let reg = Registry::open(dir.path().to_str().expect("utf-8")).expect("registry");
+    let reg = Registry::create(dir.path()).expect("registry");
     let model = Small {
         weights: vec![0.5; 20],
         bias: 0.0,
@@ -46,7 +46,7 @@ fn bench_registry(c: &mut Criterion) {
     group.finish();
 
     let small_dir = tempfile::tempdir().expect("temp dir");
-    let small = Registry::open(small_dir.path().to_str().expect("utf-8")).expect("registry");
+    let small = Registry::create(small_dir.path()).expect("registry");
     let mut group = c.benchmark_group("registry_local");
     let mut i = 0;
     group.bench_function("publish_small_bundle", |b| {
@@ -76,7 +76,7 @@ fn bench_s3(c: &mut Criterion) {
         return;
     };
     let location = format!("{}/bench-{}", base.trim_end_matches('/'), std::process::id());
-    let reg = Registry::open(&location).expect("s3 registry");
+    let reg = Registry::create_url(&location).expect("s3 registry");
     let model = Small {
         weights: vec![0.5; 20],
         bias: 0.0,

@@ -31,13 +31,13 @@ pub(crate) fn run(dir: &Path, customers: usize) -> Result<Summary> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }
-    let registry = Registry::open(&dir.to_string_lossy())?;
+    let registry = Registry::create(dir)?;
     println!("Training two versions of the fraud model...");
     for (iterations, seed) in [(50_u64, 42_u64), (300, 44)] {
         let data = fraud_split(10_000, seed);
         let model = train_logistic(&data, iterations)?;
         let m = metrics(&Model::predict(&model, data.test_x.view()), &data.test_y)?;
-        let card = ModelCard::builder("fraud", Version::new(0, 0, 0), &model)
+        let card = ModelCard::builder("fraud", &model)
             .metrics(m)
             .feature_names(FRAUD_FEATURES)
             .training_data(data.train.records().view(), data.source.clone())

@@ -83,13 +83,16 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
 
     println!("\n💾 Phase 2: saving models with their cards...");
     let lr_card = describe(
-        ModelCard::builder("fraud_detector", Version::new(1, 0, 0), &logistic).hyperparameter("max_iterations", 150),
+        ModelCard::builder("fraud_detector", &logistic)
+            .version(Version::new(1, 0, 0))
+            .hyperparameter("max_iterations", 150),
         "logistic regression (linfa-logistic)",
         lr_metrics,
         &data,
     )?;
     let rf_card = describe(
-        ModelCard::builder("fraud_detector", Version::new(1, 1, 0), &forest)
+        ModelCard::builder("fraud_detector", &forest)
+            .version(Version::new(1, 1, 0))
             .hyperparameter("n_trees", trees as u64)
             .hyperparameter("max_depth", 10),
         "random forest (linfa-ensemble)",
@@ -120,7 +123,7 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
         "\n🚦 Gating and publishing to the registry at {}...",
         dir.join("registry").display()
     );
-    let registry = Registry::open(&dir.join("registry").to_string_lossy())?;
+    let registry = Registry::create(dir.join("registry"))?;
     let gate = fraud_gate();
     for (model_card, publish) in [(&lr_card, 0), (&rf_card, 1)] {
         let outcome = if publish == 0 {
@@ -217,7 +220,7 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
     let fresh = fraud_split(20_000, 43);
     let retrained = train_logistic(&fresh, 300)?;
     let fresh_metrics = metrics(&Model::predict(&retrained, data.test_x.view()), &data.test_y)?;
-    let fresh_card = ModelCard::builder("fraud_detector", Version::new(0, 0, 0), &retrained)
+    let fresh_card = ModelCard::builder("fraud_detector", &retrained)
         .algorithm("logistic regression (linfa-logistic), retrained")
         .hyperparameter("max_iterations", 300)
         .metrics(fresh_metrics)

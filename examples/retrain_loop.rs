@@ -38,7 +38,7 @@ pub(crate) struct Summary {
 }
 
 fn card_for(model: &Lr, data: &common::Split, m: [(&'static str, f64); 4], notes: &str) -> Result<ModelCard> {
-    Ok(ModelCard::builder("fraud", Version::new(0, 0, 0), model)
+    Ok(ModelCard::builder("fraud", model)
         .metrics(m)
         .feature_names(FRAUD_FEATURES)
         .classes(["legitimate", "fraud"])
@@ -51,7 +51,7 @@ pub(crate) fn run(dir: &Path) -> Result<Summary> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }
-    let registry = Registry::open(&dir.to_string_lossy())?;
+    let registry = Registry::create(dir)?;
     let gate = Gate::new([
         Rule::higher_is_better("accuracy").threshold(0.85),
         Rule::higher_is_better("f1")

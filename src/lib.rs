@@ -2,12 +2,12 @@
 //!
 //! This facade re-exports the workspace's crates as modules:
 //!
-//! | module          | crate              | what it does                                              |
-//! |-----------------|--------------------|-----------------------------------------------------------|
-//! | [`persistence`] | `persistence-core` | the bundle format, the model card, load with verification |
-//! | [`versioning`]  | `versioning`       | the registry: versions, aliases, history, storage         |
-//! | [`gate`]        | `gate`             | thresholds, baseline comparison, significance tests       |
-//! | [`serving`]     | `serving`          | the hot-swapping predictor                                |
+//! | module          | crate                          | what it does                                              |
+//! |-----------------|--------------------------------|-----------------------------------------------------------|
+//! | [`persistence`] | `model-persistence-core`       | the bundle format, the model card, load with verification |
+//! | [`versioning`]  | `model-persistence-versioning` | the registry: versions, aliases, history, storage         |
+//! | [`gate`]        | `model-persistence-gate`       | thresholds, baseline comparison, significance tests       |
+//! | [`serving`]     | `model-persistence-serving`    | the hot-swapping predictor                                |
 //!
 //! ```
 //! use model_persistence::prelude::*;
@@ -17,17 +17,25 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
-pub use gate;
-pub use persistence_core as persistence;
-pub use serving;
-pub use versioning;
+pub use model_persistence_core as persistence;
+pub use model_persistence_gate as gate;
+pub use model_persistence_serving as serving;
+pub use model_persistence_versioning as versioning;
 
-/// The types most programs need, in one import.
+/// The types most programs need for the whole story, in one import: save
+/// and load ([`ModelCard`](prelude::ModelCard), [`Model`](prelude::Model)),
+/// publish and promote ([`Registry`](prelude::Registry)), gate
+/// ([`Gate`](prelude::Gate), [`Rule`](prelude::Rule)) and serve
+/// ([`ModelServer`](prelude::ModelServer)).
 pub mod prelude {
     pub use crate::persistence;
-    pub use persistence_core::{
-        BundleReader, BundleWriter, ContentId, Limits, Loaded, Model, ModelCard, ProbeValue, StructureError, Version,
+    pub use model_persistence_core::{
+        BundleReader, BundleWriter, ContentId, Direction, Limits, Loaded, Model, ModelCard, ProbeValue, StructureError,
+        Version,
     };
+    pub use model_persistence_gate::{BaselineRule, Gate, Margin, Metrics, Rule};
+    pub use model_persistence_serving::{ModelServer, ReloadPolicy, Source};
+    pub use model_persistence_versioning::{Bump, ModelName, ModelRef, Registry, VersionSpec};
 }
 
 /// The README's examples, compiled and run as doctests.

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use persistence_core::BundleReader;
+use model_persistence_core::BundleReader;
 
 fuzz_target!(|data: &[u8]| {
     let _ = BundleReader::default().read_card_bytes(data);

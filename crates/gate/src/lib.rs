@@ -4,7 +4,7 @@
 //! noise.
 //!
 //! ```
-//! use gate::{BaselineRule, Gate, Margin, Metrics, Rule};
+//! use model_persistence_gate::{BaselineRule, Gate, Margin, Metrics, Rule};
 //!
 //! // The seed's gate: thresholds and a "match or beat" baseline.
 //! let must_match = BaselineRule::MayRegress(Margin::Absolute(0.0));
@@ -25,15 +25,17 @@
 // evaluation publishes to storage, so the size of `Result` costs nothing here.
 #![allow(clippy::result_large_err)]
 
+mod error;
 pub mod metrics;
 mod promote;
 mod report;
+mod rng;
 mod rule;
 pub mod stats;
 
-pub use promote::{baseline_from_alias, evaluate_and_publish, Error, Outcome, PublishRequest};
+pub use error::Error;
+pub use metrics::{metric_fn, MetricFn, Sample};
+pub use promote::{baseline_from_alias, evaluate_and_publish, Outcome, PublishRequest};
 pub use report::{Check, CheckKind, Report};
-pub use rule::{
-    metric_fn, BaselineRule, Direction, Gate, Margin, MetricFn, Metrics, NoBaseline, Rule, Significance, Test,
-};
-pub use stats::{Bootstrap, Interval, McNemar, Paired, Sample};
+pub use rule::{BaselineRule, Direction, Gate, Margin, Metrics, NoBaseline, Rule, Significance, Test};
+pub use stats::{Bootstrap, Interval, McNemar, Paired};

@@ -4,6 +4,59 @@
 //! denominator is zero (no predicted positives for precision, no actual
 //! positives for recall) is 0, as scikit-learn's `zero_division=0`.
 
+use std::sync::Arc;
+
+/// One resample (or the full sample) of paired predictions.
+#[derive(Debug)]
+pub struct Sample<'a> {
+    /// The true labels.
+    pub actual: &'a [usize],
+    /// One model's predicted labels.
+    pub predicted: &'a [usize],
+    /// The same model's positive-class scores (empty if none were given).
+    pub scores: &'a [f64],
+}
+
+/// A metric of one model's predictions, for the bootstrap.
+#[derive(Clone)]
+pub enum MetricFn {
+    /// A function of the binary confusion counts: the bootstrap counts
+    /// resampled rows directly, without copying them (fast).
+    Confusion(fn(&Confusion) -> f64),
+    /// Any function of a resampled sample (labels, predictions, scores).
+    Sample(Arc<dyn Fn(&Sample<'_>) -> f64 + Send + Sync>),
+}
+
+impl std::fmt::Debug for MetricFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MetricFn::Confusion(_) => "MetricFn::Confusion",
+            MetricFn::Sample(_) => "MetricFn::Sample",
+        })
+    }
+}
+
+impl MetricFn {
+    /// A user-supplied metric of a sample.
+    pub fn custom(f: impl Fn(&Sample<'_>) -> f64 + Send + Sync + 'static) -> Self {
+        MetricFn::Sample(Arc::new(f))
+    }
+}
+
+/// A built-in metric by name: `accuracy`, `precision`, `recall`, `f1`
+/// (binary, label 1 positive), `roc_auc`, `log_loss` (these two need scores).
+pub fn metric_fn(name: &str) -> Option<MetricFn> {
+    Some(match name {
+        "accuracy" => MetricFn::Confusion(Confusion::accuracy),
+        "precision" => MetricFn::Confusion(Confusion::precision),
+        "recall" => MetricFn::Confusion(Confusion::recall),
+        "f1" | "f1_score" => MetricFn::Confusion(Confusion::f1),
+        "roc_auc" | "auc" => MetricFn::custom(|s: &Sample<'_>| roc_auc(s.actual, s.scores)),
+        "log_loss" => MetricFn::custom(|s: &Sample<'_>| log_loss(s.actual, s.scores)),
+        _ => return None,
+    })
+}
+
 /// The counts of a binary confusion matrix (positive class: label 1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Confusion {

@@ -2,21 +2,13 @@
 //! points at, publish only on a pass, store the report with the version,
 //! and optionally move the alias.
 
-use persistence_core::{Model, ModelCard, Version};
-use versioning::{Registry, VersionInfo, VersionSpec};
+use model_persistence_core::{Model, ModelCard, Version};
+use model_persistence_versioning::{Registry, VersionInfo, VersionSpec};
 
+use crate::error::Error;
 use crate::report::Report;
 use crate::rule::{Gate, Metrics};
 use crate::stats::Paired;
-
-/// The gate's errors: those of the registry it publishes to.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The registry failed (reading the baseline, publishing, moving the alias).
-    #[error(transparent)]
-    Registry(#[from] versioning::Error),
-}
 
 /// The metrics of the version `alias` points at, with that version; `None`
 /// if the alias does not exist yet (the first model).
@@ -57,7 +49,7 @@ impl<'a, M> PublishRequest<'a, M> {
         PublishRequest {
             model,
             card,
-            spec: VersionSpec::Bump(versioning::Bump::Minor),
+            spec: VersionSpec::Bump(model_persistence_versioning::Bump::Minor),
             alias,
             move_alias: true,
             paired: None,
@@ -124,7 +116,7 @@ impl Outcome {
 /// # Errors
 ///
 /// Registry errors. If the alias moved between the evaluation and the move,
-/// the error is [`versioning::Error::AliasConflict`]: the new version stays
+/// the error is [`model_persistence_versioning::Error::AliasConflict`]: the new version stays
 /// published (with its report) but is not promoted.
 pub fn evaluate_and_publish<M: Model>(
     gate: &Gate,

@@ -1,7 +1,7 @@
 //! The gate's report: data (serde) and a table for people.
 
+use model_persistence_core::Direction;
 use serde::{Deserialize, Serialize};
-use versioning::Direction;
 
 /// What a check compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,14 +1,13 @@
 //! Rules, the gate, and how a candidate is checked against them.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
+pub use model_persistence_core::Direction;
 use serde::{Deserialize, Serialize};
-pub use versioning::Direction;
 
-use crate::metrics::{self, Confusion};
+use crate::metrics::{self, MetricFn};
 use crate::report::{Check, CheckKind, Report};
-use crate::stats::{Bootstrap, McNemar, Paired, Sample};
+use crate::stats::{Bootstrap, McNemar, Paired};
 
 /// Metrics by name.
 pub type Metrics = BTreeMap<String, f64>;
@@ -65,7 +64,7 @@ pub enum Test {
     Bootstrap {
         /// The bootstrap settings.
         settings: Bootstrap,
-        /// The metric; [`metric_fn`] gives the built-in ones by name.
+        /// The metric; [`metric_fn`](crate::metric_fn) gives the built-in ones by name.
         metric: MetricFn,
     },
 }
@@ -77,46 +76,6 @@ impl std::fmt::Debug for Test {
             Test::Bootstrap { settings, .. } => f.debug_struct("Bootstrap").field("settings", settings).finish(),
         }
     }
-}
-
-/// A metric of one model's predictions, for the bootstrap.
-#[derive(Clone)]
-pub enum MetricFn {
-    /// A function of the binary confusion counts: the bootstrap counts
-    /// resampled rows directly, without copying them (fast).
-    Confusion(fn(&Confusion) -> f64),
-    /// Any function of a resampled sample (labels, predictions, scores).
-    Sample(Arc<dyn Fn(&Sample<'_>) -> f64 + Send + Sync>),
-}
-
-impl std::fmt::Debug for MetricFn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            MetricFn::Confusion(_) => "MetricFn::Confusion",
-            MetricFn::Sample(_) => "MetricFn::Sample",
-        })
-    }
-}
-
-impl MetricFn {
-    /// A user-supplied metric of a sample.
-    pub fn custom(f: impl Fn(&Sample<'_>) -> f64 + Send + Sync + 'static) -> Self {
-        MetricFn::Sample(Arc::new(f))
-    }
-}
-
-/// A built-in metric by name: `accuracy`, `precision`, `recall`, `f1`
-/// (binary, label 1 positive), `roc_auc`, `log_loss` (these two need scores).
-pub fn metric_fn(name: &str) -> Option<MetricFn> {
-    Some(match name {
-        "accuracy" => MetricFn::Confusion(Confusion::accuracy),
-        "precision" => MetricFn::Confusion(Confusion::precision),
-        "recall" => MetricFn::Confusion(Confusion::recall),
-        "f1" | "f1_score" => MetricFn::Confusion(Confusion::f1),
-        "roc_auc" | "auc" => MetricFn::custom(|s: &Sample<'_>| metrics::roc_auc(s.actual, s.scores)),
-        "log_loss" => MetricFn::custom(|s: &Sample<'_>| metrics::log_loss(s.actual, s.scores)),
-        _ => return None,
-    })
 }
 
 /// The rules of one metric.
@@ -201,7 +160,7 @@ pub enum NoBaseline {
 /// The evaluation gate: a candidate ships only if it passes every check.
 ///
 /// ```
-/// use gate::{BaselineRule, Gate, Margin, Metrics, Rule};
+/// use model_persistence_gate::{BaselineRule, Gate, Margin, Metrics, Rule};
 ///
 /// let gate = Gate::new([
 ///     Rule::higher_is_better("accuracy").threshold(0.88).baseline(BaselineRule::MayRegress(Margin::Absolute(0.0))),

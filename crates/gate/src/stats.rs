@@ -1,10 +1,9 @@
 //! Significance tests on paired predictions: McNemar's test and a seeded
 //! bootstrap confidence interval of a metric difference.
 
-use persistence_core::synthetic::SplitMix64;
-
 use crate::metrics::Confusion;
-use crate::rule::MetricFn;
+use crate::metrics::{MetricFn, Sample};
+use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
 /// Below this many discordant pairs, McNemar's test uses the exact binomial
@@ -143,17 +142,6 @@ pub struct Interval {
     pub upper: f64,
     /// The confidence level.
     pub confidence: f64,
-}
-
-/// One resample (or the full sample) of paired predictions.
-#[derive(Debug)]
-pub struct Sample<'a> {
-    /// The true labels.
-    pub actual: &'a [usize],
-    /// One model's predicted labels.
-    pub predicted: &'a [usize],
-    /// The same model's positive-class scores (empty if none were given).
-    pub scores: &'a [f64],
 }
 
 /// Paired predictions of a candidate and a baseline on the same hold-out rows.

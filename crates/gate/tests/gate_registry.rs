@@ -1,16 +1,16 @@
 //! The gate in front of the registry: a pass publishes and promotes, a fail publishes nothing.
 
-use gate::{evaluate_and_publish, BaselineRule, Gate, Margin, Outcome, PublishRequest, Rule};
-use persistence_core::synthetic::LinearClassifier;
-use persistence_core::{ModelCard, Version};
-use versioning::{Registry, VersionSpec};
+use model_persistence_core::synthetic::LinearClassifier;
+use model_persistence_core::{ModelCard, Version};
+use model_persistence_gate::{evaluate_and_publish, BaselineRule, Gate, Margin, Outcome, PublishRequest, Rule};
+use model_persistence_versioning::{Registry, VersionSpec};
 
 fn candidate(accuracy: f64, precision: f64, recall: f64) -> (LinearClassifier, ModelCard) {
     let model = LinearClassifier {
         weights: vec![accuracy, -precision, recall],
         bias: 0.1,
     };
-    let card = ModelCard::builder("churn", Version::new(0, 0, 0), &model)
+    let card = ModelCard::builder("churn", &model)
         .metrics([("accuracy", accuracy), ("precision", precision), ("recall", recall)])
         .probe(ndarray::array![[1.0, 0.5, -0.5]].view())
         .build()
@@ -30,7 +30,7 @@ fn seed_gate() -> Gate {
 #[test]
 fn the_seed_scenario_pass_publishes_and_promotes_fail_publishes_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let reg = Registry::open(dir.path().to_str().expect("utf-8")).expect("registry");
+    let reg = Registry::create(dir.path()).expect("registry");
     let gate = seed_gate();
 
     // The production baseline: 0.90 / 0.72 / 0.68 (the first model, no baseline yet).
@@ -98,7 +98,7 @@ fn the_seed_scenario_pass_publishes_and_promotes_fail_publishes_nothing() {
 #[test]
 fn keep_alias_publishes_without_promoting() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let reg = Registry::open(dir.path().to_str().expect("utf-8")).expect("registry");
+    let reg = Registry::create(dir.path()).expect("registry");
     let (m, c) = candidate(0.95, 0.9, 0.9);
     let outcome = evaluate_and_publish(&seed_gate(), &reg, PublishRequest::new(&m, &c, "staging").keep_alias())
         .expect("registry works");

@@ -1,6 +1,6 @@
 //! Every rule kind at its boundary, missing and non-finite metrics, report rendering.
 
-use gate::{BaselineRule, CheckKind, Gate, Margin, Metrics, NoBaseline, Rule};
+use model_persistence_gate::{BaselineRule, CheckKind, Gate, Margin, Metrics, NoBaseline, Rule};
 
 fn m(pairs: &[(&str, f64)]) -> Metrics {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
@@ -114,6 +114,6 @@ fn the_seed_report_reads_one_line_per_check() {
     let json = report.to_json();
     assert_eq!(json["passed"], false);
     assert_eq!(json["checks"][1]["kind"], "baseline");
-    let back: gate::Report = serde_json::from_value(json).expect("round trip");
+    let back: model_persistence_gate::Report = serde_json::from_value(json).expect("round trip");
     assert_eq!(back, report);
 }

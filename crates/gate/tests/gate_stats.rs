@@ -1,7 +1,7 @@
 //! Statistical rules: McNemar on paired predictions, bootstrap intervals.
 
-use gate::{metric_fn, Bootstrap, Gate, McNemar, Metrics, Paired, Rule, Significance, Test};
-use persistence_core::synthetic::SplitMix64;
+use model_persistence_core::synthetic::SplitMix64;
+use model_persistence_gate::{metric_fn, Bootstrap, Gate, McNemar, Metrics, Paired, Rule, Significance, Test};
 
 /// 10,000 rows; the candidate and baseline disagree on exactly `b` rows the
 /// candidate gets right and `c` rows the baseline gets right.
@@ -149,8 +149,9 @@ fn bootstrap_rules_decide_better_and_non_inferior() {
 
 #[test]
 fn user_supplied_metrics_work_with_the_bootstrap() {
-    let error_rate =
-        gate::MetricFn::custom(|s: &gate::Sample<'_>| 1.0 - gate::metrics::accuracy(s.actual, s.predicted));
+    let error_rate = model_persistence_gate::MetricFn::custom(|s: &model_persistence_gate::Sample<'_>| {
+        1.0 - model_persistence_gate::metrics::accuracy(s.actual, s.predicted)
+    });
     let gate = Gate::new([Rule::lower_is_better("error_rate").significance(
         Significance::SignificantlyBetter,
         Test::Bootstrap {

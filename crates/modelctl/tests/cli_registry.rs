@@ -32,6 +32,8 @@ fn stderr(o: &Output) -> String {
 fn publish_list_promote_history_verify() {
     let dir = tempfile::tempdir().expect("temp dir");
     let reg = dir.path();
+    let out = modelctl(reg, &["init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = modelctl(reg, &["publish", &fixture("linear-level0.bundle")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("published linear 1.2.3"), "{}", stdout(&out));
@@ -51,7 +53,11 @@ fn publish_list_promote_history_verify() {
     let out = modelctl(reg, &["promote", "linear", "production", "1.2.3", "--expect", "none"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = modelctl(reg, &["versions", "linear"]);
-    assert!(stdout(&out).contains("<- production"), "{}", stdout(&out));
+    let text = stdout(&out);
+    let header = text.lines().next().expect("header");
+    let row = text.lines().nth(1).expect("one version");
+    assert_eq!(header.find("aliases"), row.find("production"), "{text}");
+    assert_eq!(header.find("published"), row.find("20"), "{text}");
 
     let out = modelctl(reg, &["show", "linear@production"]);
     let card: serde_json::Value = serde_json::from_slice(&out.stdout).expect("card JSON");
@@ -65,11 +71,20 @@ fn publish_list_promote_history_verify() {
     let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(events.len(), 2);
     assert_eq!(events[1]["kind"]["event"], "alias_moved");
+    let out = modelctl(reg, &["history", "linear"]);
+    for line in stdout(&out).lines() {
+        let at = line.split_whitespace().next().expect("a time");
+        assert!(
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{line}"
+        );
+        assert!(at.ends_with('Z') && at.len() == 20, "{line}");
+    }
 
     let out = modelctl(reg, &["best", "golden_tree", "accuracy"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("golden_tree 1.0.0: accuracy = 0.9000"),
+        stdout(&out).contains("golden_tree 1.0.0: accuracy = 0.9\n"),
         "{}",
         stdout(&out)
     );
@@ -106,8 +121,43 @@ fn registry_commands_without_a_registry_say_how_to_give_one() {
 }
 
 #[test]
+fn a_missing_registry_is_refused_not_created() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let typo = dir.path().join("regsitry");
+    let out = modelctl(&typo, &["models"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no registry at"), "{}", stderr(&out));
+    assert!(!typo.exists(), "a mistyped registry path was created");
+    let out = modelctl(dir.path(), &["models"]);
+    assert_eq!(out.status.code(), Some(1), "an empty directory is not a registry");
+}
+
+#[test]
+fn a_model_that_does_not_exist_is_an_error_everywhere() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = dir.path();
+    assert_eq!(modelctl(reg, &["init"]).status.code(), Some(0));
+    for args in [
+        &["versions", "nosuch"][..],
+        &["history", "nosuch"],
+        &["best", "nosuch", "f1"],
+        &["prune", "nosuch", "--keep", "1"],
+        &["rollback", "nosuch", "production"],
+        &["promote", "nosuch", "production", "1.0.0"],
+        &["compare", "nosuch", "1.0.0", "1.1.0"],
+        &["verify", "--model", "nosuch"],
+        &["show", "nosuch"],
+    ] {
+        let out = modelctl(reg, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout(&out));
+        assert!(stderr(&out).contains("nosuch"), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
 fn hostile_names_are_refused_in_plain_words() {
     let dir = tempfile::tempdir().expect("temp dir");
+    assert_eq!(modelctl(dir.path(), &["init"]).status.code(), Some(0));
     let out = modelctl(dir.path(), &["versions", "../../etc"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("invalid model name"), "{}", stderr(&out));

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use crate::card::ModelCard;
 use crate::error::{Error, LimitKind, Result, Section};
 use crate::format::{
-    assemble, decode_exact, parse_header, truncated, Codec, ContentId, Header, Limits, ParsedHeader, PayloadDescriptor,
-    Preamble, ENCODING_MSGPACK, HASH_LEN, PREAMBLE_LEN,
+    assemble, decode_exact, truncated, Codec, ContentId, Header, Limits, PayloadDescriptor, Preamble, ENCODING_MSGPACK,
+    HASH_LEN, PREAMBLE_LEN,
 };
 use crate::model::{Model, ProbeValue};
 
@@ -25,8 +25,8 @@ pub const DEFAULT_LEVEL: u8 = 3;
 ///
 /// ```no_run
 /// # #[allow(dead_code)]
-/// # fn demo<M: persistence_core::Model>(model: &M, card: &persistence_core::ModelCard) -> persistence_core::Result<()> {
-/// use persistence_core::BundleWriter;
+/// # fn demo<M: model_persistence_core::Model>(model: &M, card: &model_persistence_core::ModelCard) -> model_persistence_core::Result<()> {
+/// use model_persistence_core::BundleWriter;
 ///
 /// let saved = BundleWriter::default().level(9).save("models/fraud.bundle", model, card)?;
 /// println!("{} bytes, content id {}", saved.file_len(), saved.content_id());
@@ -659,3 +659,12 @@ pub fn verify(path: impl AsRef<Path>) -> Result<Summary> {
 
 #[allow(dead_code)]
 const _: usize = HASH_LEN;
+
+type ParsedHeader = crate::format::ParsedHeader<ModelCard>;
+
+/// Parses and verifies the header region, then checks the card.
+fn parse_header(bytes: &[u8], limits: &Limits) -> Result<ParsedHeader> {
+    let parsed = crate::format::parse_header::<ModelCard>(bytes, limits)?;
+    parsed.header.card.check()?;
+    Ok(parsed)
+}

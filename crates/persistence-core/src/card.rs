@@ -12,6 +12,13 @@ use crate::error::{Error, Result};
 use crate::format::{FORMAT_MAJOR, FORMAT_MINOR};
 use crate::model::{Model, ProbeValue};
 
+/// The dependency name under which a card records the bundle format
+/// (`major.minor`) it was built for.
+pub const FORMAT_DEPENDENCY: &str = "model-persistence-format";
+
+/// The dependency name under which a card records this crate's version.
+pub const CORE_DEPENDENCY: &str = "model-persistence-core";
+
 /// Number of bins of the per-feature histograms kept for drift detection.
 pub const DRIFT_BINS: usize = 10;
 
@@ -176,11 +183,15 @@ impl ModelCard {
     /// Starts a card for `model`, filling the kind, the feature count (when
     /// the model knows it), `created_at` (now) and the dependencies.
     ///
+    /// The version is left unset (`0.0.0`) unless [`CardBuilder::version`]
+    /// gives one: a card built for publishing needs none, since the registry
+    /// assigns the version it publishes under.
+    ///
     /// # Examples
     ///
     /// ```
     /// # use ndarray::{array, Array1, ArrayView2};
-    /// # use persistence_core::{Model, StructureError};
+    /// # use model_persistence_core::{Model, StructureError};
     /// # #[derive(serde::Serialize, serde::Deserialize)] struct Mean;
     /// # impl Model for Mean {
     /// #     const KIND: &'static str = "example.mean.v1";
@@ -189,10 +200,10 @@ impl ModelCard {
     /// #     fn check_structure(&self, _: usize) -> Result<(), StructureError> { Ok(()) }
     /// #     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> { rows.rows().into_iter().map(|r| r.sum() / 2.0).collect() }
     /// # }
-    /// use persistence_core::ModelCard;
+    /// use model_persistence_core::ModelCard;
     ///
     /// let train = array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]];
-    /// let card = ModelCard::builder("mean", semver::Version::new(1, 0, 0), &Mean)
+    /// let card = ModelCard::builder("mean", &Mean).version(semver::Version::new(1, 0, 0))
     ///     .feature_names(["a", "b"])
     ///     .metric("mae", 0.5)
     ///     .training_data(train.view(), "inline example")
@@ -200,15 +211,12 @@ impl ModelCard {
     /// assert_eq!(card.n_features, 2);
     /// assert_eq!(card.feature_stats.len(), 2);
     /// assert_eq!(card.probe.as_ref().map(|p| p.rows.len()), Some(3));
-    /// # Ok::<(), persistence_core::Error>(())
+    /// # Ok::<(), model_persistence_core::Error>(())
     /// ```
-    pub fn builder<'m, M: Model>(name: impl Into<String>, version: Version, model: &'m M) -> CardBuilder<'m, M> {
+    pub fn builder<'m, M: Model>(name: impl Into<String>, model: &'m M) -> CardBuilder<'m, M> {
         let mut dependencies = BTreeMap::new();
-        dependencies.insert(
-            "model-persistence-format".to_owned(),
-            format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
-        );
-        dependencies.insert("persistence-core".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
+        dependencies.insert(FORMAT_DEPENDENCY.to_owned(), format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"));
+        dependencies.insert(CORE_DEPENDENCY.to_owned(), env!("CARGO_PKG_VERSION").to_owned());
         for (name, version) in M::dependencies() {
             dependencies.insert(name.to_owned(), version.to_owned());
         }
@@ -216,7 +224,7 @@ impl ModelCard {
             model,
             card: ModelCard {
                 name: name.into(),
-                version,
+                version: Version::new(0, 0, 0),
                 kind: M::KIND.to_owned(),
                 created_at: OffsetDateTime::now_utc(),
                 algorithm: M::KIND.to_owned(),
@@ -334,6 +342,14 @@ pub struct CardBuilder<'m, M> {
 }
 
 impl<M: Model> CardBuilder<'_, M> {
+    /// The model's version. Default: unset (`0.0.0`); the registry replaces
+    /// it with the version it publishes under, so only bundles saved outside
+    /// a registry need one.
+    pub fn version(mut self, version: Version) -> Self {
+        self.card.version = version;
+        self
+    }
+
     /// The algorithm in words. Default: the model kind.
     pub fn algorithm(mut self, algorithm: impl Into<String>) -> Self {
         self.card.algorithm = algorithm.into();

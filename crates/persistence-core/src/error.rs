@@ -217,8 +217,8 @@ impl Error {
 /// a command-line tool or a status page shows a typed error to people.
 ///
 /// ```
-/// let e = persistence_core::read_card("/nonexistent.bundle").unwrap_err();
-/// assert!(persistence_core::error_chain(&e).starts_with("I/O error on /nonexistent.bundle: "));
+/// let e = model_persistence_core::read_card("/nonexistent.bundle").unwrap_err();
+/// assert!(model_persistence_core::error_chain(&e).starts_with("I/O error on /nonexistent.bundle: "));
 /// ```
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();

@@ -18,7 +18,6 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::card::ModelCard;
 use crate::error::{Error, LimitKind, Result, Section};
 
 /// The 8 bytes every bundle starts with.
@@ -63,9 +62,12 @@ pub struct PayloadDescriptor {
     pub sha256: String,
 }
 
+/// The header: generic over the card so that this module, which knows only
+/// bytes, does not depend on what a card holds (the card module depends on
+/// this one for the format version).
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Header {
-    pub(crate) card: ModelCard,
+pub(crate) struct Header<C> {
+    pub(crate) card: C,
     pub(crate) payload: PayloadDescriptor,
     #[serde(default)]
     pub(crate) flags: u64,
@@ -262,16 +264,18 @@ pub(crate) fn truncated(section: &'static str, offset: u64, needed: u64, availab
 /// A parsed and verified header: what `read_card` returns, and the start of
 /// every load.
 #[derive(Debug)]
-pub(crate) struct ParsedHeader {
+pub(crate) struct ParsedHeader<C> {
     pub(crate) preamble: Preamble,
-    pub(crate) header: Header,
+    pub(crate) header: Header<C>,
     pub(crate) content_id: ContentId,
 }
 
 /// Parses the header region `bytes[..payload_start]` (preamble, header, hash).
 ///
 /// `bytes` must hold at least the preamble, header and header hash.
-pub(crate) fn parse_header(bytes: &[u8], limits: &Limits) -> Result<ParsedHeader> {
+/// The card is decoded but not checked: that is the caller's, who knows
+/// what a card is.
+pub(crate) fn parse_header<C: serde::de::DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<ParsedHeader<C>> {
     let preamble = Preamble::parse(bytes, limits)?;
     let header_end = preamble.header_end();
     let available = bytes.len() as u64;
@@ -299,9 +303,8 @@ pub(crate) fn parse_header(bytes: &[u8], limits: &Limits) -> Result<ParsedHeader
             found: hex::encode(computed),
         });
     }
-    let header: Header = decode_exact(header_bytes, limits.max_depth, "header")?;
+    let header: Header<C> = decode_exact(header_bytes, limits.max_depth, "header")?;
     check_descriptor(&header.payload, limits)?;
-    header.card.check()?;
     Ok(ParsedHeader {
         preamble,
         header,
@@ -371,7 +374,7 @@ pub(crate) fn decode_exact<T: serde::de::DeserializeOwned>(
 }
 
 /// Assembles a bundle from an encoded header body and the stored payload.
-pub(crate) fn assemble(header: &Header, stored_payload: &[u8]) -> Result<(Vec<u8>, ContentId)> {
+pub(crate) fn assemble<C: Serialize>(header: &Header<C>, stored_payload: &[u8]) -> Result<(Vec<u8>, ContentId)> {
     let header_bytes = rmp_serde::to_vec_named(header).map_err(|source| Error::Encode {
         section: "header",
         source,

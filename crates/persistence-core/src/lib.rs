@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use ndarray::{array, Array1, ArrayView2};
-//! use persistence_core::{Model, ModelCard, StructureError};
+//! use model_persistence_core::{Model, ModelCard, StructureError};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Serialize, Deserialize)]
@@ -30,20 +30,20 @@
 //!
 //! let model = Threshold { feature: 1, cut: 0.5 };
 //! let train = array![[0.0, 0.1], [1.0, 0.9], [0.5, 0.7]];
-//! let card = ModelCard::builder("threshold", semver::Version::new(1, 0, 0), &model)
+//! let card = ModelCard::builder("threshold", &model).version(semver::Version::new(1, 0, 0))
 //!     .training_data(train.view(), "doc example")
 //!     .metric("accuracy", 1.0)
 //!     .build()?;
 //!
 //! let dir = tempfile::tempdir().expect("temp dir");
 //! let path = dir.path().join("threshold.bundle");
-//! persistence_core::save(&path, &model, &card)?;
+//! model_persistence_core::save(&path, &model, &card)?;
 //!
-//! assert_eq!(persistence_core::read_card(&path)?.metrics["accuracy"], 1.0);
-//! persistence_core::verify(&path)?;
-//! let loaded = persistence_core::load::<Threshold>(&path)?;
+//! assert_eq!(model_persistence_core::read_card(&path)?.metrics["accuracy"], 1.0);
+//! model_persistence_core::verify(&path)?;
+//! let loaded = model_persistence_core::load::<Threshold>(&path)?;
 //! assert_eq!(loaded.model().predict(train.view()).to_vec(), vec![0, 1, 1]);
-//! # Ok::<(), persistence_core::Error>(())
+//! # Ok::<(), model_persistence_core::Error>(())
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
@@ -54,7 +54,9 @@ mod float;
 pub mod format;
 #[cfg(feature = "linfa")]
 pub mod linfa;
+mod metric;
 mod model;
+#[cfg(feature = "testing")]
 pub mod synthetic;
 
 pub use bundle::{
@@ -62,9 +64,11 @@ pub use bundle::{
     Loaded, Saved, Summary, DEFAULT_LEVEL,
 };
 pub use card::{
-    hash_records, CardBuilder, FeatureStats, ModelCard, Probe, TrainingData, DEFAULT_PROBE_ROWS, DRIFT_BINS,
+    hash_records, CardBuilder, FeatureStats, ModelCard, Probe, TrainingData, CORE_DEPENDENCY, DEFAULT_PROBE_ROWS,
+    DRIFT_BINS, FORMAT_DEPENDENCY,
 };
 pub use error::{error_chain, Error, LimitKind, Result, Section};
 pub use format::{Codec, ContentId, Limits, PayloadDescriptor};
+pub use metric::Direction;
 pub use model::{Model, ProbeValue, StructureError};
 pub use semver::Version;

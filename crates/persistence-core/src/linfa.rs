@@ -128,7 +128,7 @@ impl Model for DecisionTree<f64, usize> {
 /// use linfa::prelude::*;
 /// use linfa_ensemble::EnsembleLearnerParams;
 /// use linfa_trees::DecisionTree;
-/// use persistence_core::linfa::RandomForest;
+/// use model_persistence_core::linfa::RandomForest;
 /// # #[allow(dead_code)]
 /// # fn demo(dataset: linfa::DatasetBase<ndarray::Array2<f64>, ndarray::Array1<usize>>) -> Result<(), Box<dyn std::error::Error>> {
 /// let ensemble = EnsembleLearnerParams::new(DecisionTree::params())

@@ -15,7 +15,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 ///
 /// ```
 /// use ndarray::{Array1, ArrayView2};
-/// use persistence_core::{Model, StructureError};
+/// use model_persistence_core::{Model, StructureError};
 /// use serde::{Deserialize, Serialize};
 ///
 /// /// Predicts the sum of the inputs times a weight.

@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Linear;
-use persistence_core::synthetic::SplitMix64;
-use persistence_core::{BundleWriter, ModelCard};
+use model_persistence_core::synthetic::SplitMix64;
+use model_persistence_core::{BundleWriter, ModelCard};
 
 const KILLS: usize = 40;
 
@@ -23,7 +23,8 @@ fn model(variant: u64) -> (Linear, ModelCard) {
         weights: (0..50_000).map(|_| rng.next_normal()).collect(),
         bias: variant as f64,
     };
-    let card = ModelCard::builder("crash", semver::Version::new(1, 0, variant), &model)
+    let card = ModelCard::builder("crash", &model)
+        .version(semver::Version::new(1, 0, variant))
         .n_features(model.weights.len())
         .created_at(common::fixed_time())
         .build()
@@ -68,7 +69,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20 + rng.next_below(480) as u64));
         child.kill().expect("kill child");
         child.wait().expect("reap child");
-        let loaded = match persistence_core::load::<Linear>(&path) {
+        let loaded = match model_persistence_core::load::<Linear>(&path) {
             Ok(loaded) => loaded,
             Err(e) => {
                 eprintln!("kill {kill}: the bundle does not load after a crash: {e}");
@@ -84,7 +85,7 @@ fn main() {
             card.version.patch,
             "kill {kill}: model and card mixed"
         );
-        let json = std::fs::read_to_string(persistence_core::card_json_path(&path)).expect("card json");
+        let json = std::fs::read_to_string(model_persistence_core::card_json_path(&path)).expect("card json");
         ModelCard::from_json(&json).expect("card json is complete after a crash");
     }
     assert!(seen[1] > 0, "the child never completed a save: the kills prove nothing");

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{craft, linear, linear_card, Linear, OtherLinear};
-use persistence_core::{BundleReader, BundleWriter, Error, LimitKind, Limits, Section};
+use model_persistence_core::{BundleReader, BundleWriter, Error, LimitKind, Limits, Section};
 
 fn small_bundle() -> Vec<u8> {
     let model = linear();
@@ -24,7 +24,7 @@ fn every_single_bit_flip_is_detected() {
         for byte in 0..bundle.len() {
             for bit in 0..8 {
                 damaged[byte] ^= 1 << bit;
-                let result = persistence_core::from_bytes::<Linear>(&damaged);
+                let result = model_persistence_core::from_bytes::<Linear>(&damaged);
                 assert!(
                     result.is_err(),
                     "flip of bit {bit} of byte {byte} (level {level}) went unnoticed"
@@ -34,7 +34,7 @@ fn every_single_bit_flip_is_detected() {
                 damaged[byte] ^= 1 << bit;
             }
         }
-        assert!(persistence_core::from_bytes::<Linear>(&damaged).is_ok());
+        assert!(model_persistence_core::from_bytes::<Linear>(&damaged).is_ok());
     }
 }
 
@@ -43,7 +43,7 @@ fn a_flip_in_the_payload_is_a_payload_checksum_error() {
     let mut bundle = small_bundle();
     let last = bundle.len() - 1;
     bundle[last] ^= 0x10;
-    match persistence_core::from_bytes::<Linear>(&bundle) {
+    match model_persistence_core::from_bytes::<Linear>(&bundle) {
         Err(Error::ChecksumMismatch {
             section: Section::Payload,
             ..
@@ -57,7 +57,7 @@ fn a_flip_in_the_header_is_a_header_checksum_error() {
     let mut bundle = small_bundle();
     bundle[40] ^= 0x01;
     assert!(matches!(
-        persistence_core::from_bytes::<Linear>(&bundle),
+        model_persistence_core::from_bytes::<Linear>(&bundle),
         Err(Error::ChecksumMismatch {
             section: Section::Header,
             ..
@@ -70,7 +70,7 @@ fn truncation_at_every_offset_is_a_typed_error() {
     let bundle = small_bundle();
     for len in 0..bundle.len() {
         let cut = &bundle[..len];
-        match persistence_core::from_bytes::<Linear>(cut) {
+        match model_persistence_core::from_bytes::<Linear>(cut) {
             Err(Error::Truncated { .. }) => {}
             Err(Error::NotABundle { .. }) if len == 0 => {}
             other => panic!("truncation to {len} bytes gave {other:?}"),
@@ -87,7 +87,7 @@ fn trailing_bytes_are_rejected() {
     let mut bundle = small_bundle();
     let end = bundle.len() as u64;
     bundle.extend_from_slice(b"garbage");
-    match persistence_core::from_bytes::<Linear>(&bundle) {
+    match model_persistence_core::from_bytes::<Linear>(&bundle) {
         Err(Error::TrailingBytes { end: e, extra: 7 }) => assert_eq!(e, end),
         other => panic!("expected trailing bytes, got {other:?}"),
     }
@@ -96,7 +96,7 @@ fn trailing_bytes_are_rejected() {
 #[test]
 fn text_is_not_a_bundle() {
     assert!(matches!(
-        persistence_core::from_bytes::<Linear>(b"{\"model\": \"pickle\"}"),
+        model_persistence_core::from_bytes::<Linear>(b"{\"model\": \"pickle\"}"),
         Err(Error::NotABundle { .. })
     ));
 }
@@ -105,7 +105,7 @@ fn text_is_not_a_bundle() {
 fn a_newer_major_version_is_refused_with_its_own_error() {
     let mut bundle = small_bundle();
     bundle[8] = 2;
-    match persistence_core::from_bytes::<Linear>(&bundle) {
+    match model_persistence_core::from_bytes::<Linear>(&bundle) {
         Err(Error::UnsupportedVersion {
             found_major: 2,
             supported_major: 1,
@@ -120,7 +120,7 @@ fn a_header_length_past_the_limit_is_refused_before_allocating() {
     let mut bundle = small_bundle();
     bundle[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(
-        persistence_core::from_bytes::<Linear>(&bundle),
+        model_persistence_core::from_bytes::<Linear>(&bundle),
         Err(Error::LimitExceeded {
             limit: LimitKind::HeaderLen,
             ..
@@ -150,7 +150,7 @@ fn a_deflate_bomb_stops_at_the_declared_length() {
         sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&stored)),
     };
     let lying = common::assemble(1, &card, descriptor, &stored);
-    match persistence_core::from_bytes::<Linear>(&lying) {
+    match model_persistence_core::from_bytes::<Linear>(&lying) {
         Err(Error::LimitExceeded {
             limit: LimitKind::InflatedLen,
             found,
@@ -185,7 +185,7 @@ fn a_file_past_the_size_limit_is_refused() {
 
 #[test]
 fn loading_as_the_wrong_model_type_is_a_typed_error() {
-    match persistence_core::from_bytes::<OtherLinear>(&small_bundle()) {
+    match model_persistence_core::from_bytes::<OtherLinear>(&small_bundle()) {
         Err(Error::WrongModelKind { expected, found }) => {
             assert_eq!(expected, "test.other.v1");
             assert_eq!(found, "test.linear.v1");
@@ -204,7 +204,7 @@ fn a_card_that_disagrees_on_the_feature_count_is_a_typed_error() {
     card.probe = None;
     let bundle = craft(&card, &rmp_serde::to_vec_named(&model).expect("encodes"), false);
     assert!(matches!(
-        persistence_core::from_bytes::<Linear>(&bundle),
+        model_persistence_core::from_bytes::<Linear>(&bundle),
         Err(Error::FeatureCountMismatch { card: 4, model: 3 })
     ));
 }
@@ -214,9 +214,9 @@ fn a_corrupted_probe_expectation_is_a_typed_error() {
     let model = linear();
     let mut card = linear_card(&model);
     let probe = card.probe.as_mut().expect("the builder made a probe");
-    probe.expected[2] = persistence_core::ProbeValue::Value(42.0);
+    probe.expected[2] = model_persistence_core::ProbeValue::Value(42.0);
     let bundle = craft(&card, &rmp_serde::to_vec_named(&model).expect("encodes"), true);
-    match persistence_core::from_bytes::<Linear>(&bundle) {
+    match model_persistence_core::from_bytes::<Linear>(&bundle) {
         Err(Error::ProbeMismatch { row: 2, .. }) => {}
         other => panic!("expected a probe mismatch on row 2, got {other:?}"),
     }
@@ -232,7 +232,7 @@ fn a_model_that_fails_its_structural_check_is_refused() {
     };
     let bundle = craft(&card, &rmp_serde::to_vec_named(&broken).expect("encodes"), false);
     assert!(matches!(
-        persistence_core::from_bytes::<Linear>(&bundle),
+        model_persistence_core::from_bytes::<Linear>(&bundle),
         Err(Error::FeatureCountMismatch { card: 3, model: 2 })
     ));
 }
@@ -241,13 +241,13 @@ fn a_model_that_fails_its_structural_check_is_refused() {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Nested(Vec<Nested>);
 
-impl persistence_core::Model for Nested {
+impl model_persistence_core::Model for Nested {
     const KIND: &'static str = "test.linear.v1";
     type Output = f64;
     fn n_features(&self) -> Option<usize> {
         None
     }
-    fn check_structure(&self, _: usize) -> Result<(), persistence_core::StructureError> {
+    fn check_structure(&self, _: usize) -> Result<(), model_persistence_core::StructureError> {
         Ok(())
     }
     fn predict(&self, rows: ndarray::ArrayView2<'_, f64>) -> ndarray::Array1<f64> {
@@ -265,7 +265,7 @@ fn deep_nesting_is_refused_before_it_can_overflow_the_stack() {
     raw.push(0x90);
     let bundle = craft(&card, &raw, false);
     assert!(matches!(
-        persistence_core::from_bytes::<Nested>(&bundle),
+        model_persistence_core::from_bytes::<Nested>(&bundle),
         Err(Error::LimitExceeded {
             limit: LimitKind::Depth,
             ..
@@ -279,7 +279,7 @@ fn read_card_never_touches_the_payload() {
     let path = dir.path().join("m.bundle");
     let model = linear();
     let card = linear_card(&model);
-    persistence_core::save(&path, &model, &card).expect("saves");
+    model_persistence_core::save(&path, &model, &card).expect("saves");
     let mut bytes = std::fs::read(&path).expect("reads");
     let n = bytes.len();
     for b in &mut bytes[n - 8..] {
@@ -287,9 +287,12 @@ fn read_card_never_touches_the_payload() {
     }
     bytes.truncate(n - 3);
     std::fs::write(&path, &bytes).expect("writes");
-    assert_eq!(persistence_core::read_card(&path).expect("card from header"), card);
-    assert!(persistence_core::verify(&path).is_err());
-    assert!(persistence_core::load::<Linear>(&path).is_err());
+    assert_eq!(
+        model_persistence_core::read_card(&path).expect("card from header"),
+        card
+    );
+    assert!(model_persistence_core::verify(&path).is_err());
+    assert!(model_persistence_core::load::<Linear>(&path).is_err());
 }
 
 #[test]
@@ -314,5 +317,5 @@ fn nesting_within_the_limit_loads() {
     let mut raw = vec![0x91_u8; 100];
     raw.push(0x90);
     let bundle = craft(&card, &raw, false);
-    assert!(persistence_core::from_bytes::<Nested>(&bundle).is_ok());
+    assert!(model_persistence_core::from_bytes::<Nested>(&bundle).is_ok());
 }

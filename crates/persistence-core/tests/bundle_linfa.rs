@@ -4,10 +4,10 @@ use linfa::prelude::*;
 use linfa_ensemble::EnsembleLearnerParams;
 use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
 use linfa_trees::DecisionTree;
+use model_persistence_core::linfa::RandomForest;
+use model_persistence_core::synthetic::{fraud_like, SplitMix64, FRAUD_FEATURES};
+use model_persistence_core::{BundleWriter, Error, LimitKind, Model, ModelCard};
 use ndarray::{s, Array1, Array2};
-use persistence_core::linfa::RandomForest;
-use persistence_core::synthetic::{fraud_like, SplitMix64, FRAUD_FEATURES};
-use persistence_core::{BundleWriter, Error, LimitKind, Model, ModelCard};
 use rand::SeedableRng;
 
 struct Split {
@@ -25,7 +25,8 @@ fn fraud(samples: usize) -> Split {
 }
 
 fn card_for<M: Model>(name: &str, model: &M, data: &Split) -> ModelCard {
-    ModelCard::builder(name, semver::Version::new(1, 0, 0), model)
+    ModelCard::builder(name, model)
+        .version(semver::Version::new(1, 0, 0))
         .feature_names(FRAUD_FEATURES)
         .classes(["legitimate", "fraud"])
         .training_data(data.train.records().view(), "fraud_like(seed 42)")
@@ -46,17 +47,17 @@ fn round_trip<M: Model<Output = usize>>(name: &str, model: &M, data: &Split) -> 
             .save(&path, model, &card)
             .expect("saves");
         sizes.push(saved.file_len());
-        let loaded = persistence_core::load::<M>(&path).expect("loads");
+        let loaded = model_persistence_core::load::<M>(&path).expect("loads");
         assert_eq!(loaded.card(), &card);
         assert_eq!(loaded.content_id(), saved.content_id());
         let after: Array1<usize> = loaded.model().predict(data.test.view());
         assert_eq!(before, after, "{name} level {level}: predictions changed");
         assert_eq!(
-            persistence_core::read_card(&path).expect("card"),
+            model_persistence_core::read_card(&path).expect("card"),
             card,
             "read_card differs"
         );
-        let json = std::fs::read_to_string(persistence_core::card_json_path(&path)).expect("card json");
+        let json = std::fs::read_to_string(model_persistence_core::card_json_path(&path)).expect("card json");
         assert_eq!(ModelCard::from_json(&json).expect("parses"), card);
     }
     (sizes[0], sizes[1])
@@ -168,13 +169,14 @@ fn tree_bundle(tree: &Tree) -> Vec<u8> {
     let x = Array2::from_shape_fn((40, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f64);
     let y = Array1::from_shape_fn(40, |i| i % 2);
     let real = DecisionTree::params().fit(&Dataset::new(x, y)).expect("fits");
-    let mut card = ModelCard::builder("tree", semver::Version::new(1, 0, 0), &real)
+    let mut card = ModelCard::builder("tree", &real)
+        .version(semver::Version::new(1, 0, 0))
         .n_features(3)
         .build()
         .expect("card");
     card.probe = None;
     let raw = rmp_serde::to_vec_named(tree).expect("encodes");
-    let bundle_of_real = persistence_core::to_bytes(&real, &card).expect("encodes");
+    let bundle_of_real = model_persistence_core::to_bytes(&real, &card).expect("encodes");
     // Same header as the real tree's bundle, new payload: re-assemble by the spec.
     let header_len = u32::from_le_bytes(bundle_of_real[12..16].try_into().expect("4 bytes")) as usize;
     let header: serde_json::Value = rmp_serde::from_slice(&bundle_of_real[16..16 + header_len]).expect("header");
@@ -201,7 +203,7 @@ fn a_valid_hand_built_tree_loads() {
         root_node: split(2, Some(leaf(1)), Some(leaf(1)), 0),
         num_features: 3,
     };
-    let loaded = persistence_core::from_bytes::<DecisionTree<f64, usize>>(&tree_bundle(&tree)).expect("loads");
+    let loaded = model_persistence_core::from_bytes::<DecisionTree<f64, usize>>(&tree_bundle(&tree)).expect("loads");
     let rows = ndarray::array![[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]];
     assert_eq!(Model::predict(loaded.model(), rows.view()).to_vec(), vec![1, 1]);
 }
@@ -212,7 +214,7 @@ fn a_split_without_children_is_refused() {
         root_node: split(1, Some(leaf(1)), None, 0),
         num_features: 3,
     };
-    match persistence_core::from_bytes::<DecisionTree<f64, usize>>(&tree_bundle(&tree)) {
+    match model_persistence_core::from_bytes::<DecisionTree<f64, usize>>(&tree_bundle(&tree)) {
         Err(Error::InvalidStructure { reason, .. }) => assert!(reason.contains("without both children"), "{reason}"),
         other => panic!("expected an invalid structure, got {other:?}"),
     }
@@ -224,7 +226,7 @@ fn a_split_on_a_feature_past_the_count_is_refused() {
         root_node: split(7, Some(leaf(1)), Some(leaf(1)), 0),
         num_features: 3,
     };
-    match persistence_core::from_bytes::<DecisionTree<f64, usize>>(&tree_bundle(&tree)) {
+    match model_persistence_core::from_bytes::<DecisionTree<f64, usize>>(&tree_bundle(&tree)) {
         Err(Error::InvalidStructure { reason, .. }) => assert!(reason.contains("feature 7"), "{reason}"),
         other => panic!("expected an invalid structure, got {other:?}"),
     }
@@ -252,7 +254,7 @@ fn a_300_level_deep_tree_is_refused_without_overflowing_the_stack() {
         .expect("thread")
         .join()
         .expect("encodes");
-    match persistence_core::from_bytes::<DecisionTree<f64, usize>>(&bundle) {
+    match model_persistence_core::from_bytes::<DecisionTree<f64, usize>>(&bundle) {
         Err(Error::LimitExceeded {
             limit: LimitKind::Depth,
             ..

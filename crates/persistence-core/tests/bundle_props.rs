@@ -3,7 +3,7 @@
 mod common;
 
 use common::Linear;
-use persistence_core::{BundleReader, BundleWriter, ModelCard};
+use model_persistence_core::{BundleReader, BundleWriter, ModelCard};
 use proptest::prelude::*;
 
 fn finite() -> impl Strategy<Value = f64> {
@@ -25,9 +25,9 @@ prop_compose! {
     ) -> (Linear, ModelCard) {
         let model = Linear { weights, bias };
         let n = model.weights.len();
-        let mut rng = persistence_core::synthetic::SplitMix64::new(seed);
+        let mut rng = model_persistence_core::synthetic::SplitMix64::new(seed);
         let train = ndarray::Array2::from_shape_fn((rows, n), |_| rng.next_normal());
-        let mut builder = ModelCard::builder(name, semver::Version::new(major, minor, patch), &model)
+        let mut builder = ModelCard::builder(name, &model).version(semver::Version::new(major, minor, patch))
             .training_data(train.view(), "proptest")
             .metrics(metrics)
             .notes(notes)
@@ -51,7 +51,7 @@ proptest! {
     #[test]
     fn bundles_round_trip((model, card) in model_and_card(), level in 0_u8..=9) {
         let bytes = BundleWriter::default().level(level).to_bytes(&model, &card).expect("encodes");
-        let loaded = persistence_core::from_bytes::<Linear>(&bytes).expect("decodes");
+        let loaded = model_persistence_core::from_bytes::<Linear>(&bytes).expect("decodes");
         prop_assert_eq!(loaded.model(), &model);
         prop_assert_eq!(loaded.card(), &card);
         let summary = BundleReader::default().verify_bytes(&bytes).expect("verifies");
@@ -71,7 +71,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        let _ = persistence_core::from_bytes::<Linear>(&bytes);
+        let _ = model_persistence_core::from_bytes::<Linear>(&bytes);
         let _ = BundleReader::default().read_card_bytes(&bytes);
     }
 }
@@ -85,7 +85,8 @@ fn a_card_with_non_finite_values_round_trips_through_json() {
         bias: f64::MIN,
     };
     let train = ndarray::array![[1.0, 1.0], [-1.0, 2.0]];
-    let card = ModelCard::builder("huge", semver::Version::new(1, 0, 0), &model)
+    let card = ModelCard::builder("huge", &model)
+        .version(semver::Version::new(1, 0, 0))
         .training_data(train.view(), "regression")
         .metric("loss", f64::INFINITY)
         .build()
@@ -93,7 +94,7 @@ fn a_card_with_non_finite_values_round_trips_through_json() {
     let expected = &card.probe.as_ref().expect("probe").expected;
     assert!(expected
         .iter()
-        .any(|v| matches!(v, persistence_core::ProbeValue::Value(x) if !x.is_finite())));
+        .any(|v| matches!(v, model_persistence_core::ProbeValue::Value(x) if !x.is_finite())));
     let json = card.to_json().expect("to json");
     assert!(json.contains("\"inf\""), "{json}");
     let back = ModelCard::from_json(&json).expect("from json");

@@ -8,16 +8,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use persistence_core::synthetic::LinearClassifier;
-use persistence_core::{BundleWriter, Model, ModelCard, Version};
-use serving::{ModelServer, ReloadPolicy, Source};
+use model_persistence_core::synthetic::LinearClassifier;
+use model_persistence_core::{BundleWriter, Model, ModelCard, Version};
+use model_persistence_serving::{ModelServer, ReloadPolicy, Source};
 
 fn write(path: &std::path::Path, patch: u64) {
     let model = LinearClassifier {
         weights: vec![0.5; 20],
         bias: patch as f64 * 1e-3,
     };
-    let card = ModelCard::builder("bench", Version::new(1, 0, patch), &model)
+    let card = ModelCard::builder("bench", &model)
+        .version(Version::new(1, 0, patch))
         .build()
         .expect("card");
     BundleWriter::default()

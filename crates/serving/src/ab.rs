@@ -2,8 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use model_persistence_core::Model;
 use ndarray::ArrayView2;
-use persistence_core::Model;
 use serde::Serialize;
 
 use crate::error::{Error, Result};

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use persistence_core::{FeatureStats, DRIFT_BINS};
+use model_persistence_core::{FeatureStats, DRIFT_BINS};
 use serde::{Deserialize, Serialize};
 
 /// Floor of bin shares in the PSI.

@@ -11,7 +11,7 @@ pub enum Error {
         source_name: String,
         /// What persistence-core found.
         #[source]
-        source: persistence_core::Error,
+        source: model_persistence_core::Error,
     },
     /// Loading from the registry failed.
     #[error("cannot load the model from {source_name}")]
@@ -21,7 +21,7 @@ pub enum Error {
         /// What the registry found (boxed: predictions return this error
         /// type, and the hot path should not carry a large `Result`).
         #[source]
-        source: Box<versioning::Error>,
+        source: Box<model_persistence_versioning::Error>,
     },
     /// The request has the wrong number of feature columns.
     #[error("the request has {found} features, the model expects {expected}")]

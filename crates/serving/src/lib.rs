@@ -11,15 +11,15 @@
 //! swaps it in atomically. A version that fails validation is never served.
 //!
 //! ```
-//! use persistence_core::synthetic::LinearClassifier;
-//! use persistence_core::{ModelCard, Version};
-//! use serving::{ModelServer, ReloadPolicy, Source};
+//! use model_persistence_core::synthetic::LinearClassifier;
+//! use model_persistence_core::{ModelCard, Version};
+//! use model_persistence_serving::{ModelServer, ReloadPolicy, Source};
 //!
 //! let dir = tempfile::tempdir().expect("temp dir");
 //! let path = dir.path().join("model.bundle");
 //! let model = LinearClassifier { weights: vec![1.0, -1.0], bias: 0.0 };
-//! let card = ModelCard::builder("demo", Version::new(1, 0, 0), &model).build()?;
-//! persistence_core::save(&path, &model, &card)?;
+//! let card = ModelCard::builder("demo", &model).version(Version::new(1, 0, 0)).build()?;
+//! model_persistence_core::save(&path, &model, &card)?;
 //!
 //! let server = ModelServer::<LinearClassifier>::start(Source::bundle(&path), ReloadPolicy::Manual)?;
 //! let p = server.predict(ndarray::array![[2.0, 1.0], [0.0, 3.0]].view())?;

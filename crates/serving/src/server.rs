@@ -7,8 +7,8 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use model_persistence_core::{error_chain, BundleReader, ContentId, Model, ModelCard, ProbeValue, Version};
 use ndarray::{Array1, Array2, ArrayView2};
-use persistence_core::{error_chain, BundleReader, ContentId, Model, ModelCard, ProbeValue, Version};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -592,7 +592,7 @@ where
                 source_name: self.inner.source.describe(),
             });
         };
-        let versioning::Target::Alias(alias) = &reference.target else {
+        let model_persistence_versioning::Target::Alias(alias) = &reference.target else {
             return Err(Error::NotARegistryAlias {
                 source_name: self.inner.source.describe(),
             });

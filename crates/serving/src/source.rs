@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use persistence_core::{BundleReader, ContentId, Loaded, Model};
-use versioning::{ModelRef, Registry, Target};
+use model_persistence_core::{BundleReader, ContentId, Loaded, Model};
+use model_persistence_versioning::{ModelRef, Registry, Target};
 
 use crate::error::{Error, Result};
 
@@ -50,7 +50,7 @@ impl Source {
 
     /// The content id the source offers now, read cheaply: the bundle's
     /// header hash, or the alias's (or version's) recorded content id.
-    #[allow(clippy::result_large_err)] // versioning::Result, converted to our boxed error below.
+    #[allow(clippy::result_large_err)] // model_persistence_versioning::Result, converted to our boxed error below.
     pub(crate) fn current_id(&self, reader: &BundleReader) -> Result<ContentId> {
         match self {
             Source::Bundle(path) => reader
@@ -63,10 +63,11 @@ impl Source {
             Source::Registry { registry, reference } => {
                 let id = match &reference.target {
                     Target::Alias(alias) => registry.alias(&reference.model, alias).and_then(|t| {
-                        t.map(|t| t.content_id).ok_or_else(|| versioning::Error::AliasNotFound {
-                            model: reference.model.clone(),
-                            alias: alias.clone(),
-                        })
+                        t.map(|t| t.content_id)
+                            .ok_or_else(|| model_persistence_versioning::Error::AliasNotFound {
+                                model: reference.model.to_string(),
+                                alias: alias.to_string(),
+                            })
                     }),
                     _ => registry.resolve(reference).map(|i| i.content_id),
                 };

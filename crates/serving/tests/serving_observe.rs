@@ -4,10 +4,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use model_persistence_core::synthetic::{LinearClassifier, SplitMix64};
+use model_persistence_core::{ModelCard, Version};
+use model_persistence_serving::{AbSplit, DriftConfig, ModelServer, ReloadPolicy, Source};
 use ndarray::Array2;
-use persistence_core::synthetic::{LinearClassifier, SplitMix64};
-use persistence_core::{ModelCard, Version};
-use serving::{AbSplit, DriftConfig, ModelServer, ReloadPolicy, Source};
 
 fn server(
     dir: &std::path::Path,
@@ -16,12 +16,12 @@ fn server(
     train: Option<&Array2<f64>>,
 ) -> ModelServer<LinearClassifier> {
     let model = LinearClassifier { weights, bias: 0.0 };
-    let mut card = ModelCard::builder(name, Version::new(1, 0, 0), &model);
+    let mut card = ModelCard::builder(name, &model).version(Version::new(1, 0, 0));
     if let Some(t) = train {
         card = card.training_data(t.view(), "test");
     }
     let path = dir.join(format!("{name}.bundle"));
-    persistence_core::save(&path, &model, &card.build().expect("card")).expect("save");
+    model_persistence_core::save(&path, &model, &card.build().expect("card")).expect("save");
     ModelServer::builder(Source::bundle(&path))
         .policy(ReloadPolicy::Manual)
         .start()
@@ -61,10 +61,11 @@ fn the_shadow_predicts_off_the_hot_path_and_reports_disagreement() {
         bias: 0.0,
     };
     let path = dir.path().join("primary.bundle");
-    let card = ModelCard::builder("primary", Version::new(1, 0, 0), &model)
+    let card = ModelCard::builder("primary", &model)
+        .version(Version::new(1, 0, 0))
         .build()
         .expect("card");
-    persistence_core::save(&path, &model, &card).expect("save");
+    model_persistence_core::save(&path, &model, &card).expect("save");
     let primary = ModelServer::builder(Source::bundle(&path))
         .policy(ReloadPolicy::Manual)
         .shadow(shadow, 0.5)
@@ -99,13 +100,14 @@ fn drift_is_detected_on_a_shifted_feature_and_not_on_the_others() {
         weights: vec![1.0, 1.0, 1.0],
         bias: 0.0,
     };
-    let card = ModelCard::builder("drifty", Version::new(1, 0, 0), &model)
+    let card = ModelCard::builder("drifty", &model)
+        .version(Version::new(1, 0, 0))
         .feature_names(["steady", "shifted", "also_steady"])
         .training_data(train.view(), "test")
         .build()
         .expect("card");
     let path = dir.path().join("drifty.bundle");
-    persistence_core::save(&path, &model, &card).expect("save");
+    model_persistence_core::save(&path, &model, &card).expect("save");
     let fired = Arc::new(AtomicUsize::new(0));
     let fired_in_callback = Arc::clone(&fired);
     let server = ModelServer::<LinearClassifier>::builder(Source::bundle(&path))

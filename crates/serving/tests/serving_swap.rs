@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use model_persistence_core::synthetic::LinearClassifier;
+use model_persistence_core::{BundleWriter, Model, ModelCard, StructureError, Version};
+use model_persistence_serving::{Error, ModelServer, ReloadPolicy, Source};
 use ndarray::{Array1, ArrayView2};
-use persistence_core::synthetic::LinearClassifier;
-use persistence_core::{BundleWriter, Model, ModelCard, StructureError, Version};
 use serde::{Deserialize, Serialize};
-use serving::{Error, ModelServer, ReloadPolicy, Source};
 
 /// A model whose every output is its own id, and which answers NaN if its
 /// two fields ever disagree: an answer from a mixture of two versions would show.
@@ -43,7 +43,8 @@ impl Model for Tagged {
 
 fn write_tagged(path: &Path, id: u64) {
     let model = Tagged { id, check: id * 7 };
-    let card = ModelCard::builder("tagged", Version::new(1, 0, id), &model)
+    let card = ModelCard::builder("tagged", &model)
+        .version(Version::new(1, 0, id))
         .probe(ndarray::array![[0.0, 0.0]].view())
         .created_at(time::OffsetDateTime::UNIX_EPOCH)
         .build()
@@ -103,7 +104,7 @@ fn start_without_a_valid_model_is_a_typed_error() {
     assert!(matches!(
         missing,
         Err(Error::Load {
-            source: persistence_core::Error::Io { .. },
+            source: model_persistence_core::Error::Io { .. },
             ..
         })
     ));
@@ -113,7 +114,7 @@ fn start_without_a_valid_model_is_a_typed_error() {
     assert!(matches!(
         wrong,
         Err(Error::Load {
-            source: persistence_core::Error::WrongModelKind { .. },
+            source: model_persistence_core::Error::WrongModelKind { .. },
             ..
         })
     ));
@@ -212,13 +213,14 @@ fn a_corrupt_or_wrong_kind_update_is_refused_and_the_next_good_one_taken() {
         weights: vec![1.0, 1.0],
         bias: 0.0,
     };
-    let card = ModelCard::builder("other", Version::new(9, 0, 0), &other)
+    let card = ModelCard::builder("other", &other)
+        .version(Version::new(9, 0, 0))
         .build()
         .expect("card");
-    persistence_core::save(&path, &other, &card).expect("save");
+    model_persistence_core::save(&path, &other, &card).expect("save");
     match server.reload_if_updated() {
         Err(Error::Load {
-            source: persistence_core::Error::WrongModelKind { .. },
+            source: model_persistence_core::Error::WrongModelKind { .. },
             ..
         }) => {}
         other => panic!("expected a wrong-kind refusal, got {other:?}"),
@@ -313,14 +315,16 @@ fn rollback_serves_the_previous_version_and_stays_there() {
 #[test]
 fn a_registry_alias_is_served_and_rolled_back() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let reg = versioning::Registry::open(dir.path().to_str().expect("utf-8")).expect("registry");
+    let reg = model_persistence_versioning::Registry::create(dir.path()).expect("registry");
     for id in 1..=2 {
         let model = Tagged { id, check: id * 7 };
-        let card = ModelCard::builder("fraud", Version::new(0, 0, 0), &model)
-            .build()
-            .expect("card");
-        reg.publish_model(&model, &card, versioning::VersionSpec::Exact(Version::new(1, 0, id)))
-            .expect("publish");
+        let card = ModelCard::builder("fraud", &model).build().expect("card");
+        reg.publish_model(
+            &model,
+            &card,
+            model_persistence_versioning::VersionSpec::Exact(Version::new(1, 0, id)),
+        )
+        .expect("publish");
     }
     reg.set_alias("fraud", "production", &Version::new(1, 0, 1))
         .expect("alias");
@@ -375,7 +379,8 @@ fn a_request_that_triggers_a_check_does_not_wait_for_the_load() {
             id,
             weights: vec![id as f64; 3_000_000],
         };
-        let card = ModelCard::builder("heavy", Version::new(1, 0, id), &model)
+        let card = ModelCard::builder("heavy", &model)
+            .version(Version::new(1, 0, id))
             .build()
             .expect("card");
         BundleWriter::default()

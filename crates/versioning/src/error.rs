@@ -2,19 +2,31 @@
 
 use semver::Version;
 
+use crate::name::NameError;
+
 /// Everything that can go wrong in the registry.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A model or alias name is not allowed.
-    #[error("invalid {what} name {name:?}: {reason}")]
-    InvalidName {
-        /// `model` or `alias`.
-        what: &'static str,
-        /// The refused name.
+    /// A model, alias or attachment name is not allowed.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// There is no registry at this location: create one with
+    /// `Registry::create` (or `modelctl init`).
+    #[error("no registry at {location:?}: create one with `modelctl init {location}` or `Registry::create`")]
+    RegistryNotFound {
+        /// The path or URL.
+        location: String,
+    },
+    /// The attachment exists already; attachments are immutable like versions.
+    #[error("{model} {version} already has an attachment {name:?}: attachments are immutable")]
+    AttachmentExists {
+        /// The model.
+        model: String,
+        /// The version.
+        version: Version,
+        /// The attachment.
         name: String,
-        /// Why it is refused.
-        reason: &'static str,
     },
     /// The version is already published; versions are never overwritten.
     #[error("{model} {version} already exists: versions are immutable")]
@@ -85,14 +97,14 @@ pub enum Error {
         version: Version,
         /// What persistence-core found.
         #[source]
-        source: persistence_core::Error,
+        source: model_persistence_core::Error,
     },
     /// A bundle given to publish is not valid.
     #[error("the bundle to publish is not valid")]
     InvalidBundle {
         /// What persistence-core found.
         #[source]
-        source: persistence_core::Error,
+        source: model_persistence_core::Error,
     },
     /// A stored record (alias pointer, version record, event) is not what this crate writes.
     #[error("corrupt registry record {key}")]

@@ -4,7 +4,9 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use persistence_core::ContentId;
+use model_persistence_core::ContentId;
+
+use crate::name::AliasName;
 
 /// Something that happened to a model in the registry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +34,7 @@ pub enum EventKind {
     /// An alias was moved (or created).
     AliasMoved {
         /// The alias.
-        alias: String,
+        alias: AliasName,
         /// The previous target, if any.
         from: Option<Version>,
         /// The new target.
@@ -41,7 +43,7 @@ pub enum EventKind {
     /// An alias was rolled back to an earlier target.
     RolledBack {
         /// The alias.
-        alias: String,
+        alias: AliasName,
         /// The target it left.
         from: Version,
         /// The target it returned to.

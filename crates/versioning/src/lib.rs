@@ -7,25 +7,18 @@
 //! the `object-store` feature, on S3, GCS, Azure or in memory.
 //!
 //! ```
-//! use versioning::{Registry, ModelRef};
+//! use model_persistence_versioning::{ModelRef, Registry};
 //!
 //! let dir = tempfile::tempdir().expect("temp dir");
-//! let registry = Registry::open(dir.path().to_str().expect("utf-8 path"))?;
+//! let registry = Registry::create(dir.path())?;
 //! assert!(registry.versions("fraud")?.is_empty());
 //! let reference: ModelRef = "fraud@production".parse()?;
-//! assert!(matches!(registry.resolve(&reference), Err(versioning::Error::AliasNotFound { .. })));
-//! # Ok::<(), versioning::Error>(())
+//! assert!(matches!(registry.resolve(&reference), Err(model_persistence_versioning::Error::AliasNotFound { .. })));
+//! # Ok::<(), model_persistence_versioning::Error>(())
 //! ```
 //!
-//! Layout (see `docs/registry.md`):
-//!
-//! ```text
-//! <root>/<model>/versions/<semver>/model.bundle   immutable, create-if-absent (the claim)
-//! <root>/<model>/versions/<semver>/card.json
-//! <root>/<model>/versions/<semver>/version.json   written last: the version is visible
-//! <root>/<model>/aliases/<alias>                  compare-and-swap
-//! <root>/<model>/events/<ts>-<unique>.json        one immutable object per event
-//! ```
+//! The layout, the transaction of each operation and what a crash leaves
+//! are in `docs/registry.md`.
 #![doc(test(attr(deny(warnings))))]
 // Errors carry the model, alias and versions they concern; registry calls do
 // storage I/O, so the size of `Result` is not what costs time here.
@@ -34,18 +27,19 @@
 mod error;
 mod event;
 mod name;
-#[cfg(feature = "object-store")]
-mod object;
+mod reference;
 mod registry;
-mod storage;
+pub mod storage;
 
 pub use error::{Error, Result, StorageError};
 pub use event::{Event, EventKind};
-pub use name::{validate_name, MAX_NAME_LEN};
-#[cfg(feature = "object-store")]
-pub use object::ObjectStorage;
+pub use model_persistence_core::Direction;
+pub use name::{AliasName, AttachmentName, IntoName, ModelName, NameError, NameKind, NameProblem, MAX_NAME_LEN};
+pub use reference::{ModelRef, Target};
 pub use registry::{
-    next_version, AliasTarget, Bump, Comparison, Damaged, Direction, ModelRef, Registry, Target, VerifyReport,
-    VersionInfo, VersionSpec,
+    next_version, AliasTarget, Bump, Comparison, Damaged, Registry, VerifyReport, VersionInfo, VersionSpec,
 };
-pub use storage::{LocalDir, ObjectVersion, Storage, Written};
+pub use storage::local::LocalDir;
+#[cfg(feature = "object-store")]
+pub use storage::object::ObjectStorage;
+pub use storage::{ObjectVersion, Storage, Written};

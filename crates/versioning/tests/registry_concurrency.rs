@@ -15,13 +15,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{card, model, Linear};
-use persistence_core::synthetic::SplitMix64;
-use versioning::{Bump, Registry, VersionSpec};
+use model_persistence_core::synthetic::SplitMix64;
+use model_persistence_versioning::{Bump, Registry, VersionSpec};
 
 const PER_PUBLISHER: usize = 25;
 
 fn publish_many(root: &Path, publisher: usize) {
-    let reg = Registry::open(root.to_str().expect("utf-8")).expect("registry");
+    let reg = Registry::create(root).expect("registry");
     for i in 0..PER_PUBLISHER {
         let m = model((publisher * 1000 + i) as f64);
         let c = card("shared", &m, &[("publisher", publisher as f64), ("index", i as f64)]);
@@ -31,7 +31,7 @@ fn publish_many(root: &Path, publisher: usize) {
 }
 
 fn check_all_distinct(root: &Path, publishers: usize) -> Result<(), String> {
-    let reg = Registry::open(root.to_str().expect("utf-8")).expect("registry");
+    let reg = Registry::create(root).expect("registry");
     let versions = reg.versions("shared").map_err(|e| e.to_string())?;
     if versions.len() != publishers * PER_PUBLISHER {
         return Err(format!(
@@ -88,14 +88,14 @@ fn processes(exe: &Path) -> Result<(), String> {
 }
 
 fn kill_child(root: &Path) -> ! {
-    let reg = Registry::open(root.to_str().expect("utf-8")).expect("registry");
+    let reg = Registry::create(root).expect("registry");
     let mut rng = SplitMix64::new(std::process::id().into());
     loop {
         let m = Linear {
             weights: (0..20_000).map(|_| rng.next_normal()).collect(),
             bias: 0.0,
         };
-        let c = persistence_core::ModelCard::builder("killed", persistence_core::Version::new(0, 0, 0), &m)
+        let c = model_persistence_core::ModelCard::builder("killed", &m)
             .build()
             .expect("card");
         let info = reg
@@ -107,7 +107,7 @@ fn kill_child(root: &Path) -> ! {
 
 fn kills(exe: &Path) -> Result<(), String> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let reg = Registry::open(dir.path().to_str().expect("utf-8")).expect("registry");
+    let reg = Registry::create(dir.path()).expect("registry");
     let mut rng = SplitMix64::new(99);
     for kill in 0..25 {
         let mut child = Command::new(exe)
@@ -119,7 +119,7 @@ fn kills(exe: &Path) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(30 + rng.next_below(300) as u64));
         child.kill().expect("kill");
         child.wait().expect("reap");
-        let report = reg.verify(Some("killed")).map_err(|e| e.to_string())?;
+        let report = reg.verify("killed").map_err(|e| e.to_string())?;
         if let Some(d) = report.damaged.first() {
             return Err(format!(
                 "kill {kill}: visible version {} is damaged: {}",

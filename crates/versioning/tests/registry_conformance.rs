@@ -3,8 +3,8 @@
 mod common;
 
 use common::{backends, card, model, Linear};
-use persistence_core::Version;
-use versioning::{Bump, Direction, Error, EventKind, ModelRef, VersionSpec};
+use model_persistence_core::Version;
+use model_persistence_versioning::{Bump, Direction, Error, EventKind, ModelRef, VersionSpec};
 
 fn v(s: &str) -> Version {
     Version::parse(s).expect("version")
@@ -215,7 +215,7 @@ fn verify_reports_damaged_bundles() {
         bytes[last] ^= 1;
         reg.storage().delete(key).expect(backend);
         reg.storage().put_if_absent(key, &bytes).expect(backend);
-        let report = reg.verify(None).expect(backend);
+        let report = reg.verify_all().expect(backend);
         assert_eq!(report.checked, 3, "{backend}");
         assert_eq!(report.damaged.len(), 1, "{backend}");
         assert_eq!(report.damaged[0].version, v("1.0.1"));
@@ -300,17 +300,17 @@ fn a_valid_bundle_swapped_in_behind_the_registry_is_refused() {
         // another, internally valid one: the recorded content id catches it.
         let mut other = card("s", &b, &[]);
         other.version = v("1.0.0");
-        let forged = persistence_core::to_bytes(&b, &other).expect("encodes");
+        let forged = model_persistence_core::to_bytes(&b, &other).expect("encodes");
         let key = "s/versions/1.0.0/model.bundle";
         reg.storage().delete(key).expect(backend);
         reg.storage().put_if_absent(key, &forged).expect(backend);
         match reg.load::<Linear>(&"s@1.0.0".parse().expect("ref")) {
             Err(Error::Bundle {
-                source: persistence_core::Error::ChecksumMismatch { .. },
+                source: model_persistence_core::Error::ChecksumMismatch { .. },
                 ..
             }) => {}
             other => panic!("{backend}: expected a content id mismatch, got {other:?}"),
         }
-        assert_eq!(reg.verify(Some("s")).expect(backend).damaged.len(), 1, "{backend}");
+        assert_eq!(reg.verify("s").expect(backend).damaged.len(), 1, "{backend}");
     }
 }

@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
+use model_persistence_core::{Model, ModelCard, StructureError};
 use ndarray::{array, Array1, Array2, ArrayView2};
-use persistence_core::{Model, ModelCard, StructureError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -80,7 +80,8 @@ pub fn fixed_time() -> time::OffsetDateTime {
 }
 
 pub fn linear_card(model: &Linear) -> ModelCard {
-    ModelCard::builder("linear", semver::Version::new(1, 2, 3), model)
+    ModelCard::builder("linear", model)
+        .version(semver::Version::new(1, 2, 3))
         .feature_names(["a", "b", "c"])
         .metric("mse", 0.25)
         .training_data(training().view(), "tests/common")

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use persistence_core::{ModelCard, Version};
-use versioning::Registry;
+use model_persistence_core::ModelCard;
+use model_persistence_versioning::Registry;
 
 /// The test model: the library's minimal linear classifier.
-pub type Linear = persistence_core::synthetic::LinearClassifier;
+pub type Linear = model_persistence_core::synthetic::LinearClassifier;
 
 pub fn card(name: &str, model: &Linear, metrics: &[(&str, f64)]) -> ModelCard {
-    ModelCard::builder(name, Version::new(0, 0, 0), model)
+    ModelCard::builder(name, model)
         .metrics(metrics.iter().map(|(k, v)| (k.to_string(), *v)))
         .probe(ndarray::array![[1.0, 2.0]].view())
         .build()
@@ -27,8 +27,10 @@ pub fn model(seed: f64) -> Linear {
 /// The registry backends every conformance test runs on.
 pub fn backends() -> Vec<(&'static str, Registry, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let local = Registry::open(dir.path().to_str().expect("utf-8")).expect("local registry");
-    let memory = Registry::with_storage(Arc::new(versioning::ObjectStorage::in_memory().expect("runtime")));
+    let local = Registry::create(dir.path()).expect("local registry");
+    let memory = Registry::with_storage(Arc::new(
+        model_persistence_versioning::ObjectStorage::in_memory().expect("runtime"),
+    ));
     vec![
         ("local", local, Some(dir)),
         ("memory", memory, None),
@@ -54,5 +56,5 @@ pub fn s3() -> Registry {
             .map_or(0, |d| d.as_nanos()),
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
-    Registry::open(&unique).expect("s3 registry")
+    Registry::create_url(&unique).expect("s3 registry")
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
+use super::{ObjectVersion, Storage, Written};
 use crate::error::StorageError;
-use crate::storage::{ObjectVersion, Storage, Written};
 
 /// Registry storage on an [`ObjectStore`].
 ///

@@ -1,93 +1,52 @@
-//! The storage trait and the local directory backend.
+//! The local directory backend: the embedded default.
 
-use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::{ObjectVersion, Storage, Written};
 use crate::error::StorageError;
-
-/// An opaque version of a stored object, for compare-and-swap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectVersion(pub(crate) String);
-
-/// The outcome of a conditional write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Written {
-    /// The object was written.
-    Done,
-    /// The precondition failed: the object exists (create) or changed (update).
-    PreconditionFailed,
-}
-
-/// A small synchronous key–value store: what the registry needs and no more.
-///
-/// Keys are `/`-separated paths of validated names. Implementations must make
-/// each write atomic (a reader sees the old bytes or the new, never a mix),
-/// [`put_if_absent`](Storage::put_if_absent) must never overwrite, and
-/// [`put_if_version`](Storage::put_if_version) must be a compare-and-swap.
-pub trait Storage: Send + Sync + Debug {
-    /// The object's bytes and version, or `None` if absent.
-    ///
-    /// # Errors
-    ///
-    /// The backend's error.
-    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError>;
-
-    /// Writes only if no object exists at `key`.
-    ///
-    /// # Errors
-    ///
-    /// The backend's error.
-    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<Written, StorageError>;
-
-    /// Writes only if the object is at `expected` (or absent, for `None`).
-    ///
-    /// # Errors
-    ///
-    /// The backend's error.
-    fn put_if_version(
-        &self,
-        key: &str,
-        bytes: &[u8],
-        expected: Option<&ObjectVersion>,
-    ) -> Result<Written, StorageError>;
-
-    /// The direct children names under `prefix` (one level, like `ls`), sorted.
-    ///
-    /// # Errors
-    ///
-    /// The backend's error.
-    fn list_children(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
-
-    /// Removes an object; absent is not an error.
-    ///
-    /// # Errors
-    ///
-    /// The backend's error.
-    fn delete(&self, key: &str) -> Result<(), StorageError>;
-}
 
 /// A registry on a local directory: the embedded default.
 ///
 /// Create-if-absent writes a temporary file, fsyncs it and hard-links it into
 /// place (the link fails if the name exists, and the file is complete before
 /// it is visible). Compare-and-swap takes an exclusive `flock` on a lock file
-/// beside the object, which the kernel releases if the process dies.
+/// beside the object (`.<name>.lock`: a name no user name can take, since
+/// those start with a letter or a digit), which the kernel releases if the
+/// process dies. Names starting with `.` are the backend's own and are never
+/// listed.
 #[derive(Debug, Clone)]
 pub struct LocalDir {
     root: PathBuf,
 }
 
 impl LocalDir {
-    /// A store rooted at `root`, created if missing.
+    /// A store rooted at the existing directory `root`.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error if `root` is not a readable directory.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let root = root.into();
+        if !std::fs::metadata(&root)?.is_dir() {
+            return Err(std::io::Error::new(
+                ErrorKind::NotADirectory,
+                format!("{} is not a directory", root.display()),
+            )
+            .into());
+        }
+        Ok(LocalDir { root })
+    }
+
+    /// A store rooted at `root`, created (with its parents) if missing.
     ///
     /// # Errors
     ///
     /// The I/O error of creating the directory.
-    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+    pub fn create(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
         Ok(LocalDir { root })
@@ -158,7 +117,8 @@ impl Storage for LocalDir {
         let path = self.path(key);
         let dir = path.parent().unwrap_or(&self.root).to_owned();
         std::fs::create_dir_all(&dir)?;
-        let mut lock_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let mut lock_name = std::ffi::OsString::from(".");
+        lock_name.push(path.file_name().unwrap_or_default());
         lock_name.push(".lock");
         let lock = OpenOptions::new()
             .create(true)
@@ -192,7 +152,7 @@ impl Storage for LocalDir {
         let mut names = Vec::new();
         for entry in entries {
             let name = entry?.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') && !name.ends_with(".lock") {
+            if !name.starts_with('.') {
                 names.push(name);
             }
         }

@@ -1,0 +1,37 @@
+//! Commands on bundle files: `card` and `verify FILE`.
+
+use std::path::Path;
+
+use model_persistence::persistence;
+
+use crate::output::{json, Outcome, Progress};
+
+/// `modelctl card BUNDLE`: the card as JSON, from the header only.
+pub(crate) fn card(bundle: &Path) -> Outcome {
+    let card = persistence::read_card(bundle)?;
+    println!("{}", card.to_json()?);
+    Ok(())
+}
+
+/// `modelctl verify BUNDLE`: every checksum of one file.
+pub(crate) fn verify(bundle: &Path, as_json: bool, forced_progress: bool) -> Outcome {
+    let mut bar = Progress::new("verifying", forced_progress);
+    let summary = persistence::BundleReader::default().verify_with_progress(bundle, &mut |d, t| bar.update(d, t))?;
+    if as_json {
+        return json(&summary);
+    }
+    println!(
+        "ok: {} {} v{} ({}), format {}.{}, {} bytes, payload {:?} level {}, content id {}",
+        bundle.display(),
+        summary.name,
+        summary.version,
+        summary.kind,
+        summary.format.0,
+        summary.format.1,
+        summary.file_len,
+        summary.payload.codec,
+        summary.payload.level,
+        summary.content_id.short()
+    );
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! One function per command, grouped by what they act on.
+
+pub(crate) mod bundle;
+pub(crate) mod registry;

@@ -1,0 +1,270 @@
+//! Commands on a registry: `init`, `models`, `versions`, `show`, `publish`,
+//! `promote`, `rollback`, `history`, `compare`, `best`, `prune`, `verify`.
+
+use std::path::Path;
+
+use model_persistence::persistence::{self, Direction, Version};
+use model_persistence::versioning::{ModelName, ModelRef, Registry};
+
+use crate::output::{json, metric, rfc3339, Align, Failure, Outcome, Progress, Table};
+
+/// Where the registry is, as given by `--registry` or `MODELCTL_REGISTRY`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Location<'a>(pub(crate) Option<&'a str>);
+
+impl Location<'_> {
+    fn get(&self) -> Result<&str, Failure> {
+        self.0.ok_or_else(|| {
+            Failure("this command needs a registry: pass --registry PATH_OR_URL or set MODELCTL_REGISTRY".into())
+        })
+    }
+
+    /// Opens the existing registry.
+    fn open(&self) -> Result<Registry, Failure> {
+        let location = self.get()?;
+        Ok(if location.contains("://") {
+            Registry::open_url(location)?
+        } else {
+            Registry::open(location)?
+        })
+    }
+}
+
+fn version(s: &str) -> Result<Version, Failure> {
+    Version::parse(s).map_err(|e| Failure(format!("invalid version {s:?}: {e}")))
+}
+
+/// The model, which must exist: a missing model is a failure, not an empty answer.
+fn existing_model(reg: &Registry, model: &str) -> Result<ModelName, Failure> {
+    let name = ModelName::new(model)?;
+    if reg.has_model(&name)? {
+        Ok(name)
+    } else {
+        Err(Failure(format!("no model named {model} in this registry")))
+    }
+}
+
+/// `modelctl init`: creates the registry (or confirms the one there).
+pub(crate) fn init(location: Location<'_>) -> Outcome {
+    let location = location.get()?;
+    if location.contains("://") {
+        Registry::create_url(location)?;
+    } else {
+        Registry::create(location)?;
+    }
+    println!("registry ready at {location}");
+    Ok(())
+}
+
+/// `modelctl models`.
+pub(crate) fn models(location: Location<'_>, as_json: bool) -> Outcome {
+    let models = location.open()?.models()?;
+    if as_json {
+        return json(&models);
+    }
+    models.iter().for_each(|m| println!("{m}"));
+    Ok(())
+}
+
+/// `modelctl versions MODEL`: every version with its metrics and aliases.
+pub(crate) fn versions(location: Location<'_>, model: &str, as_json: bool) -> Outcome {
+    let reg = location.open()?;
+    let model = existing_model(&reg, model)?;
+    let versions = reg.versions(&model)?;
+    if as_json {
+        return json(&versions);
+    }
+    let aliases = reg.aliases(&model)?;
+    let mut table = Table::new(&[
+        ("version", Align::Left),
+        ("content id", Align::Left),
+        ("published", Align::Left),
+        ("bytes", Align::Right),
+        ("aliases", Align::Left),
+        ("metrics", Align::Left),
+    ]);
+    for v in &versions {
+        let pointing: Vec<&str> = aliases
+            .iter()
+            .filter(|(_, t)| t.version == v.version)
+            .map(|(a, _)| a.as_str())
+            .collect();
+        let metrics: Vec<String> = v.metrics.iter().map(|(k, x)| format!("{k}={}", metric(*x))).collect();
+        table.row(vec![
+            v.version.to_string(),
+            v.content_id.short(),
+            rfc3339(v.published_at),
+            v.bundle_len.to_string(),
+            pointing.join(","),
+            metrics.join(" "),
+        ]);
+    }
+    table.print();
+    Ok(())
+}
+
+/// `modelctl show REF`: the card of a registry version as JSON.
+pub(crate) fn show(location: Location<'_>, reference: &str) -> Outcome {
+    let reg = location.open()?;
+    let info = reg.resolve(&reference.parse::<ModelRef>()?)?;
+    println!("{}", reg.card(&info.model, &info.version)?.to_json()?);
+    Ok(())
+}
+
+/// `modelctl publish BUNDLE`.
+pub(crate) fn publish(location: Location<'_>, bundle: &Path, as_json: bool, forced_progress: bool) -> Outcome {
+    let reg = location.open()?;
+    let mut bar = Progress::new("verifying", forced_progress);
+    persistence::BundleReader::default().verify_with_progress(bundle, &mut |d, t| bar.update(d, t))?;
+    let bytes = std::fs::read(bundle).map_err(|e| Failure(format!("cannot read {}: {e}", bundle.display())))?;
+    let info = reg.publish_bundle(&bytes)?;
+    if as_json {
+        return json(&info);
+    }
+    println!(
+        "published {} {} (content id {})",
+        info.model,
+        info.version,
+        info.content_id.short()
+    );
+    Ok(())
+}
+
+/// `modelctl promote MODEL ALIAS VERSION [--expect V|none]`.
+pub(crate) fn promote(location: Location<'_>, model: &str, alias: &str, to: &str, expect: Option<&str>) -> Outcome {
+    let reg = location.open()?;
+    let model = existing_model(&reg, model)?;
+    let to = version(to)?;
+    let target = match expect {
+        None => reg.set_alias(&model, alias, &to)?,
+        Some("none") => reg.set_alias_if(&model, alias, &to, None)?,
+        Some(e) => reg.set_alias_if(&model, alias, &to, Some(&version(e)?))?,
+    };
+    println!("{model}@{alias} -> {}", target.version);
+    Ok(())
+}
+
+/// `modelctl rollback MODEL ALIAS`.
+pub(crate) fn rollback(location: Location<'_>, model: &str, alias: &str) -> Outcome {
+    let reg = location.open()?;
+    let model = existing_model(&reg, model)?;
+    let target = reg.rollback(&model, alias)?;
+    println!("{model}@{alias} rolled back to {}", target.version);
+    Ok(())
+}
+
+/// `modelctl history MODEL`.
+pub(crate) fn history(location: Location<'_>, model: &str, as_json: bool) -> Outcome {
+    let reg = location.open()?;
+    let model = existing_model(&reg, model)?;
+    let events = reg.history(&model)?;
+    if as_json {
+        return json(&events);
+    }
+    for e in events {
+        println!("{}  {}", rfc3339(e.at), e.kind);
+    }
+    Ok(())
+}
+
+/// `modelctl compare MODEL A B [--metric M]`.
+pub(crate) fn compare(
+    location: Location<'_>,
+    model: &str,
+    a: &str,
+    b: &str,
+    only: Option<&str>,
+    as_json: bool,
+) -> Outcome {
+    let reg = location.open()?;
+    let model = existing_model(&reg, model)?;
+    let (a, b) = (version(a)?, version(b)?);
+    let rows = match only {
+        Some(m) => vec![reg.compare(&model, &a, &b, m)?],
+        None => reg.compare_all(&model, &a, &b)?,
+    };
+    if as_json {
+        return json(&rows);
+    }
+    let (ha, hb) = (a.to_string(), b.to_string());
+    let mut table = Table::new(&[
+        ("metric", Align::Left),
+        (&ha, Align::Right),
+        (&hb, Align::Right),
+        ("diff", Align::Right),
+        ("relative", Align::Right),
+    ]);
+    for r in rows {
+        let rel = r
+            .relative
+            .map_or_else(|| "-".to_owned(), |x| format!("{:+.2}%", x * 100.0));
+        let diff = metric(r.absolute);
+        let diff = if r.absolute > 0.0 { format!("+{diff}") } else { diff };
+        table.row(vec![r.metric, metric(r.a_score), metric(r.b_score), diff, rel]);
+    }
+    table.print();
+    Ok(())
+}
+
+/// `modelctl best MODEL METRIC [--direction higher|lower]`.
+pub(crate) fn best(
+    location: Location<'_>,
+    model: &str,
+    name: &str,
+    direction: Option<Direction>,
+    as_json: bool,
+) -> Outcome {
+    let reg = location.open()?;
+    let model = existing_model(&reg, model)?;
+    let direction = direction
+        .or_else(|| Direction::of_metric(name))
+        .unwrap_or(Direction::HigherIsBetter);
+    let Some(b) = reg.best(&model, name, direction)? else {
+        return Err(Failure(format!("no version of {model} has the metric {name:?}")));
+    };
+    if as_json {
+        return json(&b);
+    }
+    let score = b.metrics.get(name).copied().unwrap_or(f64::NAN);
+    println!("{} {}: {name} = {}", b.model, b.version, metric(score));
+    Ok(())
+}
+
+/// `modelctl prune MODEL --keep N`.
+pub(crate) fn prune(location: Location<'_>, model: &str, keep: usize) -> Outcome {
+    let reg = location.open()?;
+    let model = existing_model(&reg, model)?;
+    let pruned = reg.prune(&model, keep)?;
+    let list: Vec<String> = pruned.iter().map(ToString::to_string).collect();
+    match list.is_empty() {
+        true => println!("pruned 0 versions"),
+        false => println!("pruned {} versions: {}", list.len(), list.join(", ")),
+    }
+    Ok(())
+}
+
+/// `modelctl verify` (no file): every version of every model, or of one.
+pub(crate) fn verify(location: Location<'_>, model: Option<&str>, as_json: bool) -> Outcome {
+    let reg = location.open()?;
+    let report = match model {
+        Some(m) => reg.verify(existing_model(&reg, m)?)?,
+        None => reg.verify_all()?,
+    };
+    let damaged: Vec<String> = report
+        .damaged
+        .iter()
+        .map(|d| format!("{} {}: {}", d.model, d.version, persistence::error_chain(&d.error)))
+        .collect();
+    if as_json {
+        json(&serde_json::json!({"checked": report.checked, "damaged": damaged}))?;
+    } else {
+        println!("checked {} versions, {} damaged", report.checked, damaged.len());
+        for d in &damaged {
+            println!("  damaged: {d}");
+        }
+    }
+    match damaged.len() {
+        0 => Ok(()),
+        n => Err(Failure(format!("{n} damaged versions"))),
+    }
+}

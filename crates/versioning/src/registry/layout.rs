@@ -1,0 +1,56 @@
+//! Where each record lives in storage.
+//!
+//! ```text
+//! <root>/.registry.json                                   the marker `create` writes
+//! <root>/<model>/versions/<semver>/model.bundle           immutable, create-if-absent (the claim)
+//! <root>/<model>/versions/<semver>/card.json
+//! <root>/<model>/versions/<semver>/version.json           written last: the version is visible
+//! <root>/<model>/versions/<semver>/attachments/<name>.json immutable
+//! <root>/<model>/aliases/<alias>                          compare-and-swap
+//! <root>/<model>/events/<ts>-<unique>.json                one immutable object per event
+//! ```
+//!
+//! User names start with a letter or a digit, so the registry's own objects
+//! (the marker, lock and temporary files, which start with `.`) never share
+//! a name with a model, alias or attachment.
+
+use semver::Version;
+
+use crate::event::Event;
+use crate::name::{AliasName, AttachmentName, ModelName};
+
+/// The marker object that makes a location a registry.
+pub(super) const MARKER: &str = ".registry.json";
+/// The layout version written in the marker.
+pub(super) const LAYOUT_VERSION: u32 = 1;
+
+pub(super) fn versions(model: &ModelName) -> String {
+    format!("{model}/versions")
+}
+pub(super) fn bundle(model: &ModelName, v: &Version) -> String {
+    format!("{model}/versions/{v}/model.bundle")
+}
+pub(super) fn card(model: &ModelName, v: &Version) -> String {
+    format!("{model}/versions/{v}/card.json")
+}
+pub(super) fn record(model: &ModelName, v: &Version) -> String {
+    format!("{model}/versions/{v}/version.json")
+}
+pub(super) fn attachments(model: &ModelName, v: &Version) -> String {
+    format!("{model}/versions/{v}/attachments")
+}
+pub(super) fn attachment(model: &ModelName, v: &Version, name: &AttachmentName) -> String {
+    format!("{model}/versions/{v}/attachments/{name}.json")
+}
+pub(super) fn aliases(model: &ModelName) -> String {
+    format!("{model}/aliases")
+}
+pub(super) fn alias(model: &ModelName, alias: &AliasName) -> String {
+    format!("{model}/aliases/{alias}")
+}
+pub(super) fn events(model: &ModelName) -> String {
+    format!("{model}/events")
+}
+pub(super) fn event(model: &ModelName, event: &Event, unique: &str) -> String {
+    format!("{model}/events/{:020}-{unique}.json", event.at.unix_timestamp_nanos())
+}

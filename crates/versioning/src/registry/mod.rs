@@ -1,0 +1,239 @@
+//! The registry: a model's versions, aliases and history over any [`Storage`].
+//!
+//! One concept per file: [`layout`] (storage keys), [`publish`] (versions and
+//! attachments), [`read`] (listing, resolving, loading), [`alias`] (aliases
+//! and compare-and-swap), [`history`] (events and alias-at-time),
+//! [`compare`] (comparison and best) and [`maintain`] (prune and verify).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use model_persistence_core::{BundleReader, BundleWriter};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result, StorageError};
+use crate::event::{Event, EventKind};
+use crate::name::ModelName;
+use crate::storage::local::LocalDir;
+use crate::storage::{Storage, Written};
+
+mod alias;
+mod compare;
+mod history;
+mod layout;
+mod maintain;
+mod publish;
+mod read;
+
+pub use alias::AliasTarget;
+pub use compare::Comparison;
+pub use maintain::{Damaged, VerifyReport};
+pub use publish::{next_version, Bump, VersionInfo, VersionSpec};
+
+/// A model registry over any [`Storage`].
+///
+/// Open an existing registry with [`open`](Self::open) (a directory) or
+/// [`open_url`](Self::open_url) (`s3://`, `file://`, `memory://`); create
+/// one with [`create`](Self::create) or [`create_url`](Self::create_url). A
+/// mistyped path is refused instead of silently becoming a new registry.
+///
+/// ```
+/// use model_persistence_versioning::Registry;
+///
+/// let dir = tempfile::tempdir().expect("temp dir");
+/// assert!(Registry::open(dir.path()).is_err());          // not a registry yet
+/// let registry = Registry::create(dir.path())?;
+/// assert!(registry.models()?.is_empty());
+/// let again = Registry::open(dir.path())?;               // now it is
+/// assert!(again.models()?.is_empty());
+/// # Ok::<(), model_persistence_versioning::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Registry {
+    storage: Arc<dyn Storage>,
+    writer: BundleWriter,
+    reader: BundleReader,
+}
+
+impl Registry {
+    /// Opens the registry in the directory `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RegistryNotFound`] if `path` holds no registry (see
+    /// [`create`](Self::create)), [`Error::InvalidLocation`] if it cannot be read.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let location = path.display().to_string();
+        if !path.is_dir() {
+            return Err(Error::RegistryNotFound { location });
+        }
+        let storage = LocalDir::open(path).map_err(|e| invalid_location(&location, e.to_string()))?;
+        Self::with_storage(Arc::new(storage)).require_marker(&location)
+    }
+
+    /// Creates a registry in the directory `path` (and the directory if
+    /// needed), or opens the one that is there: creating is idempotent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidLocation`] if the directory cannot be created,
+    /// storage errors writing the marker.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let location = path.display().to_string();
+        let storage = LocalDir::create(path).map_err(|e| invalid_location(&location, e.to_string()))?;
+        Self::with_storage(Arc::new(storage)).write_marker()
+    }
+
+    /// Opens the registry at a URL: `file:///path`, or with the
+    /// `object-store` feature `s3://bucket/prefix` or `memory://` (a memory
+    /// store lives only in this process, so opening one creates it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RegistryNotFound`] if the location holds no registry,
+    /// [`Error::InvalidLocation`] for an unusable URL.
+    pub fn open_url(url: &str) -> Result<Self> {
+        if let Some(path) = url.strip_prefix("file://") {
+            return Self::open(path);
+        }
+        let storage = object_url(url)?;
+        if url.starts_with("memory:") {
+            return Self::with_storage(storage).write_marker();
+        }
+        Self::with_storage(storage).require_marker(url)
+    }
+
+    /// Creates (or opens, if it exists) the registry at a URL, as
+    /// [`open_url`](Self::open_url) reads them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidLocation`] for an unusable URL, storage errors.
+    pub fn create_url(url: &str) -> Result<Self> {
+        if let Some(path) = url.strip_prefix("file://") {
+            return Self::create(path);
+        }
+        Self::with_storage(object_url(url)?).write_marker()
+    }
+
+    /// A registry over `storage`, as it is: no marker is checked or written.
+    pub fn with_storage(storage: Arc<dyn Storage>) -> Self {
+        Registry {
+            storage,
+            writer: BundleWriter::default().card_json(false),
+            reader: BundleReader::default(),
+        }
+    }
+
+    /// The compression level of bundles published with
+    /// [`publish_model`](Self::publish_model). Default: 3.
+    pub fn level(mut self, level: u8) -> Self {
+        self.writer = self.writer.level(level);
+        self
+    }
+
+    /// The storage backend.
+    pub fn storage(&self) -> &dyn Storage {
+        &*self.storage
+    }
+
+    fn require_marker(self, location: &str) -> Result<Self> {
+        let key = layout::MARKER;
+        match self.storage.get(key).map_err(storage_err(key))? {
+            Some(_) => Ok(self),
+            None => Err(Error::RegistryNotFound {
+                location: location.to_owned(),
+            }),
+        }
+    }
+
+    fn write_marker(self) -> Result<Self> {
+        let key = layout::MARKER;
+        let marker = serde_json::json!({ "registry": "model-persistence", "layout": layout::LAYOUT_VERSION });
+        self.storage
+            .put_if_absent(key, marker.to_string().as_bytes())
+            .map_err(storage_err(key))?;
+        Ok(self)
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let Some((bytes, _)) = self.storage.get(key).map_err(storage_err(key))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| Error::CorruptRecord {
+                key: key.to_owned(),
+                source,
+            })
+    }
+
+    fn put_new(&self, key: &str, bytes: &[u8]) -> Result<Written> {
+        self.storage.put_if_absent(key, bytes).map_err(storage_err(key))
+    }
+
+    fn record_event(&self, model: &ModelName, kind: EventKind) -> Result<Event> {
+        let event = Event {
+            at: OffsetDateTime::now_utc(),
+            kind,
+        };
+        let json = to_json(&layout::events(model), &event)?;
+        loop {
+            let key = layout::event(model, &event, &unique_suffix());
+            if self.put_new(&key, &json)? == Written::Done {
+                return Ok(event);
+            }
+        }
+    }
+}
+
+fn invalid_location(location: &str, reason: String) -> Error {
+    Error::InvalidLocation {
+        location: location.to_owned(),
+        reason,
+    }
+}
+
+#[cfg(feature = "object-store")]
+fn object_url(url: &str) -> Result<Arc<dyn Storage>> {
+    match crate::storage::object::open_url(url) {
+        Ok(storage) => Ok(Arc::new(storage)),
+        Err(reason) => Err(invalid_location(url, reason)),
+    }
+}
+
+#[cfg(not(feature = "object-store"))]
+fn object_url(url: &str) -> Result<Arc<dyn Storage>> {
+    Err(invalid_location(
+        url,
+        "only file:// without the `object-store` feature".into(),
+    ))
+}
+
+fn storage_err(key: &str) -> impl FnOnce(StorageError) -> Error + '_ {
+    move |source| Error::Storage {
+        key: key.to_owned(),
+        source,
+    }
+}
+
+fn to_json<T: serde::Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value).map_err(|source| Error::CorruptRecord {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = Sha256::new();
+    h.update(std::process::id().to_le_bytes());
+    h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    h.update(format!("{:?}", std::thread::current().id()).as_bytes());
+    h.update(OffsetDateTime::now_utc().unix_timestamp_nanos().to_le_bytes());
+    hex::encode(&h.finalize()[..8])
+}

@@ -1,0 +1,270 @@
+//! Publishing versions (create-if-absent, then the record that makes them
+//! visible) and immutable attachments.
+
+use std::collections::BTreeMap;
+
+use model_persistence_core::{ContentId, Model, ModelCard, Summary};
+use semver::Version;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{layout, storage_err, to_json, Registry};
+use crate::error::{Error, Result};
+use crate::event::EventKind;
+use crate::name::{AttachmentName, IntoName, ModelName};
+use crate::storage::Written;
+
+/// How many times a publish retries after losing a version number to a
+/// concurrent publisher.
+const MAX_PUBLISH_ATTEMPTS: usize = 1_000;
+
+/// Which part of the version a publish bumps from the latest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bump {
+    /// `x.y.z` → `x+1.0.0`.
+    Major,
+    /// `x.y.z` → `x.y+1.0`.
+    Minor,
+    /// `x.y.z` → `x.y.z+1`.
+    Patch,
+}
+
+/// The version a publish asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionSpec {
+    /// Exactly this version; an error if it exists.
+    Exact(Version),
+    /// The next version after the latest (1.0.0 for the first).
+    Bump(Bump),
+}
+
+/// What the registry records about a published version (read without
+/// loading the model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct VersionInfo {
+    /// The model name.
+    pub model: ModelName,
+    /// The version.
+    pub version: Version,
+    /// The bundle's content id.
+    pub content_id: ContentId,
+    /// The model kind tag.
+    pub kind: String,
+    /// When it was published.
+    #[serde(with = "time::serde::rfc3339")]
+    pub published_at: OffsetDateTime,
+    /// The card's metrics.
+    pub metrics: BTreeMap<String, f64>,
+    /// The card's tags.
+    pub tags: Vec<String>,
+    /// The card's notes.
+    pub notes: String,
+    /// Size of the bundle in bytes.
+    pub bundle_len: u64,
+}
+
+impl Registry {
+    /// Publishes `model` with `card` under the card's name, at the version
+    /// `spec` asks for (the card's version is replaced by it, so a card
+    /// built for publishing needs none). The bundle is written with
+    /// create-if-absent, then its card, then the version record that makes
+    /// it visible; a concurrent publisher never overwrites it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::VersionExists`] for an exact version that exists,
+    /// [`Error::InvalidName`], [`Error::InvalidBundle`], storage errors.
+    pub fn publish_model<M: Model>(&self, model: &M, card: &ModelCard, spec: VersionSpec) -> Result<VersionInfo> {
+        let name = ModelName::new(card.name.as_str())?;
+        let mut card = card.clone();
+        for _ in 0..MAX_PUBLISH_ATTEMPTS {
+            let version = match &spec {
+                VersionSpec::Exact(v) => v.clone(),
+                VersionSpec::Bump(bump) => next_version(self.claimed_versions(&name)?.into_iter().max(), *bump),
+            };
+            card.version = version.clone();
+            let bytes = self
+                .writer
+                .to_bytes(model, &card)
+                .map_err(|source| Error::InvalidBundle { source })?;
+            let (summary, stored_card) = self.inspect(&bytes)?;
+            match self.claim_and_commit(&name, &summary, stored_card, &bytes)? {
+                Some(info) => return Ok(info),
+                None if matches!(spec, VersionSpec::Exact(_)) => {
+                    return Err(Error::VersionExists {
+                        model: name.into(),
+                        version,
+                    })
+                }
+                None => continue,
+            }
+        }
+        Err(Error::TooManyConflicts {
+            model: name.into(),
+            attempts: MAX_PUBLISH_ATTEMPTS,
+        })
+    }
+
+    /// Publishes an existing bundle under its card's name and version.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidBundle`] if the bytes do not verify,
+    /// [`Error::VersionExists`] if the version exists, storage errors.
+    pub fn publish_bundle(&self, bytes: &[u8]) -> Result<VersionInfo> {
+        let (summary, card) = self.inspect(bytes)?;
+        let name = ModelName::new(card.name.as_str())?;
+        match self.claim_and_commit(&name, &summary, card, bytes)? {
+            Some(info) => Ok(info),
+            None => Err(Error::VersionExists {
+                model: summary.name,
+                version: summary.version,
+            }),
+        }
+    }
+
+    /// Every version number claimed under a model, committed or not.
+    pub(super) fn claimed_versions(&self, model: &ModelName) -> Result<Vec<Version>> {
+        let key = layout::versions(model);
+        let names = self.storage.list_children(&key).map_err(storage_err(&key))?;
+        Ok(names.iter().filter_map(|n| Version::parse(n).ok()).collect())
+    }
+
+    /// Verifies bundle bytes (every hash, once) and reads their card.
+    fn inspect(&self, bytes: &[u8]) -> Result<(Summary, ModelCard)> {
+        let invalid = |source| Error::InvalidBundle { source };
+        let summary = self.reader.verify_bytes(bytes).map_err(invalid)?;
+        let card = self.reader.read_card_bytes(bytes).map_err(invalid)?;
+        Ok((summary, card))
+    }
+
+    /// Claims the bundle's version (create-if-absent on the bundle), then
+    /// writes the card and the version record. `None` if the version was taken.
+    fn claim_and_commit(
+        &self,
+        model: &ModelName,
+        summary: &Summary,
+        card: ModelCard,
+        bytes: &[u8],
+    ) -> Result<Option<VersionInfo>> {
+        let version = &summary.version;
+        if self.put_new(&layout::bundle(model, version), bytes)? == Written::PreconditionFailed {
+            return Ok(None);
+        }
+        let card_json = card.to_json().map_err(|source| Error::InvalidBundle { source })?;
+        // A leftover card.json of a crashed prune is replaced by the truth.
+        let key = layout::card(model, version);
+        if self.put_new(&key, card_json.as_bytes())? == Written::PreconditionFailed {
+            self.storage.delete(&key).map_err(storage_err(&key))?;
+            self.put_new(&key, card_json.as_bytes())?;
+        }
+        let info = VersionInfo {
+            model: model.clone(),
+            version: version.clone(),
+            content_id: summary.content_id,
+            kind: card.kind,
+            published_at: OffsetDateTime::now_utc(),
+            metrics: card.metrics,
+            tags: card.tags,
+            notes: card.notes,
+            bundle_len: bytes.len() as u64,
+        };
+        let key = layout::record(model, version);
+        self.put_new(&key, &to_json(&key, &info)?)?;
+        self.record_event(
+            model,
+            EventKind::Published {
+                version: version.clone(),
+                content_id: summary.content_id,
+            },
+        )?;
+        tracing::info!(%model, %version, content_id = %summary.content_id, "published");
+        Ok(Some(info))
+    }
+
+    /// Stores a JSON attachment with a version (such as its gate report).
+    /// Attachments are immutable like versions: a second attach of the same
+    /// name is refused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AttachmentExists`], [`Error::VersionNotFound`],
+    /// [`Error::InvalidName`], storage errors.
+    pub fn attach(
+        &self,
+        model: impl IntoName<ModelName>,
+        version: &Version,
+        name: impl IntoName<AttachmentName>,
+        value: &serde_json::Value,
+    ) -> Result<()> {
+        let (model, name) = (model.into_name()?, name.into_name()?);
+        self.version(&model, version)?;
+        let key = layout::attachment(&model, version, &name);
+        match self.put_new(&key, &to_json(&key, value)?)? {
+            Written::Done => Ok(()),
+            Written::PreconditionFailed => Err(Error::AttachmentExists {
+                model: model.into(),
+                version: version.clone(),
+                name: name.into(),
+            }),
+        }
+    }
+
+    /// An attachment stored with [`attach`](Self::attach), if any.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], storage errors, [`Error::CorruptRecord`].
+    pub fn attachment(
+        &self,
+        model: impl IntoName<ModelName>,
+        version: &Version,
+        name: impl IntoName<AttachmentName>,
+    ) -> Result<Option<serde_json::Value>> {
+        let (model, name) = (model.into_name()?, name.into_name()?);
+        self.get_json(&layout::attachment(&model, version, &name))
+    }
+
+    /// The names of a version's attachments, sorted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], storage errors.
+    pub fn attachments(&self, model: impl IntoName<ModelName>, version: &Version) -> Result<Vec<AttachmentName>> {
+        let model = model.into_name()?;
+        let key = layout::attachments(&model, version);
+        let names = self.storage.list_children(&key).map_err(storage_err(&key))?;
+        Ok(names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".json"))
+            .filter_map(|n| AttachmentName::new(n).ok())
+            .collect())
+    }
+}
+
+/// The version after `latest` (1.0.0 if there is none).
+pub fn next_version(latest: Option<Version>, bump: Bump) -> Version {
+    match latest {
+        None => Version::new(1, 0, 0),
+        Some(v) => match bump {
+            Bump::Major => Version::new(v.major + 1, 0, 0),
+            Bump::Minor => Version::new(v.major, v.minor + 1, 0),
+            Bump::Patch => Version::new(v.major, v.minor, v.patch + 1),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bumps_follow_semver() {
+        let v = Some(Version::new(1, 2, 3));
+        assert_eq!(next_version(v.clone(), Bump::Major), Version::new(2, 0, 0));
+        assert_eq!(next_version(v.clone(), Bump::Minor), Version::new(1, 3, 0));
+        assert_eq!(next_version(v, Bump::Patch), Version::new(1, 2, 4));
+        assert_eq!(next_version(None, Bump::Patch), Version::new(1, 0, 0));
+    }
+}

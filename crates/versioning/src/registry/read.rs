@@ -1,0 +1,168 @@
+//! Reading the registry: models, versions, references, cards, bundles and
+//! verified loads.
+
+use model_persistence_core::{ContentId, Loaded, Model, ModelCard};
+use semver::Version;
+
+use super::{layout, storage_err, Registry, VersionInfo};
+use crate::error::{Error, Result};
+use crate::name::{IntoName, ModelName};
+use crate::reference::{ModelRef, Target};
+
+impl Registry {
+    /// The names of all models, sorted.
+    ///
+    /// # Errors
+    ///
+    /// Storage errors.
+    pub fn models(&self) -> Result<Vec<ModelName>> {
+        let names = self.storage.list_children("").map_err(storage_err(""))?;
+        Ok(names.into_iter().filter_map(|n| ModelName::new(n).ok()).collect())
+    }
+
+    /// Every committed version of a model, in semver order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], storage errors.
+    pub fn versions(&self, model: impl IntoName<ModelName>) -> Result<Vec<VersionInfo>> {
+        let model = model.into_name()?;
+        let mut versions = self.claimed_versions(&model)?;
+        versions.sort();
+        let mut infos = Vec::with_capacity(versions.len());
+        for v in versions {
+            if let Some(info) = self.get_json::<VersionInfo>(&layout::record(&model, &v))? {
+                infos.push(info);
+            }
+        }
+        Ok(infos)
+    }
+
+    /// One committed version's record.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::VersionNotFound`], storage errors.
+    pub fn version(&self, model: impl IntoName<ModelName>, version: &Version) -> Result<VersionInfo> {
+        let model = model.into_name()?;
+        self.get_json(&layout::record(&model, version))?
+            .ok_or_else(|| Error::VersionNotFound {
+                model: model.into(),
+                version: version.clone(),
+            })
+    }
+
+    /// The version a reference resolves to.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ModelNotFound`], [`Error::VersionNotFound`],
+    /// [`Error::AliasNotFound`], storage errors.
+    pub fn resolve(&self, reference: &ModelRef) -> Result<VersionInfo> {
+        let model = &reference.model;
+        match &reference.target {
+            Target::Latest => self.versions(model)?.pop().ok_or_else(|| Error::ModelNotFound {
+                model: model.to_string(),
+            }),
+            Target::Version(v) => self.version(model, v),
+            Target::Alias(a) => {
+                let target = self.alias(model, a)?.ok_or_else(|| Error::AliasNotFound {
+                    model: model.to_string(),
+                    alias: a.to_string(),
+                })?;
+                self.version(model, &target.version)
+            }
+        }
+    }
+
+    /// Whether a model has at least one version.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], storage errors.
+    pub fn has_model(&self, model: impl IntoName<ModelName>) -> Result<bool> {
+        let model = model.into_name()?;
+        Ok(!self.claimed_versions(&model)?.is_empty())
+    }
+
+    /// A version's card (from its `card.json`, without the model).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::VersionNotFound`], storage errors.
+    pub fn card(&self, model: impl IntoName<ModelName>, version: &Version) -> Result<ModelCard> {
+        let model = model.into_name()?;
+        self.version(&model, version)?;
+        self.get_json(&layout::card(&model, version))?
+            .ok_or_else(|| Error::VersionNotFound {
+                model: model.into(),
+                version: version.clone(),
+            })
+    }
+
+    /// A version's bundle bytes, verified against its recorded content id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::VersionNotFound`], [`Error::Bundle`] if the bytes are damaged.
+    pub fn bundle(&self, model: impl IntoName<ModelName>, version: &Version) -> Result<Vec<u8>> {
+        let (bytes, info) = self.fetch(&model.into_name()?, version)?;
+        let summary = self.reader.verify_bytes(&bytes).map_err(|source| Error::Bundle {
+            model: info.model.to_string(),
+            version: version.clone(),
+            source,
+        })?;
+        check_content_id(&info, summary.content_id)?;
+        Ok(bytes)
+    }
+
+    /// The stored bytes of a committed version, unverified.
+    fn fetch(&self, model: &ModelName, version: &Version) -> Result<(Vec<u8>, VersionInfo)> {
+        let info = self.version(model, version)?;
+        let key = layout::bundle(model, version);
+        let (bytes, _) = self
+            .storage
+            .get(&key)
+            .map_err(storage_err(&key))?
+            .ok_or_else(|| Error::VersionNotFound {
+                model: model.to_string(),
+                version: version.clone(),
+            })?;
+        Ok((bytes, info))
+    }
+
+    /// Loads the version a reference resolves to as a model of type `M`,
+    /// with every check of the bundle (hashing it once), and checks that it
+    /// is the bundle recorded at publication.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`resolve`](Self::resolve) and [`Error::Bundle`].
+    pub fn load<M: Model>(&self, reference: &ModelRef) -> Result<Loaded<M>> {
+        let resolved = self.resolve(reference)?;
+        let (bytes, info) = self.fetch(&resolved.model, &resolved.version)?;
+        let loaded = self.reader.load_bytes::<M>(&bytes).map_err(|source| Error::Bundle {
+            model: info.model.to_string(),
+            version: info.version.clone(),
+            source,
+        })?;
+        check_content_id(&info, loaded.content_id())?;
+        Ok(loaded)
+    }
+}
+
+/// The bundle must be the one recorded when the version was published.
+fn check_content_id(info: &VersionInfo, found: ContentId) -> Result<()> {
+    if found == info.content_id {
+        return Ok(());
+    }
+    Err(Error::Bundle {
+        model: info.model.to_string(),
+        version: info.version.clone(),
+        source: model_persistence_core::Error::ChecksumMismatch {
+            section: model_persistence_core::Section::Header,
+            expected: info.content_id.to_string(),
+            found: found.to_string(),
+        },
+    })
+}

@@ -1,0 +1,74 @@
+//! The storage trait the registry runs on, and its backends: one file per
+//! backend (`local` for a directory, `object` for any `object_store`), and the
+//! public `conformance` suite (feature `conformance`) any backend can run.
+
+use std::fmt::Debug;
+
+use crate::error::StorageError;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub(crate) mod local;
+#[cfg(feature = "object-store")]
+pub(crate) mod object;
+
+/// An opaque version of a stored object, for compare-and-swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion(pub(crate) String);
+
+/// The outcome of a conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// The object was written.
+    Done,
+    /// The precondition failed: the object exists (create) or changed (update).
+    PreconditionFailed,
+}
+
+/// A small synchronous key–value store: what the registry needs and no more.
+///
+/// Keys are `/`-separated paths of validated names. Implementations must make
+/// each write atomic (a reader sees the old bytes or the new, never a mix),
+/// [`put_if_absent`](Storage::put_if_absent) must never overwrite, and
+/// [`put_if_version`](Storage::put_if_version) must be a compare-and-swap.
+pub trait Storage: Send + Sync + Debug {
+    /// The object's bytes and version, or `None` if absent.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError>;
+
+    /// Writes only if no object exists at `key`.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<Written, StorageError>;
+
+    /// Writes only if the object is at `expected` (or absent, for `None`).
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn put_if_version(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        expected: Option<&ObjectVersion>,
+    ) -> Result<Written, StorageError>;
+
+    /// The direct children names under `prefix` (one level, like `ls`), sorted.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn list_children(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+
+    /// Removes an object; absent is not an error.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn delete(&self, key: &str) -> Result<(), StorageError>;
+}
