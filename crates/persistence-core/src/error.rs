@@ -116,6 +116,15 @@ pub enum Error {
         /// The count the model reports.
         model: usize,
     },
+    /// Rows given to a loaded model have another number of columns than
+    /// the model's features.
+    #[error("the input has {found} columns, the model expects {expected} features")]
+    InputWidth {
+        /// The model's feature count (from its card).
+        expected: usize,
+        /// The input's column count.
+        found: usize,
+    },
     /// The golden probe did not reproduce.
     #[error("probe mismatch at row {row}: the card expects {expected}, the model predicts {found}")]
     ProbeMismatch {

@@ -14,6 +14,13 @@
 //! `{codec: "none"|"deflate", level: 0..=9, encoding: "msgpack", raw_len,
 //! stored_len, sha256}` where `sha256` (hex) covers the stored bytes and is
 //! checked before inflating. `docs/format.md` is the full specification.
+//!
+//! This file is a little over 500 lines on purpose: every byte-level
+//! encoding and decoding of a bundle (preamble, header, payload codec,
+//! hashes, limits) lives here beside the layout table, as one place to
+//! audit; file I/O and model validation are in `bundle`.
+
+use std::io::Read as _;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -394,4 +401,118 @@ pub(crate) fn assemble<C: Serialize>(header: &Header<C>, stored_payload: &[u8]) 
     out.extend_from_slice(&hash);
     out.extend_from_slice(stored_payload);
     Ok((out, ContentId(hash)))
+}
+
+// Encoding and decoding of the payload: the same bytes the table above
+// describes, read and written here and nowhere else.
+
+pub(crate) fn encode_named<T: Serialize + ?Sized>(value: &T, section: &'static str) -> Result<Vec<u8>> {
+    rmp_serde::to_vec_named(value).map_err(|source| Error::Encode { section, source })
+}
+
+/// Compresses the encoded model at `level` (0: stored as is) and describes
+/// it. An incompressible payload is stored as is, so a higher level never
+/// gives a larger file.
+pub(crate) fn encode_payload(raw: &[u8], level: u8) -> Result<(PayloadDescriptor, std::borrow::Cow<'_, [u8]>)> {
+    use std::io::Write as _;
+    let stored: std::borrow::Cow<'_, [u8]> = if level == 0 {
+        std::borrow::Cow::Borrowed(raw)
+    } else {
+        let mut enc = flate2::write::DeflateEncoder::new(
+            Vec::with_capacity(raw.len() / 2),
+            flate2::Compression::new(u32::from(level)),
+        );
+        let deflated = enc
+            .write_all(raw)
+            .and_then(|()| enc.finish())
+            .map_err(|source| Error::Inflate { source })?;
+        if deflated.len() < raw.len() {
+            std::borrow::Cow::Owned(deflated)
+        } else {
+            std::borrow::Cow::Borrowed(raw)
+        }
+    };
+    let codec = match stored {
+        std::borrow::Cow::Borrowed(_) => Codec::None,
+        std::borrow::Cow::Owned(_) => Codec::Deflate,
+    };
+    let descriptor = PayloadDescriptor {
+        codec,
+        level,
+        encoding: ENCODING_MSGPACK.to_owned(),
+        raw_len: raw.len() as u64,
+        stored_len: stored.len() as u64,
+        sha256: hex::encode(Sha256::digest(&stored)),
+    };
+    Ok((descriptor, stored))
+}
+
+pub(crate) fn check_payload_len(d: &PayloadDescriptor, payload_start: u64, file_len: u64) -> Result<()> {
+    let available = file_len.saturating_sub(payload_start);
+    if available < d.stored_len {
+        return Err(truncated("payload", payload_start, d.stored_len, available));
+    }
+    if available > d.stored_len {
+        return Err(Error::TrailingBytes {
+            end: payload_start + d.stored_len,
+            extra: available - d.stored_len,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn payload_slice<'b, C>(bytes: &'b [u8], parsed: &ParsedHeader<C>) -> Result<&'b [u8]> {
+    let start = parsed.preamble.payload_start();
+    check_payload_len(&parsed.header.payload, start as u64, bytes.len() as u64)?;
+    Ok(&bytes[start..])
+}
+
+pub(crate) fn check_payload_hash(d: &PayloadDescriptor, computed: &[u8]) -> Result<()> {
+    let computed = hex::encode(computed);
+    if computed != d.sha256 {
+        return Err(Error::ChecksumMismatch {
+            section: Section::Payload,
+            expected: d.sha256.clone(),
+            found: computed,
+        });
+    }
+    Ok(())
+}
+
+/// Largest deflate expansion ratio (RFC 1951 caps a byte of input at 258
+/// bytes of output per 2 bits); used to bound the initial allocation.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+pub(crate) fn inflate<'b>(
+    d: &PayloadDescriptor,
+    stored: &'b [u8],
+    limits: &Limits,
+) -> Result<std::borrow::Cow<'b, [u8]>> {
+    match d.codec {
+        Codec::None => Ok(std::borrow::Cow::Borrowed(stored)),
+        Codec::Deflate => {
+            let cap = d.raw_len.min((stored.len() as u64).saturating_mul(MAX_DEFLATE_RATIO));
+            let mut out = Vec::with_capacity(cap as usize);
+            let decoder = flate2::read::DeflateDecoder::new(stored);
+            decoder
+                .take(d.raw_len.saturating_add(1))
+                .read_to_end(&mut out)
+                .map_err(|source| Error::Inflate { source })?;
+            let got = out.len() as u64;
+            if got > d.raw_len {
+                return Err(Error::LimitExceeded {
+                    limit: LimitKind::InflatedLen,
+                    limit_value: d.raw_len.min(limits.max_inflated_len),
+                    found: got,
+                });
+            }
+            if got < d.raw_len {
+                return Err(Error::Invalid {
+                    section: "payload",
+                    reason: format!("inflates to {got} bytes, the header declares {}", d.raw_len),
+                });
+            }
+            Ok(std::borrow::Cow::Owned(out))
+        }
+    }
 }

@@ -52,6 +52,15 @@ fn round_trip<M: Model<Output = usize>>(name: &str, model: &M, data: &Split) -> 
         assert_eq!(loaded.content_id(), saved.content_id());
         let after: Array1<usize> = loaded.model().predict(data.test.view());
         assert_eq!(before, after, "{name} level {level}: predictions changed");
+        // The checked predict (linfa's prelude is in scope: the call is not
+        // ambiguous) gives the same answers, and a typed error for a wrong
+        // width where the bare linfa model would panic inside ndarray.
+        assert_eq!(loaded.predict(data.test.view()).expect("right width"), before);
+        let narrow = data.test.slice(s![.., 1..]);
+        match loaded.predict(narrow) {
+            Err(Error::InputWidth { expected, found }) => assert_eq!((expected, found), (20, 19)),
+            other => panic!("{name}: expected InputWidth, got {:?}", other.map(|a| a.len())),
+        }
         assert_eq!(
             model_persistence_core::read_card(&path).expect("card"),
             card,

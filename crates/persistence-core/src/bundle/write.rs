@@ -1,0 +1,209 @@
+//! Writing bundles: encode, then save atomically with the card beside.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::validate_model;
+use crate::card::ModelCard;
+use crate::error::{Error, Result};
+use crate::format::{assemble, encode_named, encode_payload, ContentId, Header};
+use crate::model::Model;
+
+/// The default compression level: a balance of size and speed.
+pub const DEFAULT_LEVEL: u8 = 3;
+
+/// Writes bundles. [`save`] and [`to_bytes`] use the defaults.
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # fn demo<M: model_persistence_core::Model>(model: &M, card: &model_persistence_core::ModelCard) -> model_persistence_core::Result<()> {
+/// use model_persistence_core::BundleWriter;
+///
+/// let saved = BundleWriter::default().level(9).save("models/fraud.bundle", model, card)?;
+/// println!("{} bytes, content id {}", saved.file_len(), saved.content_id());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct BundleWriter {
+    level: u8,
+    write_card_json: bool,
+}
+
+impl Default for BundleWriter {
+    fn default() -> Self {
+        BundleWriter {
+            level: DEFAULT_LEVEL,
+            write_card_json: true,
+        }
+    }
+}
+
+/// What a save produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    path: PathBuf,
+    card_path: Option<PathBuf>,
+    content_id: ContentId,
+    file_len: u64,
+    raw_len: u64,
+}
+
+impl Saved {
+    /// Where the bundle is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// Where the card JSON is, if one was written.
+    pub fn card_path(&self) -> Option<&Path> {
+        self.card_path.as_deref()
+    }
+    /// The bundle's content id.
+    pub fn content_id(&self) -> ContentId {
+        self.content_id
+    }
+    /// Size of the bundle file in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+    /// Size of the encoded model before compression.
+    pub fn raw_len(&self) -> u64 {
+        self.raw_len
+    }
+}
+
+impl BundleWriter {
+    /// Compression level, 0 (stored as is) to 9 (smallest); values above 9
+    /// are taken as 9. Default: [`DEFAULT_LEVEL`] (3).
+    pub fn level(mut self, level: u8) -> Self {
+        self.level = level.min(9);
+        self
+    }
+
+    /// Whether [`save`](Self::save) also writes `<bundle>.card.json`.
+    /// Default: true.
+    pub fn card_json(mut self, write: bool) -> Self {
+        self.write_card_json = write;
+        self
+    }
+
+    /// Encodes `model` and `card` into bundle bytes.
+    ///
+    /// The card is checked against the model first (kind, feature count,
+    /// structure, probe), so that what is written will load.
+    ///
+    /// # Errors
+    ///
+    /// The error [`load`] would give for the same model and card, or
+    /// [`Error::Encode`] if the model cannot be serialised.
+    pub fn to_bytes<M: Model>(&self, model: &M, card: &ModelCard) -> Result<Vec<u8>> {
+        Ok(self.encode(model, card)?.0)
+    }
+
+    fn encode<M: Model>(&self, model: &M, card: &ModelCard) -> Result<(Vec<u8>, ContentId, u64)> {
+        card.check()?;
+        validate_model(model, card)?;
+        let raw = encode_named(model, "payload")?;
+        let (payload, stored) = encode_payload(&raw, self.level)?;
+        let header = Header {
+            card: card.clone(),
+            payload,
+            flags: 0,
+        };
+        let (bytes, id) = assemble(&header, &stored)?;
+        Ok((bytes, id, raw.len() as u64))
+    }
+
+    /// Saves `model` with `card` to `path`, atomically: a temporary file in
+    /// the same directory is written, fsynced and renamed over `path`, then
+    /// the directory is fsynced. A crash leaves the old file or the new one.
+    /// The card is also written as `<path>.card.json` (same procedure).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`to_bytes`](Self::to_bytes), and [`Error::Io`] with the path.
+    pub fn save<M: Model>(&self, path: impl AsRef<Path>, model: &M, card: &ModelCard) -> Result<Saved> {
+        let path = path.as_ref();
+        let (bytes, content_id, raw_len) = self.encode(model, card)?;
+        write_atomic(path, &bytes)?;
+        let card_path = if self.write_card_json {
+            let card_path = card_json_path(path);
+            write_atomic(&card_path, card.to_json()?.as_bytes())?;
+            Some(card_path)
+        } else {
+            None
+        };
+        tracing::debug!(path = %path.display(), %content_id, len = bytes.len(), "saved bundle");
+        Ok(Saved {
+            path: path.to_owned(),
+            card_path,
+            content_id,
+            file_len: bytes.len() as u64,
+            raw_len,
+        })
+    }
+}
+
+/// The path of the card JSON written beside a bundle: `<bundle>.card.json`.
+pub fn card_json_path(bundle: &Path) -> PathBuf {
+    let mut name = bundle.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".card.json");
+    bundle.with_file_name(name)
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir).
+///
+/// # Errors
+///
+/// [`Error::Io`] naming the path that failed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = format!(
+        ".{}.",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    );
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(dir)
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Saves with the default writer (level 3, card JSON beside).
+///
+/// # Errors
+///
+/// See [`BundleWriter::save`].
+pub fn save<M: Model>(path: impl AsRef<Path>, model: &M, card: &ModelCard) -> Result<Saved> {
+    BundleWriter::default().save(path, model, card)
+}
+
+/// Encodes with the default writer (level 3).
+///
+/// # Errors
+///
+/// See [`BundleWriter::to_bytes`].
+pub fn to_bytes<M: Model>(model: &M, card: &ModelCard) -> Result<Vec<u8>> {
+    BundleWriter::default().to_bytes(model, card)
+}

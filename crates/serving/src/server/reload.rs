@@ -1,0 +1,215 @@
+//! Reloading: the watcher thread, the checks a new version passes before it
+//! is swapped in, backoff after a refusal, and rollback.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use model_persistence_core::{error_chain, ContentId, Model, Version};
+use time::OffsetDateTime;
+
+use super::{Inner, ModelServer, Served};
+use crate::error::{Error, Result};
+use crate::source::Source;
+
+/// When the server looks for a new version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadPolicy {
+    /// Only when [`ModelServer::reload_if_updated`] is called.
+    Manual,
+    /// Every N requests, the request wakes the watcher thread, which checks
+    /// off the request path (the seed's default is 100).
+    EveryRequests(u64),
+    /// Every interval, on the watcher thread.
+    Interval(Duration),
+}
+
+/// Longest wait between retries after failed reloads.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// First wait after a failed request-triggered reload.
+const REQUEST_BACKOFF: Duration = Duration::from_millis(50);
+#[derive(Default)]
+pub(super) struct ReloadState {
+    pub(super) failures: u32,
+    pub(super) retry_after: Option<Instant>,
+    pub(super) pinned_away: Option<ContentId>,
+}
+
+pub(super) fn spawn_watcher<M: Model + Send + Sync + 'static>(inner: &Arc<Inner<M>>) {
+    let weak: Weak<Inner<M>> = Arc::downgrade(inner);
+    let spawned = std::thread::Builder::new()
+        .name("model-watcher".into())
+        .spawn(move || loop {
+            let wait = match weak.upgrade() {
+                Some(inner) if !inner.shutdown.load(Ordering::Acquire) => inner.next_wait(),
+                _ => return,
+            };
+            std::thread::park_timeout(wait);
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            // Errors are recorded in the status; the old version keeps serving.
+            let _ = inner.check_and_reload(true);
+        });
+    match spawned {
+        Ok(handle) => {
+            let _ = inner.watcher.set(handle.thread().clone());
+        }
+        Err(e) => tracing::error!(error = %e, "cannot start the model watcher; reloads are manual only"),
+    }
+}
+
+impl<M: Model> Inner<M> {
+    fn next_wait(&self) -> Duration {
+        let failures = self.reload_lock.lock().map(|s| s.failures).unwrap_or(0);
+        match self.policy {
+            ReloadPolicy::Interval(d) if failures > 0 => backoff(d, failures),
+            ReloadPolicy::Interval(d) => d,
+            // Woken by requests; the timeout only bounds a missed wake-up.
+            ReloadPolicy::EveryRequests(_) | ReloadPolicy::Manual => Duration::from_secs(1),
+        }
+    }
+
+    fn record_failure(&self, state: &mut ReloadState, error: Error) -> Error {
+        self.failed_reloads.fetch_add(1, Ordering::Relaxed);
+        state.failures = state.failures.saturating_add(1);
+        let base = match self.policy {
+            ReloadPolicy::Interval(d) => d,
+            _ => REQUEST_BACKOFF,
+        };
+        state.retry_after = Some(Instant::now() + backoff(base, state.failures));
+        tracing::warn!(source = %self.source.describe(), error = %error, "new version refused; the old one keeps serving");
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(error_chain(&error));
+        }
+        error
+    }
+
+    /// Checks the source and swaps in a new, fully validated version.
+    fn check_and_reload(&self, respect_backoff: bool) -> Result<bool> {
+        let mut state = match self.reload_lock.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if respect_backoff && state.retry_after.is_some_and(|t| Instant::now() < t) {
+            return Ok(false);
+        }
+        let live_id = self.live.load().content_id;
+        let offered = match self.source.current_id(&self.reader) {
+            Ok(id) => id,
+            Err(e) => return Err(self.record_failure(&mut state, e)),
+        };
+        if offered == live_id || state.pinned_away == Some(offered) {
+            return Ok(false);
+        }
+        let loaded = match self.source.load::<M>(&self.reader) {
+            Ok(l) => l,
+            Err(e) => return Err(self.record_failure(&mut state, e)),
+        };
+        if loaded.content_id() == live_id {
+            return Ok(false);
+        }
+        let content_id = loaded.content_id();
+        let (model, card) = loaded.into_parts();
+        let version = card.version.clone();
+        let old = self.live.swap(Arc::new(Served {
+            model,
+            card,
+            content_id,
+            loaded_at: OffsetDateTime::now_utc(),
+        }));
+        self.previous.store(Some(old));
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        *state = ReloadState::default();
+        tracing::info!(source = %self.source.describe(), %version, %content_id, "swapped in a new version");
+        Ok(true)
+    }
+}
+
+/// `base · 2^(failures − 1)`, at most [`MAX_BACKOFF`].
+fn backoff(base: Duration, failures: u32) -> Duration {
+    base.saturating_mul(1_u32 << failures.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
+}
+
+impl<M> ModelServer<M>
+where
+    M: Model + Send + Sync + 'static,
+{
+    /// Checks the source now, on the caller's thread, and swaps in a new
+    /// version if there is one. Returns whether it swapped.
+    ///
+    /// # Errors
+    ///
+    /// The refusal, also recorded in the status; the old version keeps serving.
+    pub fn reload_if_updated(&self) -> Result<bool> {
+        self.inner.check_and_reload(false)
+    }
+
+    /// Serves the previously served version again (held in memory), and
+    /// ignores the version it replaced until the source offers another.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NothingToRollBack`].
+    pub fn rollback(&self) -> Result<Version> {
+        let inner = &*self.inner;
+        let mut state = match inner.reload_lock.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let previous = inner.previous.swap(None).ok_or(Error::NothingToRollBack)?;
+        let version = previous.card.version.clone();
+        let current = inner.live.swap(previous);
+        state.pinned_away = Some(current.content_id);
+        inner.previous.store(Some(current));
+        inner.reloads.fetch_add(1, Ordering::Relaxed);
+        Ok(version)
+    }
+
+    /// Rolls the registry alias this server follows back to its previous
+    /// target, then reloads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotARegistryAlias`] for other sources, registry errors.
+    pub fn rollback_alias(&self) -> Result<Version> {
+        let Source::Registry { registry, reference } = &self.inner.source else {
+            return Err(Error::NotARegistryAlias {
+                source_name: self.inner.source.describe(),
+            });
+        };
+        let model_persistence_versioning::Target::Alias(alias) = &reference.target else {
+            return Err(Error::NotARegistryAlias {
+                source_name: self.inner.source.describe(),
+            });
+        };
+        let target = registry
+            .rollback(&reference.model, alias)
+            .map_err(|source| Error::Registry {
+                source_name: self.inner.source.describe(),
+                source: Box::new(source),
+            })?;
+        self.inner.check_and_reload(false)?;
+        Ok(target.version)
+    }
+
+    /// Why the latest refused version was refused, in words, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.last_error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let base = Duration::from_millis(100);
+        assert_eq!(backoff(base, 1), base);
+        assert_eq!(backoff(base, 3), Duration::from_millis(400));
+        assert_eq!(backoff(base, 40), MAX_BACKOFF);
+    }
+}
