@@ -96,22 +96,30 @@ pub(crate) fn run(dir: &Path, customers: usize) -> Result<Summary> {
         .collect();
     println!("Every customer stayed with one variant: {sticky}");
 
+    let sampled = (customers as u64) / 5;
     let deadline = Instant::now() + Duration::from_secs(10);
-    let shadow = loop {
+    let (shadow, dropped) = loop {
         let status = shadowed.status();
         let shadow = status.shadow.clone().ok_or("the shadow is configured")?;
-        if shadow.compared + status.observations_dropped >= (customers as u64) / 5 || Instant::now() > deadline {
-            break shadow;
+        if shadow.compared + status.observations_dropped >= sampled || Instant::now() > deadline {
+            break (shadow, status.observations_dropped);
         }
         std::thread::sleep(Duration::from_millis(10));
     };
     println!(
-        "\nShadow v{} on 20% of the control's requests: {} compared, {} disagreed ({:.2}%)",
+        "\nShadow v{} on 20% of the control's requests: {sampled} sampled, {} compared, {} disagreed ({:.2}%)",
         shadow.version,
         shadow.compared,
         shadow.disagreed,
         shadow.disagreement_rate * 100.0
     );
+    if dropped > 0 {
+        println!(
+            "  {dropped} sampled requests were not compared: the shadow runs on one observer thread behind a \
+             bounded queue, and when it falls behind, observations are dropped (and counted) rather than \
+             making a request wait. How many depends on the machine's load, so it varies between runs."
+        );
+    }
     Ok(Summary {
         counts,
         sticky,
@@ -120,10 +128,10 @@ pub(crate) fn run(dir: &Path, customers: usize) -> Result<Summary> {
     })
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let dir = std::env::args()
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/ab_test"));
-    run(&dir, 10_000).map(|_| ())
+    common::exit_on_error(run(&dir, 10_000))
 }

@@ -3,21 +3,21 @@
 //! hot swap.
 //!
 //! Run with `cargo run --release --example fraud_pipeline [-- DIR]`
-//! (default directory: `target/fraud_pipeline`, emptied first).
+//! (default directory: `target/fraud_pipeline`, emptied first). The
+//! registry it leaves at `DIR/registry` is the one the README's `modelctl`
+//! commands are run on.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{fraud_split, metrics, train_forest, train_logistic, Result};
+use common::{fraud_split, metrics, train_forest, train_logistic, Result, FOREST_DEPTH};
 use linfa_logistic::FittedLogisticRegression;
-use model_persistence::gate::{self, BaselineRule, Gate, Margin, Outcome, PublishRequest, Rule};
+use model_persistence::gate::{self, Outcome, PublishRequest, Report};
 use model_persistence::persistence::linfa::RandomForest;
 use model_persistence::persistence::synthetic::FRAUD_FEATURES;
 use model_persistence::prelude::*;
-use model_persistence::serving::{ModelServer, ReloadPolicy, Source};
-use model_persistence::versioning::{Direction, Registry, VersionSpec};
 use ndarray::s;
 
 /// What the run produced, for the test that runs this example.
@@ -26,9 +26,10 @@ use ndarray::s;
 pub(crate) struct Summary {
     pub(crate) bundle_sizes: Vec<(String, u64)>,
     pub(crate) versions: Vec<Version>,
-    pub best_by_f1: Version,
+    pub(crate) best_by_f1: Version,
     pub(crate) served_before: Version,
     pub(crate) served_after: Version,
+    pub(crate) frauds_caught: usize,
 }
 
 /// The fraud gate: absolute floors, and F1 may not regress more than 0.02.
@@ -59,6 +60,33 @@ fn describe<M: Model>(
         .build()?)
 }
 
+/// `at` as RFC 3339, as modelctl prints times.
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.replace_nanosecond(0)
+        .unwrap_or(at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+/// Why a gate refused a candidate, one failed check a line.
+fn refusal(report: &Report) -> String {
+    report
+        .failures()
+        .map(|c| format!("    ✗ {}: {}", c.metric, c.reason))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Prints the gate's verdict; a refused model says why.
+fn print_outcome(what: &str, outcome: &Outcome) {
+    println!("{what}:\n{}", outcome.report());
+    match outcome {
+        Outcome::Published { version, .. } => println!("  → published as {} and promoted", version.version),
+        Outcome::Rejected { report, .. } => println!("  → refused, because:\n{}", refusal(report)),
+        _ => {}
+    }
+}
+
 pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
@@ -76,7 +104,7 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
     let logistic = train_logistic(&data, 150)?;
     let lr_metrics = metrics(&Model::predict(&logistic, data.test_x.view()), &data.test_y)?;
     println!("  Accuracy: {:.4}  F1 Score: {:.4}", lr_metrics[0].1, lr_metrics[3].1);
-    println!("Training Random Forest ({trees} trees)...");
+    println!("Training Random Forest ({trees} trees, depth ≤ {FOREST_DEPTH}, full bootstrap, all features)...");
     let forest = train_forest(&data, trees, 7)?;
     let rf_metrics = metrics(&forest.predict(data.test_x.view()), &data.test_y)?;
     println!("  Accuracy: {:.4}  F1 Score: {:.4}", rf_metrics[0].1, rf_metrics[3].1);
@@ -94,27 +122,39 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
         ModelCard::builder("fraud_detector", &forest)
             .version(Version::new(1, 1, 0))
             .hyperparameter("n_trees", trees as u64)
-            .hyperparameter("max_depth", 10),
+            .hyperparameter("max_depth", FOREST_DEPTH as u64)
+            .hyperparameter("bootstrap_proportion", 1.0)
+            .hyperparameter("feature_proportion", 1.0),
         "random forest (linfa-ensemble)",
         rf_metrics,
         &data,
     )?;
     let mut bundle_sizes = Vec::new();
-    for (file, saved) in [
+    for (file, saved, card) in [
         (
             "logistic_regression_v1.bundle",
             BundleWriter::default().save(dir.join("logistic_regression_v1.bundle"), &logistic, &lr_card)?,
+            &lr_card,
         ),
         (
             "random_forest_v1.bundle",
             BundleWriter::default().save(dir.join("random_forest_v1.bundle"), &forest, &rf_card)?,
+            &rf_card,
         ),
     ] {
+        let card_kb = card.to_json()?.len() as f64 / 1024.0;
         println!(
-            "✅ Model saved: {} ({:.2} KB, model {:.2} KB before compression; card beside it)",
+            "✅ Model saved: {} ({:.1} KB on disk; the model encodes to {:.1} KB before compression, \
+             the card with its training statistics and probe is about {:.1} KB{})",
             saved.path().display(),
             saved.file_len() as f64 / 1024.0,
-            saved.raw_len() as f64 / 1024.0
+            saved.raw_len() as f64 / 1024.0,
+            card_kb,
+            if card_kb * 1024.0 > saved.raw_len() as f64 {
+                ": for a model this small the card is most of the file"
+            } else {
+                ""
+            }
         );
         bundle_sizes.push((file.to_owned(), saved.file_len()));
     }
@@ -125,35 +165,22 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
     );
     let registry = Registry::create(dir.join("registry"))?;
     let gate = fraud_gate();
-    for (model_card, publish) in [(&lr_card, 0), (&rf_card, 1)] {
-        let outcome = if publish == 0 {
-            gate::evaluate_and_publish(
-                &gate,
-                &registry,
-                PublishRequest::new(&logistic, model_card, "production")
-                    .version(VersionSpec::Exact(model_card.version.clone())),
-            )?
-        } else {
-            gate::evaluate_and_publish(
-                &gate,
-                &registry,
-                PublishRequest::new(&forest, model_card, "production")
-                    .version(VersionSpec::Exact(model_card.version.clone())),
-            )?
-        };
-        println!(
-            "{} v{}:\n{}",
-            model_card.algorithm,
-            model_card.version,
-            outcome.report()
-        );
-        if let Outcome::Rejected { .. } = outcome {
-            // Kept as an experiment, not promoted: the registry keeps every version.
-            if publish == 1 {
-                registry.publish_model(&forest, model_card, VersionSpec::Exact(model_card.version.clone()))?;
-            }
-            println!("  → published as an experiment only; production stays where it is");
-        }
+    let lr_outcome = gate::evaluate_and_publish(
+        &gate,
+        &registry,
+        PublishRequest::new(&logistic, &lr_card, "production").version(VersionSpec::Exact(Version::new(1, 0, 0))),
+    )?;
+    print_outcome("logistic regression, the first model (no baseline yet)", &lr_outcome);
+    let rf_outcome = gate::evaluate_and_publish(
+        &gate,
+        &registry,
+        PublishRequest::new(&forest, &rf_card, "production").version(VersionSpec::Exact(Version::new(1, 1, 0))),
+    )?;
+    print_outcome("random forest, against production", &rf_outcome);
+    if let Outcome::Rejected { .. } = rf_outcome {
+        // Kept as an experiment, not promoted: the registry keeps every version.
+        registry.publish_model(&forest, &rf_card, VersionSpec::Exact(Version::new(1, 1, 0)))?;
+        println!("  → published as an experiment only; production stays where it is");
     }
     println!("📋 Available models:");
     for model in registry.models()? {
@@ -166,7 +193,7 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
     let loaded = registry.load::<RandomForest>(&"fraud_detector@1.1.0".parse()?)?;
     let card = loaded.card();
     println!("  Kind: {}  Algorithm: {}", card.kind, card.algorithm);
-    println!("  Saved: {}", card.created_at);
+    println!("  Saved: {}", rfc3339(card.created_at));
     println!("✓ Validation passed (checksums, kind, feature count, tree structure, probe)");
     println!("Model card:");
     println!("  Version: {}", card.version);
@@ -179,10 +206,34 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
         card.training_data.as_ref().map_or(0, |t| t.samples)
     );
     println!("  Dependencies: {:?}", card.dependencies);
+    // Three legitimate transactions, two frauds it catches and one it misses.
+    let predicted = loaded.predict(data.test_x.view())?;
+    let (truth, flagged) = (&data.test_y, &predicted);
+    let rows = |want: usize, got: usize, n: usize| {
+        (0..truth.len())
+            .filter(move |&i| truth[i] == want && flagged[i] == got)
+            .take(n)
+    };
+    let frauds = data.test_y.iter().filter(|&&y| y == 1).count();
+    let frauds_caught = (0..data.test_y.len())
+        .filter(|&i| data.test_y[i] == 1 && predicted[i] == 1)
+        .count();
     println!(
-        "Test predictions: {:?}",
-        loaded.model().predict(data.test_x.slice(s![..5, ..])).to_vec()
+        "Test predictions (checked: the input width is the card's); it catches {frauds_caught} of the \
+         {frauds} frauds in the test set:"
     );
+    for i in rows(0, 0, 3).chain(rows(1, 1, 2)).chain(rows(1, 0, 1)) {
+        let verdict = match (data.test_y[i], predicted[i]) {
+            (1, 1) => "fraud caught",
+            (1, _) => "fraud missed",
+            (_, 1) => "false alarm",
+            _ => "legitimate, let through",
+        };
+        println!(
+            "  transaction {i:>4}: predicted {}, truth {} → {verdict}",
+            predicted[i], data.test_y[i]
+        );
+    }
 
     println!("\n📊 Phase 4: version management");
     let (v1, v2) = (Version::new(1, 0, 0), Version::new(1, 1, 0));
@@ -204,6 +255,14 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
     println!("Best version by F1 score: {} ({:.4})", best.version, best.metrics["f1"]);
 
     println!("\n🔄 Phase 5: serving fraud_detector@production with hot swaps");
+    let production = registry
+        .alias("fraud_detector", "production")?
+        .ok_or("production is not set")?;
+    println!(
+        "  production is {} (the logistic regression: on this data fraud shifts a few features, \
+         which a linear model captures well, so the forest was refused on F1 above)",
+        production.version
+    );
     let server = ModelServer::<FittedLogisticRegression<f64, usize>>::start(
         Source::registry(registry.clone(), "fraud_detector@production")?,
         ReloadPolicy::EveryRequests(100),
@@ -220,20 +279,18 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
     let fresh = fraud_split(20_000, 43);
     let retrained = train_logistic(&fresh, 300)?;
     let fresh_metrics = metrics(&Model::predict(&retrained, data.test_x.view()), &data.test_y)?;
-    let fresh_card = ModelCard::builder("fraud_detector", &retrained)
-        .algorithm("logistic regression (linfa-logistic), retrained")
-        .hyperparameter("max_iterations", 300)
-        .metrics(fresh_metrics)
-        .feature_names(FRAUD_FEATURES)
-        .classes(["legitimate", "fraud"])
-        .training_data(fresh.train.records().view(), fresh.source.clone())
-        .build()?;
+    let fresh_card = describe(
+        ModelCard::builder("fraud_detector", &retrained).hyperparameter("max_iterations", 300),
+        "logistic regression (linfa-logistic), retrained",
+        fresh_metrics,
+        &fresh,
+    )?;
     let outcome = gate::evaluate_and_publish(
         &gate,
         &registry,
         PublishRequest::new(&retrained, &fresh_card, "production"),
     )?;
-    println!("{}", outcome.report());
+    print_outcome("retrained logistic regression, against production", &outcome);
     let Outcome::Published { version, .. } = outcome else {
         return Err("the retrained model did not clear the gate".into());
     };
@@ -261,7 +318,7 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
     );
     println!("\nHistory of fraud_detector:");
     for e in registry.history("fraud_detector")? {
-        println!("  {}  {}", e.at, e.kind);
+        println!("  {}  {}", rfc3339(e.at), e.kind);
     }
     Ok(Summary {
         bundle_sizes,
@@ -273,13 +330,14 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
         best_by_f1: best.version,
         served_before,
         served_after,
+        frauds_caught,
     })
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let dir = std::env::args()
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/fraud_pipeline"));
-    run(&dir, 100).map(|_| ())
+    common::exit_on_error(run(&dir, 100))
 }

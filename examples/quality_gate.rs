@@ -107,6 +107,12 @@ pub(crate) fn run() -> Result<Summary> {
     })
 }
 
-fn main() -> Result<()> {
-    run().map(|_| ())
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -232,10 +232,10 @@ pub(crate) fn run(dir: &Path) -> Result<Summary> {
     })
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let dir = std::env::args()
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/retrain_loop"));
-    run(&dir).map(|_| ())
+    common::exit_on_error(run(&dir))
 }

@@ -6,18 +6,24 @@
 //! export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... AWS_REGION=eu-west-1
 //! # for a non-AWS server (SeaweedFS, MinIO, ...) also:
 //! export AWS_ENDPOINT=http://127.0.0.1:18333 AWS_ALLOW_HTTP=true
-//! cargo run --release --example s3_registry -- s3://my-bucket/models
+//! cargo run --release --features object-store --example s3_registry -- s3://my-bucket/models
 //! ```
 //!
 //! The test server of this repository works too:
 //! `eval "$(scripts/s3-server.sh start)"` then run it without arguments
 //! (it reads `MP_TEST_S3_URL`).
+//!
+//! It can be run again on the same prefix: each run publishes three more
+//! versions and moves `production` to the best one with a compare-and-swap
+//! from wherever it pointed.
+
+mod common;
 
 use model_persistence::persistence::synthetic::LinearClassifier;
 use model_persistence::prelude::*;
 use model_persistence::versioning::{Bump, Direction, Registry, VersionSpec};
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use common::Result;
 
 /// What the run did, for the test that runs this example.
 #[allow(dead_code)] // Read by tests/examples.rs, not by main.
@@ -30,6 +36,10 @@ pub(crate) struct Summary {
 pub(crate) fn run(location: &str) -> Result<Summary> {
     println!("☁️  Registry at {location}");
     let registry = Registry::create_url(location)?;
+    let earlier = registry.versions("churn")?.len();
+    if earlier > 0 {
+        println!("  the registry already holds {earlier} versions of churn: publishing three more");
+    }
     for (i, f1) in [0.71, 0.78, 0.74].into_iter().enumerate() {
         let model = LinearClassifier {
             weights: vec![1.0, -0.5, i as f64],
@@ -48,7 +58,8 @@ pub(crate) fn run(location: &str) -> Result<Summary> {
     let best = registry
         .best("churn", "f1", Direction::HigherIsBetter)?
         .ok_or("no F1")?;
-    registry.set_alias_if("churn", "production", &best.version, None)?;
+    let current = registry.alias("churn", "production")?.map(|t| t.version);
+    registry.set_alias_if("churn", "production", &best.version, current.as_ref())?;
     println!("  production -> {} (best by F1)", best.version);
     let loaded = registry.load::<LinearClassifier>(&"churn@production".parse()?)?;
     println!(
@@ -62,7 +73,7 @@ pub(crate) fn run(location: &str) -> Result<Summary> {
         report.damaged.len()
     );
     for e in registry.history("churn")? {
-        println!("  {}  {}", e.at, e.kind);
+        println!("  {}  {}", e.at.replace_nanosecond(0).unwrap_or(e.at), e.kind);
     }
     Ok(Summary {
         versions: registry.versions("churn")?.into_iter().map(|v| v.version).collect(),
@@ -71,10 +82,10 @@ pub(crate) fn run(location: &str) -> Result<Summary> {
     })
 }
 
-fn main() -> Result<()> {
-    let location = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("MP_TEST_S3_URL").ok())
-        .ok_or("give a registry URL such as s3://bucket/prefix (see the top of examples/s3_registry.rs)")?;
-    run(&location).map(|_| ())
+fn main() -> std::process::ExitCode {
+    let Some(location) = std::env::args().nth(1).or_else(|| std::env::var("MP_TEST_S3_URL").ok()) else {
+        eprintln!("error: give a registry URL such as s3://bucket/prefix (see the top of examples/s3_registry.rs)");
+        return std::process::ExitCode::FAILURE;
+    };
+    common::exit_on_error(run(&location))
 }

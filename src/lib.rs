@@ -38,6 +38,23 @@ pub mod prelude {
     pub use model_persistence_versioning::{Bump, ModelName, ModelRef, Registry, VersionSpec};
 }
 
+/// The guides of `docs/`, as documentation: their examples are compiled
+/// and run as doctests, so the guides cannot drift from the code.
+pub mod guide {
+    #[doc = include_str!("../docs/format.md")]
+    pub mod format {}
+    #[doc = include_str!("../docs/registry.md")]
+    pub mod registry {}
+    #[doc = include_str!("../docs/gate.md")]
+    pub mod gate {}
+    #[doc = include_str!("../docs/serving.md")]
+    pub mod serving {}
+    #[doc = include_str!("../docs/security.md")]
+    pub mod security {}
+    #[doc = include_str!("../docs/performance.md")]
+    pub mod performance {}
+}
+
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

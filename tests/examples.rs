@@ -29,6 +29,10 @@ fn fraud_pipeline_runs_the_whole_lifecycle() {
     let dir = tempfile::tempdir().expect("temp dir");
     let summary = fraud_pipeline::run(dir.path(), 20).expect("the example runs");
     assert_eq!(summary.bundle_sizes.len(), 2);
+    assert!(
+        summary.frauds_caught >= 1,
+        "no fraud among the shown predictions was caught"
+    );
     assert!(summary.bundle_sizes.iter().all(|(_, size)| *size > 0));
     assert_eq!(
         summary.versions,
@@ -96,4 +100,68 @@ fn s3_registry_runs_against_the_test_server() {
     );
     assert_eq!(summary.production, Version::new(1, 1, 0));
     assert_eq!(summary.damaged, 0);
+    // A second run on the same prefix works too: three more versions, and
+    // production moved from where it was to the best one.
+    let again = s3_registry::run(&location).expect("the example runs again on the same prefix");
+    assert_eq!(again.versions.len(), 6);
+    assert_eq!(again.production, Version::new(1, 4, 0));
+    assert_eq!(again.damaged, 0);
+}
+
+/// The `modelctl` binary of this build (`cargo test --workspace` builds it
+/// for its own tests, beside this test's executable).
+fn modelctl_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
+    let bin = dir.join(format!("modelctl{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run the workspace's tests (`cargo test --workspace`), which build it, \
+         or `cargo build -p model-persistence-cli` first",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn readme_commands_run_in_order_on_what_the_main_job_leaves() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("From the command line")
+        .expect("the README's modelctl section");
+    let block = readme[start..].split("```sh").nth(1).expect("a sh block");
+    let block = block.split("```").next().expect("closed block");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let job = dir.path().join("fraud_pipeline");
+    fraud_pipeline::run(&job, 20).expect("the main job runs");
+    let bin = modelctl_binary();
+    let mut env = Vec::new();
+    let mut ran = 0;
+    for line in block.lines() {
+        let line = line.split(" #").next().unwrap_or("").trim();
+        if line.is_empty() || line.starts_with("cargo ") {
+            continue;
+        }
+        let line = line.replace("target/fraud_pipeline", &job.to_string_lossy());
+        if let Some(assignment) = line.strip_prefix("export ") {
+            let (k, v) = assignment.split_once('=').expect("NAME=VALUE");
+            env.push((k.to_owned(), v.to_owned()));
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        assert_eq!(words.next(), Some("modelctl"), "{line}");
+        let out = std::process::Command::new(&bin)
+            .args(words)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("modelctl runs");
+        assert!(
+            out.status.success(),
+            "README command failed: {line}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ran += 1;
+    }
+    assert!(ran >= 10, "only {ran} commands found in the README");
 }

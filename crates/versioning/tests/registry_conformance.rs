@@ -314,3 +314,60 @@ fn a_valid_bundle_swapped_in_behind_the_registry_is_refused() {
         assert_eq!(reg.verify("s").expect(backend).damaged.len(), 1, "{backend}");
     }
 }
+
+#[test]
+fn user_names_never_collide_with_the_registrys_own_objects() {
+    for (backend, reg, _dir) in backends() {
+        let m = model(1.0);
+        reg.publish_model(&m, &card("m.lock", &m, &[]), VersionSpec::Exact(v("1.0.0")))
+            .expect(backend);
+        assert_eq!(reg.models().expect(backend), ["m.lock"], "{backend}");
+        reg.set_alias("m.lock", "production.lock", &v("1.0.0")).expect(backend);
+        reg.set_alias("m.lock", "production", &v("1.0.0")).expect(backend);
+        let aliases: Vec<String> = reg
+            .aliases("m.lock")
+            .expect(backend)
+            .into_keys()
+            .map(String::from)
+            .collect();
+        assert_eq!(aliases, ["production", "production.lock"], "{backend}");
+        assert_eq!(reg.versions("m.lock").expect(backend).len(), 1, "{backend}");
+    }
+}
+
+#[test]
+fn attachments_are_immutable_and_any_valid_name_is_stored() {
+    for (backend, reg, _dir) in backends() {
+        let m = model(1.0);
+        reg.publish_model(&m, &card("m", &m, &[]), VersionSpec::Exact(v("1.0.0")))
+            .expect(backend);
+        let first = serde_json::json!({"verdict": "pass"});
+        for name in ["gate_report", "version", "card"] {
+            reg.attach("m", &v("1.0.0"), name, &first).expect(backend);
+            assert_eq!(
+                reg.attachment("m", &v("1.0.0"), name).expect(backend),
+                Some(first.clone()),
+                "{backend}: {name}"
+            );
+        }
+        match reg.attach("m", &v("1.0.0"), "gate_report", &serde_json::json!({"verdict": "fail"})) {
+            Err(Error::AttachmentExists { name, .. }) => assert_eq!(name, "gate_report"),
+            other => panic!("{backend}: expected AttachmentExists, got {other:?}"),
+        }
+        assert_eq!(
+            reg.attachment("m", &v("1.0.0"), "gate_report").expect(backend),
+            Some(first.clone()),
+            "{backend}: the first attachment was replaced"
+        );
+        let names: Vec<String> = reg
+            .attachments("m", &v("1.0.0"))
+            .expect(backend)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(names, ["card", "gate_report", "version"], "{backend}");
+        // The version's own records are untouched by attachments named like them.
+        assert_eq!(reg.version("m", &v("1.0.0")).expect(backend).version, v("1.0.0"));
+        assert_eq!(reg.card("m", &v("1.0.0")).expect(backend).name, "m");
+    }
+}

@@ -96,7 +96,7 @@ impl BundleWriter {
     ///
     /// # Errors
     ///
-    /// The error [`load`] would give for the same model and card, or
+    /// The error [`load`](crate::load) would give for the same model and card, or
     /// [`Error::Encode`] if the model cannot be serialised.
     pub fn to_bytes<M: Model>(&self, model: &M, card: &ModelCard) -> Result<Vec<u8>> {
         Ok(self.encode(model, card)?.0)
