@@ -63,7 +63,7 @@ fn bench_forest(c: &mut Criterion) {
     let mut group = c.benchmark_group("forest_100_trees");
     group.sample_size(20);
     for level in [0_u8, 3, 9] {
-        let writer = BundleWriter::default().level(level).card_json(false);
+        let writer = BundleWriter::default().level(level).without_card_json();
         let path = dir.path().join(format!("forest-{level}.bundle"));
         let saved = writer.save(&path, &forest, &card).expect("saves");
         eprintln!(
@@ -96,7 +96,7 @@ fn bench_large(c: &mut Criterion) {
     let mut group = c.benchmark_group("payload_100mb");
     group.sample_size(10).measurement_time(Duration::from_secs(20));
     for level in [0_u8, 3] {
-        let writer = BundleWriter::default().level(level).card_json(false);
+        let writer = BundleWriter::default().level(level).without_card_json();
         let path = dir.path().join(format!("dense-{level}.bundle"));
         let saved = writer.save(&path, &model, &card).expect("saves");
         eprintln!(

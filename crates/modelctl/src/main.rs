@@ -18,7 +18,7 @@ mod output;
 
 use commands::registry::Location;
 use commands::{bundle, registry};
-use output::{Failure, Outcome};
+use output::{Failure, Format, Outcome, ProgressBar};
 
 /// Operate model bundles and registries.
 #[derive(Debug, Parser)]
@@ -166,7 +166,12 @@ enum Command {
 
 fn run(cli: Cli) -> Outcome {
     let at = Location(cli.registry.as_deref());
-    let progress = cli.progress;
+    let progress = if cli.progress {
+        ProgressBar::Always
+    } else {
+        ProgressBar::OnTerminal
+    };
+    let fmt = Format::json_if;
     match cli.command {
         Command::Init => registry::init(at),
         Command::Card { bundle: file } => bundle::card(&file),
@@ -174,16 +179,16 @@ fn run(cli: Cli) -> Outcome {
             bundle: Some(file),
             json,
             ..
-        } => bundle::verify(&file, json, progress),
+        } => bundle::verify(&file, fmt(json), progress),
         Command::Verify {
             bundle: None,
             model,
             json,
-        } => registry::verify(at, model.as_deref(), json),
-        Command::Models { json } => registry::models(at, json),
-        Command::Versions { model, json } => registry::versions(at, &model, json),
+        } => registry::verify(at, model.as_deref(), fmt(json)),
+        Command::Models { json } => registry::models(at, fmt(json)),
+        Command::Versions { model, json } => registry::versions(at, &model, fmt(json)),
         Command::Show { reference } => registry::show(at, &reference),
-        Command::Publish { bundle: file, json } => registry::publish(at, &file, json, progress),
+        Command::Publish { bundle: file, json } => registry::publish(at, &file, fmt(json), progress),
         Command::Promote {
             model,
             alias,
@@ -191,14 +196,14 @@ fn run(cli: Cli) -> Outcome {
             expect,
         } => registry::promote(at, &model, &alias, &version, expect.as_deref()),
         Command::Rollback { model, alias } => registry::rollback(at, &model, &alias),
-        Command::History { model, json } => registry::history(at, &model, json),
+        Command::History { model, json } => registry::history(at, &model, fmt(json)),
         Command::Compare {
             model,
             a,
             b,
             metric,
             json,
-        } => registry::compare(at, &model, &a, &b, metric.as_deref(), json),
+        } => registry::compare(at, &model, &a, &b, metric.as_deref(), fmt(json)),
         Command::Best {
             model,
             metric,
@@ -209,7 +214,7 @@ fn run(cli: Cli) -> Outcome {
                 Better::Higher => Direction::HigherIsBetter,
                 Better::Lower => Direction::LowerIsBetter,
             });
-            registry::best(at, &model, &metric, direction, json)
+            registry::best(at, &model, &metric, direction, fmt(json))
         }
         Command::Prune { model, keep } => registry::prune(at, &model, keep),
     }

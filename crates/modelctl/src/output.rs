@@ -47,6 +47,32 @@ pub(crate) fn json(value: &impl serde::Serialize) -> Outcome {
     Ok(())
 }
 
+/// What a command prints: text for people or JSON for scripts (`--json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Text,
+    Json,
+}
+
+impl Format {
+    pub(crate) fn json_if(flag: bool) -> Self {
+        if flag {
+            Format::Json
+        } else {
+            Format::Text
+        }
+    }
+}
+
+/// When a progress bar is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProgressBar {
+    /// Only when stderr is a terminal.
+    OnTerminal,
+    /// Always (`--progress`).
+    Always,
+}
+
 /// How a column is aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Align {
@@ -117,11 +143,11 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub(crate) fn new(label: impl Into<String>, forced: bool) -> Self {
+    pub(crate) fn new(label: impl Into<String>, when: ProgressBar) -> Self {
         use std::io::IsTerminal;
         Progress {
             label: label.into(),
-            shown: forced || std::io::stderr().is_terminal(),
+            shown: when == ProgressBar::Always || std::io::stderr().is_terminal(),
             last_percent: None,
         }
     }

@@ -22,7 +22,7 @@ fn write(path: &std::path::Path, patch: u64) {
         .build()
         .expect("card");
     BundleWriter::default()
-        .card_json(false)
+        .without_card_json()
         .save(path, &model, &card)
         .expect("save");
 }

@@ -50,7 +50,7 @@ fn write_tagged(path: &Path, id: u64) {
         .build()
         .expect("card");
     BundleWriter::default()
-        .card_json(false)
+        .without_card_json()
         .save(path, &model, &card)
         .expect("save");
 }
@@ -385,7 +385,7 @@ fn a_request_that_triggers_a_check_does_not_wait_for_the_load() {
             .expect("card");
         BundleWriter::default()
             .level(0)
-            .card_json(false)
+            .without_card_json()
             .save(&path, &model, &card)
             .expect("save");
     };

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use model_persistence::persistence;
 
-use crate::output::{json, Outcome, Progress};
+use crate::output::{json, Format, Outcome, Progress, ProgressBar};
 
 /// `modelctl card BUNDLE`: the card as JSON, from the header only.
 pub(crate) fn card(bundle: &Path) -> Outcome {
@@ -14,10 +14,10 @@ pub(crate) fn card(bundle: &Path) -> Outcome {
 }
 
 /// `modelctl verify BUNDLE`: every checksum of one file.
-pub(crate) fn verify(bundle: &Path, as_json: bool, forced_progress: bool) -> Outcome {
-    let mut bar = Progress::new("verifying", forced_progress);
+pub(crate) fn verify(bundle: &Path, format: Format, progress: ProgressBar) -> Outcome {
+    let mut bar = Progress::new("verifying", progress);
     let summary = persistence::BundleReader::default().verify_with_progress(bundle, &mut |d, t| bar.update(d, t))?;
-    if as_json {
+    if format == Format::Json {
         return json(&summary);
     }
     println!(

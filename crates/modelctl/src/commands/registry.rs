@@ -6,7 +6,7 @@ use std::path::Path;
 use model_persistence::persistence::{self, Direction, Version};
 use model_persistence::versioning::{ModelName, ModelRef, Registry};
 
-use crate::output::{json, metric, rfc3339, Align, Failure, Outcome, Progress, Table};
+use crate::output::{json, metric, rfc3339, Align, Failure, Format, Outcome, Progress, ProgressBar, Table};
 
 /// Where the registry is, as given by `--registry` or `MODELCTL_REGISTRY`.
 #[derive(Debug, Clone, Copy)]
@@ -57,9 +57,9 @@ pub(crate) fn init(location: Location<'_>) -> Outcome {
 }
 
 /// `modelctl models`.
-pub(crate) fn models(location: Location<'_>, as_json: bool) -> Outcome {
+pub(crate) fn models(location: Location<'_>, format: Format) -> Outcome {
     let models = location.open()?.models()?;
-    if as_json {
+    if format == Format::Json {
         return json(&models);
     }
     models.iter().for_each(|m| println!("{m}"));
@@ -67,11 +67,11 @@ pub(crate) fn models(location: Location<'_>, as_json: bool) -> Outcome {
 }
 
 /// `modelctl versions MODEL`: every version with its metrics and aliases.
-pub(crate) fn versions(location: Location<'_>, model: &str, as_json: bool) -> Outcome {
+pub(crate) fn versions(location: Location<'_>, model: &str, format: Format) -> Outcome {
     let reg = location.open()?;
     let model = existing_model(&reg, model)?;
     let versions = reg.versions(&model)?;
-    if as_json {
+    if format == Format::Json {
         return json(&versions);
     }
     let aliases = reg.aliases(&model)?;
@@ -112,13 +112,13 @@ pub(crate) fn show(location: Location<'_>, reference: &str) -> Outcome {
 }
 
 /// `modelctl publish BUNDLE`.
-pub(crate) fn publish(location: Location<'_>, bundle: &Path, as_json: bool, forced_progress: bool) -> Outcome {
+pub(crate) fn publish(location: Location<'_>, bundle: &Path, format: Format, progress: ProgressBar) -> Outcome {
     let reg = location.open()?;
-    let mut bar = Progress::new("verifying", forced_progress);
+    let mut bar = Progress::new("verifying", progress);
     persistence::BundleReader::default().verify_with_progress(bundle, &mut |d, t| bar.update(d, t))?;
     let bytes = std::fs::read(bundle).map_err(|e| Failure(format!("cannot read {}: {e}", bundle.display())))?;
     let info = reg.publish_bundle(&bytes)?;
-    if as_json {
+    if format == Format::Json {
         return json(&info);
     }
     println!(
@@ -154,11 +154,11 @@ pub(crate) fn rollback(location: Location<'_>, model: &str, alias: &str) -> Outc
 }
 
 /// `modelctl history MODEL`.
-pub(crate) fn history(location: Location<'_>, model: &str, as_json: bool) -> Outcome {
+pub(crate) fn history(location: Location<'_>, model: &str, format: Format) -> Outcome {
     let reg = location.open()?;
     let model = existing_model(&reg, model)?;
     let events = reg.history(&model)?;
-    if as_json {
+    if format == Format::Json {
         return json(&events);
     }
     for e in events {
@@ -174,7 +174,7 @@ pub(crate) fn compare(
     a: &str,
     b: &str,
     only: Option<&str>,
-    as_json: bool,
+    format: Format,
 ) -> Outcome {
     let reg = location.open()?;
     let model = existing_model(&reg, model)?;
@@ -183,7 +183,7 @@ pub(crate) fn compare(
         Some(m) => vec![reg.compare(&model, &a, &b, m)?],
         None => reg.compare_all(&model, &a, &b)?,
     };
-    if as_json {
+    if format == Format::Json {
         return json(&rows);
     }
     let (ha, hb) = (a.to_string(), b.to_string());
@@ -212,7 +212,7 @@ pub(crate) fn best(
     model: &str,
     name: &str,
     direction: Option<Direction>,
-    as_json: bool,
+    format: Format,
 ) -> Outcome {
     let reg = location.open()?;
     let model = existing_model(&reg, model)?;
@@ -222,7 +222,7 @@ pub(crate) fn best(
     let Some(b) = reg.best(&model, name, direction)? else {
         return Err(Failure(format!("no version of {model} has the metric {name:?}")));
     };
-    if as_json {
+    if format == Format::Json {
         return json(&b);
     }
     let score = b.metrics.get(name).copied().unwrap_or(f64::NAN);
@@ -244,7 +244,7 @@ pub(crate) fn prune(location: Location<'_>, model: &str, keep: usize) -> Outcome
 }
 
 /// `modelctl verify` (no file): every version of every model, or of one.
-pub(crate) fn verify(location: Location<'_>, model: Option<&str>, as_json: bool) -> Outcome {
+pub(crate) fn verify(location: Location<'_>, model: Option<&str>, format: Format) -> Outcome {
     let reg = location.open()?;
     let report = match model {
         Some(m) => reg.verify(existing_model(&reg, m)?)?,
@@ -255,7 +255,7 @@ pub(crate) fn verify(location: Location<'_>, model: Option<&str>, as_json: bool)
         .iter()
         .map(|d| format!("{} {}: {}", d.model, d.version, persistence::error_chain(&d.error)))
         .collect();
-    if as_json {
+    if format == Format::Json {
         json(&serde_json::json!({"checked": report.checked, "damaged": damaged}))?;
     } else {
         println!("checked {} versions, {} damaged", report.checked, damaged.len());

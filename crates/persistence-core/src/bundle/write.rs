@@ -82,10 +82,10 @@ impl BundleWriter {
         self
     }
 
-    /// Whether [`save`](Self::save) also writes `<bundle>.card.json`.
-    /// Default: true.
-    pub fn card_json(mut self, write: bool) -> Self {
-        self.write_card_json = write;
+    /// Makes [`save`](Self::save) write the bundle alone, without
+    /// `<bundle>.card.json` beside it. Default: the card JSON is written.
+    pub fn without_card_json(mut self) -> Self {
+        self.write_card_json = false;
         self
     }
 

@@ -24,6 +24,15 @@ pub enum ReloadPolicy {
     Interval(Duration),
 }
 
+/// Whether a check waits out the backoff after a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backoff {
+    /// The watcher's checks: not before the retry time.
+    Respect,
+    /// An explicit call (`reload_if_updated`, a rollback): check now.
+    Ignore,
+}
+
 /// Longest wait between retries after failed reloads.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// First wait after a failed request-triggered reload.
@@ -50,7 +59,7 @@ pub(super) fn spawn_watcher<M: Model + Send + Sync + 'static>(inner: &Arc<Inner<
                 return;
             }
             // Errors are recorded in the status; the old version keeps serving.
-            let _ = inner.check_and_reload(true);
+            let _ = inner.check_and_reload(Backoff::Respect);
         });
     match spawned {
         Ok(handle) => {
@@ -87,12 +96,12 @@ impl<M: Model> Inner<M> {
     }
 
     /// Checks the source and swaps in a new, fully validated version.
-    fn check_and_reload(&self, respect_backoff: bool) -> Result<bool> {
+    fn check_and_reload(&self, backoff_policy: Backoff) -> Result<bool> {
         let mut state = match self.reload_lock.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if respect_backoff && state.retry_after.is_some_and(|t| Instant::now() < t) {
+        if backoff_policy == Backoff::Respect && state.retry_after.is_some_and(|t| Instant::now() < t) {
             return Ok(false);
         }
         let live_id = self.live.load().content_id;
@@ -144,7 +153,7 @@ where
     ///
     /// The refusal, also recorded in the status; the old version keeps serving.
     pub fn reload_if_updated(&self) -> Result<bool> {
-        self.inner.check_and_reload(false)
+        self.inner.check_and_reload(Backoff::Ignore)
     }
 
     /// Serves the previously served version again (held in memory), and
@@ -191,7 +200,7 @@ where
                 source_name: self.inner.source.describe(),
                 source: Box::new(source),
             })?;
-        self.inner.check_and_reload(false)?;
+        self.inner.check_and_reload(Backoff::Ignore)?;
         Ok(target.version)
     }
 

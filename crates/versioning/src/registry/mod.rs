@@ -124,7 +124,7 @@ impl Registry {
     pub fn with_storage(storage: Arc<dyn Storage>) -> Self {
         Registry {
             storage,
-            writer: BundleWriter::default().card_json(false),
+            writer: BundleWriter::default().without_card_json(),
             reader: BundleReader::default(),
         }
     }
