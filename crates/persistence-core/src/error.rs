@@ -125,6 +125,15 @@ pub enum Error {
         /// The input's column count.
         found: usize,
     },
+    /// A path given as a bundle is not a regular file (a FIFO would block, a
+    /// device would be read without end): refused before it is read.
+    #[error("{} is {found}, not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        found: &'static str,
+    },
     /// The golden probe did not reproduce.
     #[error("probe mismatch at row {row}: the card expects {expected}, the model predicts {found}")]
     ProbeMismatch {

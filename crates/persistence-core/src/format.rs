@@ -490,29 +490,38 @@ pub(crate) fn inflate<'b>(
 ) -> Result<std::borrow::Cow<'b, [u8]>> {
     match d.codec {
         Codec::None => Ok(std::borrow::Cow::Borrowed(stored)),
-        Codec::Deflate => {
-            let cap = d.raw_len.min((stored.len() as u64).saturating_mul(MAX_DEFLATE_RATIO));
-            let mut out = Vec::with_capacity(cap as usize);
-            let decoder = flate2::read::DeflateDecoder::new(stored);
-            decoder
-                .take(d.raw_len.saturating_add(1))
-                .read_to_end(&mut out)
-                .map_err(|source| Error::Inflate { source })?;
-            let got = out.len() as u64;
-            if got > d.raw_len {
-                return Err(Error::LimitExceeded {
-                    limit: LimitKind::InflatedLen,
-                    limit_value: d.raw_len.min(limits.max_inflated_len),
-                    found: got,
-                });
-            }
-            if got < d.raw_len {
-                return Err(Error::Invalid {
-                    section: "payload",
-                    reason: format!("inflates to {got} bytes, the header declares {}", d.raw_len),
-                });
-            }
-            Ok(std::borrow::Cow::Owned(out))
-        }
+        Codec::Deflate => inflate_from(d, stored, stored.len() as u64, limits).map(std::borrow::Cow::Owned),
     }
+}
+
+/// Inflates a deflated payload of `stored_len` bytes read from `reader`,
+/// never past the declared (and limited) raw length.
+pub(crate) fn inflate_from(
+    d: &PayloadDescriptor,
+    reader: impl std::io::Read,
+    stored_len: u64,
+    limits: &Limits,
+) -> Result<Vec<u8>> {
+    let cap = d.raw_len.min(stored_len.saturating_mul(MAX_DEFLATE_RATIO));
+    let mut out = Vec::with_capacity(cap as usize);
+    let decoder = flate2::read::DeflateDecoder::new(reader);
+    decoder
+        .take(d.raw_len.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|source| Error::Inflate { source })?;
+    let got = out.len() as u64;
+    if got > d.raw_len {
+        return Err(Error::LimitExceeded {
+            limit: LimitKind::InflatedLen,
+            limit_value: d.raw_len.min(limits.max_inflated_len),
+            found: got,
+        });
+    }
+    if got < d.raw_len {
+        return Err(Error::Invalid {
+            section: "payload",
+            reason: format!("inflates to {got} bytes, the header declares {}", d.raw_len),
+        });
+    }
+    Ok(out)
 }

@@ -50,6 +50,7 @@
 mod bundle;
 mod card;
 mod error;
+pub mod files;
 mod float;
 pub mod format;
 #[cfg(feature = "linfa")]

@@ -50,6 +50,14 @@ pub enum Error {
         /// The model.
         model: String,
     },
+    /// A pruner is removing this version: it cannot become an alias target.
+    #[error("{model} {version} is being pruned and cannot be promoted")]
+    VersionRetiring {
+        /// The model.
+        model: String,
+        /// The version.
+        version: Version,
+    },
     /// No such alias.
     #[error("{model} has no alias {alias}")]
     AliasNotFound {
@@ -114,6 +122,37 @@ pub enum Error {
         /// The JSON error.
         #[source]
         source: serde_json::Error,
+    },
+    /// A version record that describes another model or version than the
+    /// place it is stored at.
+    #[error("the record {key} describes {found}")]
+    MisplacedRecord {
+        /// The storage key.
+        key: String,
+        /// What the record says it is.
+        found: String,
+    },
+    /// The `card.json` beside a bundle differs from the card inside it.
+    #[error("{key} differs from the card inside the bundle")]
+    CardMismatch {
+        /// The storage key of the card.
+        key: String,
+    },
+    /// An object every committed version has is missing.
+    #[error("{key} is missing")]
+    MissingObject {
+        /// The storage key.
+        key: String,
+    },
+    /// An alias points at a version that is not committed.
+    #[error("alias {model}@{alias} points at {version}, which is not a committed version")]
+    DanglingAlias {
+        /// The model.
+        model: String,
+        /// The alias.
+        alias: String,
+        /// Where it points.
+        version: Version,
     },
     /// A storage operation failed.
     #[error("storage error on {key}")]

@@ -53,6 +53,12 @@ pub enum EventKind {
     Pruned {
         /// The version.
         version: Version,
+        /// Its bundle's content id (absent in events written before 0.2).
+        #[serde(default)]
+        content_id: Option<ContentId>,
+        /// When it had been published (absent in events written before 0.2).
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        published_at: Option<OffsetDateTime>,
     },
 }
 
@@ -67,7 +73,7 @@ impl std::fmt::Display for EventKind {
                 to,
             } => write!(f, "{alias}: {from} -> {to}"),
             EventKind::RolledBack { alias, from, to } => write!(f, "{alias}: rolled back {from} -> {to}"),
-            EventKind::Pruned { version } => write!(f, "pruned {version}"),
+            EventKind::Pruned { version, .. } => write!(f, "pruned {version}"),
         }
     }
 }

@@ -27,6 +27,7 @@
 mod error;
 mod event;
 mod name;
+mod owner;
 mod reference;
 mod registry;
 pub mod storage;
@@ -37,7 +38,8 @@ pub use model_persistence_core::Direction;
 pub use name::{AliasName, AttachmentName, IntoName, ModelName, NameError, NameKind, NameProblem, MAX_NAME_LEN};
 pub use reference::{ModelRef, Target};
 pub use registry::{
-    next_version, AliasTarget, Bump, Comparison, Damaged, Registry, VerifyReport, VersionInfo, VersionSpec,
+    next_version, AliasTarget, Bump, Comparison, Damaged, DamagedVersion, Listing, Registry, RepairReport,
+    VerifyReport, VersionInfo, VersionSpec, DEFAULT_STALE_AFTER,
 };
 pub use storage::local::LocalDir;
 #[cfg(feature = "object-store")]

@@ -121,10 +121,7 @@ fn kills(exe: &Path) -> Result<(), String> {
         child.wait().expect("reap");
         let report = reg.verify("killed").map_err(|e| e.to_string())?;
         if let Some(d) = report.damaged.first() {
-            return Err(format!(
-                "kill {kill}: visible version {} is damaged: {}",
-                d.version, d.error
-            ));
+            return Err(format!("kill {kill}: {} is damaged: {}", d.key, d.error));
         }
         if let Some(target) = reg.alias("killed", "production").map_err(|e| e.to_string())? {
             reg.load::<Linear>(&"killed@production".parse().expect("ref"))

@@ -218,7 +218,7 @@ fn verify_reports_damaged_bundles() {
         let report = reg.verify_all().expect(backend);
         assert_eq!(report.checked, 3, "{backend}");
         assert_eq!(report.damaged.len(), 1, "{backend}");
-        assert_eq!(report.damaged[0].version, v("1.0.1"));
+        assert_eq!(report.damaged[0].version, Some(v("1.0.1")));
         // A damaged version can never become an alias target.
         assert!(matches!(
             reg.set_alias("d", "production", &v("1.0.1")),

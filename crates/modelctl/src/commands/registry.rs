@@ -253,7 +253,10 @@ pub(crate) fn verify(location: Location<'_>, model: Option<&str>, format: Format
     let damaged: Vec<String> = report
         .damaged
         .iter()
-        .map(|d| format!("{} {}: {}", d.model, d.version, persistence::error_chain(&d.error)))
+        .map(|d| match &d.version {
+            Some(v) => format!("{} {v}: {}: {}", d.model, d.key, persistence::error_chain(&d.error)),
+            None => format!("{}: {}: {}", d.model, d.key, persistence::error_chain(&d.error)),
+        })
         .collect();
     if format == Format::Json {
         json(&serde_json::json!({"checked": report.checked, "damaged": damaged}))?;

@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 use super::validate_model;
 use crate::card::ModelCard;
 use crate::error::{Error, Result};
+use crate::files::NotRegular;
 use crate::format::{
-    check_payload_hash, check_payload_len, decode_exact, inflate, payload_slice, truncated, ContentId, Limits,
-    PayloadDescriptor, Preamble, HASH_LEN, PREAMBLE_LEN,
+    check_payload_hash, check_payload_len, decode_exact, inflate, inflate_from, payload_slice, truncated, Codec,
+    ContentId, Limits, PayloadDescriptor, Preamble, HASH_LEN, PREAMBLE_LEN,
 };
 use crate::model::Model;
 
@@ -161,9 +162,53 @@ impl BundleReader {
     /// # Errors
     ///
     /// [`Error::Io`] with the path, or the first failed check.
+    ///
+    /// The file is refused before it is read if it is not a regular file (a
+    /// FIFO, a device, a directory); the magic and header are checked
+    /// before the payload is read; a stored payload is read once, hashed as
+    /// it arrives, into the buffer it is decoded from; a deflated one is
+    /// hashed in a first pass and inflated in a second, so memory holds one
+    /// copy of the inflated payload and the model, never the file besides.
     pub fn load<M: Model>(&self, path: impl AsRef<Path>) -> Result<Loaded<M>> {
-        let bytes = self.read_file(path.as_ref())?;
-        self.load_bytes(&bytes)
+        let mut open = self.open(path.as_ref())?;
+        let card = &open.parsed.header.card;
+        if card.kind != M::KIND {
+            return Err(Error::WrongModelKind {
+                expected: M::KIND.to_owned(),
+                found: card.kind.clone(),
+            });
+        }
+        let d = open.parsed.header.payload.clone();
+        let raw = match d.codec {
+            Codec::None => {
+                let (bytes, hash) = open.read_payload(&mut |_, _| {}, Keep::Bytes)?;
+                check_payload_hash(&d, &hash)?;
+                bytes
+            }
+            Codec::Deflate => {
+                let (_, first) = open.read_payload(&mut |_, _| {}, Keep::Nothing)?;
+                check_payload_hash(&d, &first)?;
+                open.rewind()?;
+                let path = open.path.clone();
+                let mut hashing = HashingReader::new((&mut open.file).take(d.stored_len));
+                let raw = inflate_from(&d, &mut hashing, d.stored_len, &self.limits)?;
+                // Drain what the decoder did not need (a valid stream ends
+                // exactly with the payload), then check the bytes inflated
+                // are the bytes hashed: the file did not change in between.
+                std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| Error::io(&path, e))?;
+                check_payload_hash(&d, &hashing.finish())?;
+                raw
+            }
+        };
+        let model: M = decode_exact(&raw, self.limits.max_depth, "payload")?;
+        drop(raw);
+        let ParsedHeader { header, content_id, .. } = open.parsed;
+        validate_model(&model, &header.card)?;
+        Ok(Loaded {
+            model,
+            card: header.card,
+            content_id,
+        })
     }
 
     /// Reads the card from the preamble and header alone, checking the
@@ -185,18 +230,8 @@ impl BundleReader {
     ///
     /// [`Error::Io`], or any error of the preamble and header.
     pub fn read_header(&self, path: impl AsRef<Path>) -> Result<(ModelCard, ContentId)> {
-        let path = path.as_ref();
-        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut head = vec![0_u8; PREAMBLE_LEN];
-        let n = read_up_to(&mut file, &mut head).map_err(|e| Error::io(path, e))?;
-        head.truncate(n);
-        let preamble = Preamble::parse(&head, &self.limits)?;
-        let rest = preamble.payload_start() - PREAMBLE_LEN;
-        head.resize(PREAMBLE_LEN + rest, 0);
-        let n = read_up_to(&mut file, &mut head[PREAMBLE_LEN..]).map_err(|e| Error::io(path, e))?;
-        head.truncate(PREAMBLE_LEN + n);
-        let parsed = parse_header(&head, &self.limits)?;
-        Ok((parsed.header.card, parsed.content_id))
+        let open = self.open_header(path.as_ref())?;
+        Ok((open.parsed.header.card, open.parsed.content_id))
     }
 
     /// Reads the card from bundle bytes without touching the payload.
@@ -240,56 +275,143 @@ impl BundleReader {
     ///
     /// Those of [`verify`](Self::verify).
     pub fn verify_with_progress(&self, path: impl AsRef<Path>, progress: &mut dyn FnMut(u64, u64)) -> Result<Summary> {
-        let path = path.as_ref();
-        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let mut open = self.open(path.as_ref())?;
+        let (_, hash) = open.read_payload(progress, Keep::Nothing)?;
+        check_payload_hash(&open.parsed.header.payload, &hash)?;
+        Ok(summary(open.parsed, open.file_len))
+    }
+
+    /// Opens a bundle file and reads and checks its preamble and header and
+    /// the payload's length, leaving the file at the payload. Refuses what is not a regular file
+    /// before reading from it, so a FIFO never blocks and a device is never
+    /// read.
+    fn open(&self, path: &Path) -> Result<OpenBundle> {
+        let open = self.open_header(path)?;
+        check_payload_len(&open.parsed.header.payload, open.payload_start, open.file_len)?;
+        Ok(open)
+    }
+
+    /// [`open`](Self::open) without checking the payload's length: what
+    /// reading the card alone needs.
+    fn open_header(&self, path: &Path) -> Result<OpenBundle> {
+        let (mut file, file_len) = open_regular(path)?;
         self.limits.check_file_len(file_len)?;
         let mut head = vec![0_u8; PREAMBLE_LEN];
         let n = read_up_to(&mut file, &mut head).map_err(|e| Error::io(path, e))?;
         head.truncate(n);
         let preamble = Preamble::parse(&head, &self.limits)?;
         let payload_start = preamble.payload_start();
-        head.resize(payload_start, 0);
+        // The header region is bounded by the header limit (checked in the
+        // preamble) and by the file's real size.
+        let region = (payload_start as u64).min(file_len) as usize;
+        head.resize(region.max(PREAMBLE_LEN), 0);
         let n = read_up_to(&mut file, &mut head[PREAMBLE_LEN..]).map_err(|e| Error::io(path, e))?;
         head.truncate(PREAMBLE_LEN + n);
         let parsed = parse_header(&head, &self.limits)?;
-        check_payload_len(&parsed.header.payload, payload_start as u64, file_len)?;
+        Ok(OpenBundle {
+            file,
+            path: path.to_owned(),
+            file_len,
+            payload_start: payload_start as u64,
+            parsed,
+        })
+    }
+}
+
+/// What [`OpenBundle::read_payload`] keeps of the bytes it hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// The payload, in one buffer.
+    Bytes,
+    /// Nothing: hash only.
+    Nothing,
+}
+
+/// A bundle file whose preamble and header are read and checked.
+struct OpenBundle {
+    file: File,
+    path: std::path::PathBuf,
+    file_len: u64,
+    payload_start: u64,
+    parsed: ParsedHeader,
+}
+
+impl OpenBundle {
+    /// Reads the payload once, hashing it as it arrives; keeps it if asked.
+    fn read_payload(&mut self, progress: &mut dyn FnMut(u64, u64), keep: Keep) -> Result<(Vec<u8>, Vec<u8>)> {
+        let total = self.parsed.header.payload.stored_len;
         let mut hasher = Sha256::new();
-        let mut buf = vec![0_u8; 1 << 20];
-        let mut remaining = parsed.header.payload.stored_len;
-        while remaining > 0 {
-            let want = remaining.min(buf.len() as u64) as usize;
-            let got = read_up_to(&mut file, &mut buf[..want]).map_err(|e| Error::io(path, e))?;
+        let mut kept = Vec::new();
+        let mut scratch = Vec::new();
+        if keep == Keep::Bytes {
+            kept.resize(total as usize, 0);
+        } else {
+            scratch.resize(total.min(1 << 20) as usize, 0);
+        }
+        let mut done = 0_u64;
+        while done < total {
+            let want = (total - done).min(1 << 20) as usize;
+            let buf = match keep {
+                Keep::Bytes => &mut kept[done as usize..done as usize + want],
+                Keep::Nothing => &mut scratch[..want],
+            };
+            let got = read_up_to(&mut self.file, buf).map_err(|e| Error::io(&self.path, e))?;
             if got == 0 {
-                return Err(truncated(
-                    "payload",
-                    payload_start as u64,
-                    parsed.header.payload.stored_len,
-                    parsed.header.payload.stored_len - remaining,
-                ));
+                return Err(truncated("payload", self.payload_start, total, done));
             }
             hasher.update(&buf[..got]);
-            remaining -= got as u64;
-            progress(
-                parsed.header.payload.stored_len - remaining,
-                parsed.header.payload.stored_len,
-            );
+            done += got as u64;
+            progress(done, total);
         }
-        check_payload_hash(&parsed.header.payload, &hasher.finalize())?;
-        Ok(summary(parsed, file_len))
+        Ok((kept, hasher.finalize().to_vec()))
     }
 
-    fn read_file(&self, path: &Path) -> Result<Vec<u8>> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        self.limits.check_file_len(len)?;
-        let mut bytes = Vec::with_capacity(len as usize);
-        file.take(self.limits.max_file_len.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io(path, e))?;
-        self.limits.check_file_len(bytes.len() as u64)?;
-        Ok(bytes)
+    fn rewind(&mut self) -> Result<()> {
+        use std::io::Seek;
+        self.file
+            .seek(std::io::SeekFrom::Start(self.payload_start))
+            .map(|_| ())
+            .map_err(|e| Error::io(&self.path, e))
     }
+}
+
+/// A reader that hashes what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.hasher.finalize().to_vec()
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Opens `path` for reading only if it is a regular file, without blocking
+/// on a FIFO; returns the file and its size.
+fn open_regular(path: &Path) -> Result<(File, u64)> {
+    crate::files::open_regular(path).map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref::<NotRegular>()) {
+        Some(NotRegular(found)) => Error::NotAFile {
+            path: path.to_owned(),
+            found,
+        },
+        None => Error::io(path, e),
+    })
 }
 
 fn summary(parsed: ParsedHeader, file_len: u64) -> Summary {

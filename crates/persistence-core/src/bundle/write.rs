@@ -153,7 +153,9 @@ pub fn card_json_path(bundle: &Path) -> PathBuf {
     bundle.with_file_name(name)
 }
 
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir).
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync
+/// dir). A file replaced keeps its permissions; a new file gets 0666 minus
+/// the umask. Temporary files of writers that died are removed on the way.
 ///
 /// # Errors
 ///
@@ -164,14 +166,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => Path::new("."),
     };
     let prefix = format!(
-        ".{}.",
+        ".{}.tmp-",
         path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
     );
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    crate::files::sweep_dead_temps(dir, &prefix);
+    // A file replaced keeps its mode; a new one gets 0666 minus the umask.
+    let mode = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let mut tmp = crate::files::temp_file_in(dir, &prefix, mode).map_err(|e| Error::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;

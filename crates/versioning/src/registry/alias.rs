@@ -8,9 +8,8 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{layout, storage_err, to_json, Registry};
+use super::{layout, storage_err, to_json, unique_suffix, Registry};
 use crate::error::{Error, Result};
-use crate::event::EventKind;
 use crate::name::{AliasName, IntoName, ModelName};
 use crate::storage::Written;
 
@@ -27,6 +26,42 @@ pub struct AliasTarget {
     pub set_at: OffsetDateTime,
 }
 
+/// The stored alias object: the target and the log of every move. The move
+/// and its history are one object written by one compare-and-swap, so a
+/// crash can never leave an alias moved without its history (or a history
+/// entry for a move that did not happen).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct AliasRecord {
+    pub(super) version: Version,
+    pub(super) content_id: ContentId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub(super) set_at: OffsetDateTime,
+    /// Every move of this alias, oldest first (empty in registries written
+    /// before the log existed: their moves are in the event objects).
+    #[serde(default)]
+    pub(super) moves: Vec<AliasMove>,
+}
+
+/// One move of an alias.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct AliasMove {
+    #[serde(with = "time::serde::rfc3339")]
+    pub(super) at: OffsetDateTime,
+    pub(super) from: Option<Version>,
+    pub(super) to: Version,
+    pub(super) kind: MoveKind,
+}
+
+impl AliasRecord {
+    fn target(&self) -> AliasTarget {
+        AliasTarget {
+            version: self.version.clone(),
+            content_id: self.content_id,
+            set_at: self.set_at,
+        }
+    }
+}
+
 /// What a move requires of the alias's current target.
 #[derive(Debug, Clone, Copy)]
 enum Precondition<'a> {
@@ -37,8 +72,9 @@ enum Precondition<'a> {
 }
 
 /// How a move is recorded in the history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MoveKind {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum MoveKind {
     /// An ordinary move (or creation).
     Set,
     /// A rollback to an earlier target.
@@ -57,7 +93,11 @@ impl Registry {
         alias: impl IntoName<AliasName>,
     ) -> Result<Option<AliasTarget>> {
         let (model, alias) = (model.into_name()?, alias.into_name()?);
-        self.get_json::<AliasTarget>(&layout::alias(&model, &alias))
+        Ok(self.alias_record(&model, &alias)?.map(|r| r.target()))
+    }
+
+    pub(super) fn alias_record(&self, model: &ModelName, alias: &AliasName) -> Result<Option<AliasRecord>> {
+        self.get_json::<AliasRecord>(&layout::alias(model, alias))
     }
 
     /// The aliases of a model and their targets.
@@ -111,6 +151,14 @@ impl Registry {
         self.move_alias(&model, &alias, version, Precondition::PointsAt(expected), MoveKind::Set)
     }
 
+    /// The transaction of an alias move (see `docs/registry.md`):
+    ///
+    /// 1. pin the target version (`pins/<unique>`), so no prune removes it;
+    /// 2. refuse a version a live pruner is retiring (a dead pruner's mark
+    ///    is removed); check the version is committed and its bundle verifies;
+    /// 3. commit: compare-and-swap the alias object, which holds the target
+    ///    and the log of every move, so the move and its history are one write;
+    /// 4. remove the pin (a pin left by a crash is stale and ignored).
     fn move_alias(
         &self,
         model: &ModelName,
@@ -119,22 +167,52 @@ impl Registry {
         precondition: Precondition<'_>,
         kind: MoveKind,
     ) -> Result<AliasTarget> {
+        let pin = layout::pin(model, version, &unique_suffix());
+        let me = self.new_owner();
+        self.put_new(&pin, &to_json(&pin, &me)?)?;
+        let moved = self.move_pinned(model, alias, version, precondition, kind);
+        let unpinned = self.delete(&pin);
+        let target = moved?;
+        unpinned?;
+        Ok(target)
+    }
+
+    fn move_pinned(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        version: &Version,
+        precondition: Precondition<'_>,
+        kind: MoveKind,
+    ) -> Result<AliasTarget> {
+        let retiring = layout::retiring(model, version);
+        if let Some((owner, _)) = self.marker(&retiring)? {
+            if self.is_stale(owner.as_ref()) {
+                self.delete(&retiring)?;
+            } else {
+                return Err(Error::VersionRetiring {
+                    model: model.to_string(),
+                    version: version.clone(),
+                });
+            }
+        }
         let info = self.version(model, version)?;
         self.bundle(model, version)?;
         let key = layout::alias(model, alias);
         loop {
             let current = self.storage.get(&key).map_err(storage_err(&key))?;
-            let (from, current_version) = match current {
+            let (record, current_version) = match current {
                 Some((bytes, v)) => {
-                    let record: AliasTarget =
+                    let record: AliasRecord =
                         serde_json::from_slice(&bytes).map_err(|source| Error::CorruptRecord {
                             key: key.clone(),
                             source,
                         })?;
-                    (Some(record.version), Some(v))
+                    (Some(record), Some(v))
                 }
                 None => (None, None),
             };
+            let from = record.as_ref().map(|r| r.version.clone());
             if let Precondition::PointsAt(expected) = precondition {
                 if from.as_ref() != expected {
                     return Err(Error::AliasConflict {
@@ -145,32 +223,33 @@ impl Registry {
                     });
                 }
             }
-            let target = AliasTarget {
+            let now = OffsetDateTime::now_utc();
+            let mut moves = match record {
+                Some(r) if r.moves.is_empty() => self.legacy_moves(model, alias)?,
+                Some(r) => r.moves,
+                None => Vec::new(),
+            };
+            moves.push(AliasMove {
+                at: now,
+                from,
+                to: version.clone(),
+                kind,
+            });
+            let next = AliasRecord {
                 version: version.clone(),
                 content_id: info.content_id,
-                set_at: OffsetDateTime::now_utc(),
+                set_at: now,
+                moves,
             };
-            let bytes = to_json(&key, &target)?;
+            let bytes = to_json(&key, &next)?;
             match self
                 .storage
                 .put_if_version(&key, &bytes, current_version.as_ref())
                 .map_err(storage_err(&key))?
             {
                 Written::Done => {
-                    let event = match (kind, from) {
-                        (MoveKind::Rollback, Some(from)) => EventKind::RolledBack {
-                            alias: alias.clone(),
-                            from,
-                            to: version.clone(),
-                        },
-                        (_, from) => EventKind::AliasMoved {
-                            alias: alias.clone(),
-                            from,
-                            to: version.clone(),
-                        },
-                    };
-                    self.record_event(model, event)?;
-                    return Ok(target);
+                    tracing::info!(%model, %alias, %version, "alias moved");
+                    return Ok(next.target());
                 }
                 Written::PreconditionFailed => continue,
             }
@@ -186,18 +265,21 @@ impl Registry {
     /// moved meanwhile, [`Error::VersionNotFound`] if the earlier target was pruned.
     pub fn rollback(&self, model: impl IntoName<ModelName>, alias: impl IntoName<AliasName>) -> Result<AliasTarget> {
         let (model, alias) = (model.into_name()?, alias.into_name()?);
-        let current = self.alias(&model, &alias)?.ok_or_else(|| Error::AliasNotFound {
+        let record = self.alias_record(&model, &alias)?.ok_or_else(|| Error::AliasNotFound {
             model: model.to_string(),
             alias: alias.to_string(),
         })?;
+        let moves = match record.moves.is_empty() {
+            true => self.legacy_moves(&model, &alias)?,
+            false => record.moves.clone(),
+        };
         let mut undo: Vec<Option<Version>> = Vec::new();
-        for event in self.history(&model)? {
-            match event.kind {
-                EventKind::AliasMoved { alias: a, from, .. } if a == alias => undo.push(from),
-                EventKind::RolledBack { alias: a, .. } if a == alias => {
+        for m in moves {
+            match m.kind {
+                MoveKind::Set => undo.push(m.from),
+                MoveKind::Rollback => {
                     undo.pop();
                 }
-                _ => {}
             }
         }
         let Some(Some(target)) = undo.pop() else {
@@ -210,7 +292,7 @@ impl Registry {
             &model,
             &alias,
             &target,
-            Precondition::PointsAt(Some(&current.version)),
+            Precondition::PointsAt(Some(&record.version)),
             MoveKind::Rollback,
         )
     }

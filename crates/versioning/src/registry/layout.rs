@@ -2,11 +2,14 @@
 //!
 //! ```text
 //! <root>/.registry.json                                   the marker `create` writes
-//! <root>/<model>/versions/<semver>/model.bundle           immutable, create-if-absent (the claim)
+//! <root>/<model>/versions/<semver>/claim.json             create-if-absent: who publishes this number
+//! <root>/<model>/versions/<semver>/model.bundle           immutable
 //! <root>/<model>/versions/<semver>/card.json
 //! <root>/<model>/versions/<semver>/version.json           written last: the version is visible
 //! <root>/<model>/versions/<semver>/attachments/<name>.json immutable
-//! <root>/<model>/aliases/<alias>                          compare-and-swap
+//! <root>/<model>/versions/<semver>/pins/<unique>           a promote in progress: do not prune
+//! <root>/<model>/versions/<semver>/retiring                a prune in progress: do not promote
+//! <root>/<model>/aliases/<alias>                          compare-and-swap: target and move log
 //! <root>/<model>/events/<ts>-<unique>.json                one immutable object per event
 //! ```
 //!
@@ -29,6 +32,18 @@ pub(super) fn versions(model: &ModelName) -> String {
 }
 pub(super) fn bundle(model: &ModelName, v: &Version) -> String {
     format!("{model}/versions/{v}/model.bundle")
+}
+pub(super) fn claim(model: &ModelName, v: &Version) -> String {
+    format!("{model}/versions/{v}/claim.json")
+}
+pub(super) fn pins(model: &ModelName, v: &Version) -> String {
+    format!("{model}/versions/{v}/pins")
+}
+pub(super) fn pin(model: &ModelName, v: &Version, unique: &str) -> String {
+    format!("{model}/versions/{v}/pins/{unique}")
+}
+pub(super) fn retiring(model: &ModelName, v: &Version) -> String {
+    format!("{model}/versions/{v}/retiring")
 }
 pub(super) fn card(model: &ModelName, v: &Version) -> String {
     format!("{model}/versions/{v}/card.json")

@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use model_persistence_core::{BundleReader, BundleWriter};
 use sha2::{Digest, Sha256};
@@ -16,8 +17,9 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result, StorageError};
 use crate::event::{Event, EventKind};
 use crate::name::ModelName;
+use crate::owner::Owner;
 use crate::storage::local::LocalDir;
-use crate::storage::{Storage, Written};
+use crate::storage::{ObjectVersion, Storage, Written};
 
 mod alias;
 mod compare;
@@ -29,8 +31,9 @@ mod read;
 
 pub use alias::AliasTarget;
 pub use compare::Comparison;
-pub use maintain::{Damaged, VerifyReport};
+pub use maintain::{Damaged, RepairReport, VerifyReport};
 pub use publish::{next_version, Bump, VersionInfo, VersionSpec};
+pub use read::{DamagedVersion, Listing};
 
 /// A model registry over any [`Storage`].
 ///
@@ -55,7 +58,12 @@ pub struct Registry {
     storage: Arc<dyn Storage>,
     writer: BundleWriter,
     reader: BundleReader,
+    stale_after: Duration,
 }
+
+/// How long a marker of a writer on another machine (a claim, a pin, a
+/// retiring mark) is honoured before it is taken as abandoned.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
 
 impl Registry {
     /// Opens the registry in the directory `path`.
@@ -126,7 +134,18 @@ impl Registry {
             storage,
             writer: BundleWriter::default().without_card_json(),
             reader: BundleReader::default(),
+            stale_after: DEFAULT_STALE_AFTER,
         }
+    }
+
+    /// How long the marker of a writer on another machine (a publisher's
+    /// claim, a promoter's pin, a pruner's retiring mark) is honoured before
+    /// the registry takes it as abandoned and recovers. A writer on this
+    /// machine whose process is gone is recognised at once. Default: 15
+    /// minutes ([`DEFAULT_STALE_AFTER`]).
+    pub fn stale_after(mut self, after: Duration) -> Self {
+        self.stale_after = after;
+        self
     }
 
     /// The compression level of bundles published with
@@ -174,6 +193,47 @@ impl Registry {
 
     fn put_new(&self, key: &str, bytes: &[u8]) -> Result<Written> {
         self.storage.put_if_absent(key, bytes).map_err(storage_err(key))
+    }
+
+    /// Writes `bytes` at `key` whatever is there; only for objects this
+    /// writer owns through a claim (the leftovers of a dead publisher).
+    fn put_owned(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        if self.put_new(key, bytes)? == Written::PreconditionFailed {
+            self.delete(key)?;
+            if self.put_new(key, bytes)? == Written::PreconditionFailed {
+                return Err(Error::Storage {
+                    key: key.to_owned(),
+                    source: StorageError::Io(std::io::Error::other("another writer wrote an object this writer owns")),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.storage.delete(key).map_err(storage_err(key))
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.storage.get(key).map_err(storage_err(key))?.is_some())
+    }
+
+    /// A marker object (claim, pin, retiring mark): its owner and version.
+    /// An unreadable marker counts as abandoned by an unknown owner.
+    fn marker(&self, key: &str) -> Result<Option<(Option<Owner>, ObjectVersion)>> {
+        Ok(self
+            .storage
+            .get(key)
+            .map_err(storage_err(key))?
+            .map(|(bytes, v)| (serde_json::from_slice(&bytes).ok(), v)))
+    }
+
+    fn is_stale(&self, owner: Option<&Owner>) -> bool {
+        owner.is_none_or(|o| o.is_stale(self.stale_after))
+    }
+
+    fn new_owner(&self) -> Owner {
+        Owner::me(unique_suffix())
     }
 
     fn record_event(&self, model: &ModelName, kind: EventKind) -> Result<Event> {

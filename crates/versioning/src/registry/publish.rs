@@ -10,7 +10,6 @@ use time::OffsetDateTime;
 
 use super::{layout, storage_err, to_json, Registry};
 use crate::error::{Error, Result};
-use crate::event::EventKind;
 use crate::name::{AttachmentName, IntoName, ModelName};
 use crate::storage::Written;
 
@@ -139,8 +138,16 @@ impl Registry {
         Ok((summary, card))
     }
 
-    /// Claims the bundle's version (create-if-absent on the bundle), then
-    /// writes the card and the version record. `None` if the version was taken.
+    /// The transaction of a publish (see `docs/registry.md`):
+    ///
+    /// 1. claim the number: `claim.json` with create-if-absent (a claim
+    ///    left by a dead publisher, with no committed record, is taken over
+    ///    by compare-and-swap on the claim itself, so one taker wins);
+    /// 2. write the bundle and `card.json` (replacing a dead publisher's);
+    /// 3. commit: `version.json` with create-if-absent. From here the
+    ///    version is listed; before, it is invisible.
+    ///
+    /// `None` if the number belongs to another (live or committed) publisher.
     fn claim_and_commit(
         &self,
         model: &ModelName,
@@ -149,16 +156,12 @@ impl Registry {
         bytes: &[u8],
     ) -> Result<Option<VersionInfo>> {
         let version = &summary.version;
-        if self.put_new(&layout::bundle(model, version), bytes)? == Written::PreconditionFailed {
+        if !self.claim(model, version)? {
             return Ok(None);
         }
         let card_json = card.to_json().map_err(|source| Error::InvalidBundle { source })?;
-        // A leftover card.json of a crashed prune is replaced by the truth.
-        let key = layout::card(model, version);
-        if self.put_new(&key, card_json.as_bytes())? == Written::PreconditionFailed {
-            self.storage.delete(&key).map_err(storage_err(&key))?;
-            self.put_new(&key, card_json.as_bytes())?;
-        }
+        self.put_owned(&layout::bundle(model, version), bytes)?;
+        self.put_owned(&layout::card(model, version), card_json.as_bytes())?;
         let info = VersionInfo {
             model: model.clone(),
             version: version.clone(),
@@ -171,16 +174,42 @@ impl Registry {
             bundle_len: bytes.len() as u64,
         };
         let key = layout::record(model, version);
-        self.put_new(&key, &to_json(&key, &info)?)?;
-        self.record_event(
-            model,
-            EventKind::Published {
-                version: version.clone(),
-                content_id: summary.content_id,
-            },
-        )?;
+        if self.put_new(&key, &to_json(&key, &info)?)? == Written::PreconditionFailed {
+            // Only a publisher that took our claim over (we were taken for
+            // dead) can have committed: the number is theirs.
+            return Ok(None);
+        }
         tracing::info!(%model, %version, content_id = %summary.content_id, "published");
         Ok(Some(info))
+    }
+
+    /// Claims a version number; `false` if it is taken.
+    fn claim(&self, model: &ModelName, version: &Version) -> Result<bool> {
+        let key = layout::claim(model, version);
+        let mine = self.new_owner();
+        let bytes = to_json(&key, &mine)?;
+        if self.put_new(&key, &bytes)? == Written::Done {
+            return Ok(true);
+        }
+        if self.exists(&layout::record(model, version))? {
+            return Ok(false);
+        }
+        let Some((owner, object)) = self.marker(&key)? else {
+            // The claim vanished (a repair removed it): claim afresh.
+            return Ok(self.put_new(&key, &bytes)? == Written::Done);
+        };
+        if !self.is_stale(owner.as_ref()) {
+            return Ok(false);
+        }
+        // A dead publisher's claim with no committed record: take it over.
+        let taken = self
+            .storage
+            .put_if_version(&key, &bytes, Some(&object))
+            .map_err(storage_err(&key))?;
+        if taken == Written::Done {
+            tracing::warn!(%model, %version, "took over the claim of a publisher that is gone");
+        }
+        Ok(taken == Written::Done)
     }
 
     /// Stores a JSON attachment with a version (such as its gate report).

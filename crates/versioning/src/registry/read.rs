@@ -9,6 +9,28 @@ use crate::error::{Error, Result};
 use crate::name::{IntoName, ModelName};
 use crate::reference::{ModelRef, Target};
 
+/// What [`Registry::listing`] found.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Listing {
+    /// The committed versions, in semver order.
+    pub versions: Vec<VersionInfo>,
+    /// The versions whose record cannot be read.
+    pub damaged: Vec<DamagedVersion>,
+}
+
+/// A version whose record cannot be read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DamagedVersion {
+    /// The model.
+    pub model: ModelName,
+    /// The version (from its folder's name).
+    pub version: Version,
+    /// What is wrong.
+    pub error: Error,
+}
+
 impl Registry {
     /// The names of all models, sorted.
     ///
@@ -20,22 +42,55 @@ impl Registry {
         Ok(names.into_iter().filter_map(|n| ModelName::new(n).ok()).collect())
     }
 
-    /// Every committed version of a model, in semver order.
+    /// Every committed version of a model, in semver order. A version
+    /// whose record is unreadable is left out (and named by
+    /// [`listing`](Self::listing) and [`verify`](Self::verify)); it never
+    /// hides the others.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidName`], storage errors.
     pub fn versions(&self, model: impl IntoName<ModelName>) -> Result<Vec<VersionInfo>> {
+        let listing = self.listing(model)?;
+        for d in &listing.damaged {
+            tracing::warn!(model = %d.model, version = %d.version, error = %d.error, "unreadable version record");
+        }
+        Ok(listing.versions)
+    }
+
+    /// Every committed version of a model, and every version whose record
+    /// is damaged, each named with what is wrong.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], storage errors.
+    pub fn listing(&self, model: impl IntoName<ModelName>) -> Result<Listing> {
         let model = model.into_name()?;
         let mut versions = self.claimed_versions(&model)?;
         versions.sort();
-        let mut infos = Vec::with_capacity(versions.len());
+        let mut listing = Listing::default();
         for v in versions {
-            if let Some(info) = self.get_json::<VersionInfo>(&layout::record(&model, &v))? {
-                infos.push(info);
+            let key = layout::record(&model, &v);
+            match self.get_json::<VersionInfo>(&key) {
+                Ok(Some(info)) if info.version == v && info.model == model => listing.versions.push(info),
+                Ok(Some(info)) => listing.damaged.push(DamagedVersion {
+                    model: model.clone(),
+                    version: v,
+                    error: Error::MisplacedRecord {
+                        key,
+                        found: format!("{} {}", info.model, info.version),
+                    },
+                }),
+                Ok(None) => {}
+                Err(error @ Error::CorruptRecord { .. }) => listing.damaged.push(DamagedVersion {
+                    model: model.clone(),
+                    version: v,
+                    error,
+                }),
+                Err(e) => return Err(e),
             }
         }
-        Ok(infos)
+        Ok(listing)
     }
 
     /// One committed version's record.

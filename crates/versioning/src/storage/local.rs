@@ -23,6 +23,9 @@ pub struct LocalDir {
     root: PathBuf,
 }
 
+/// The prefix of this backend's temporary files (`.tmp-<pid>-<random>`).
+const TEMP_PREFIX: &str = ".tmp-";
+
 impl LocalDir {
     /// A store rooted at the existing directory `root`.
     ///
@@ -63,7 +66,8 @@ impl LocalDir {
 
     fn temp_in(&self, dir: &Path) -> Result<tempfile::NamedTempFile, StorageError> {
         std::fs::create_dir_all(dir)?;
-        Ok(tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?)
+        model_persistence_core::files::sweep_dead_temps(dir, TEMP_PREFIX);
+        Ok(model_persistence_core::files::temp_file_in(dir, TEMP_PREFIX, None)?)
     }
 }
 
@@ -80,14 +84,17 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 impl Storage for LocalDir {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError> {
-        match std::fs::read(self.path(key)) {
-            Ok(bytes) => {
-                let v = version_of(&bytes);
-                Ok(Some((bytes, v)))
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        // Refuses a FIFO, a device or a directory planted at a registry key
+        // before reading it, and reads no more than the file's size.
+        let (file, len) = match model_persistence_core::files::open_regular(&self.path(key)) {
+            Ok(opened) => opened,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut bytes = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, len), &mut bytes)?;
+        let v = version_of(&bytes);
+        Ok(Some((bytes, v)))
     }
 
     fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<Written, StorageError> {
