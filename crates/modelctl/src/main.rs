@@ -154,6 +154,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Clean up after writers that crashed (claims, pins, unfinished removals,
+    /// unreadable records and events) and report what needs a decision.
+    Repair {
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
+    },
     /// Remove old versions, keeping the last N and every alias target.
     Prune {
         /// The model name.
@@ -217,6 +224,7 @@ fn run(cli: Cli) -> Outcome {
             registry::best(at, &model, &metric, direction, fmt(json))
         }
         Command::Prune { model, keep } => registry::prune(at, &model, keep),
+        Command::Repair { model } => registry::repair(at, model.as_deref()),
     }
 }
 

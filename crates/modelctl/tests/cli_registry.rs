@@ -162,3 +162,41 @@ fn hostile_names_are_refused_in_plain_words() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("invalid model name"), "{}", stderr(&out));
 }
+
+#[test]
+fn repair_cleans_up_and_versions_names_a_damaged_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = dir.path();
+    assert_eq!(modelctl(reg, &["init"]).status.code(), Some(0));
+    assert_eq!(
+        modelctl(reg, &["publish", &fixture("linear-level0.bundle")])
+            .status
+            .code(),
+        Some(0)
+    );
+    std::fs::write(reg.join("linear/versions/1.2.3/version.json"), b"{").expect("damage");
+    let out = modelctl(reg, &["versions", "linear"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("DAMAGED"), "{}", stdout(&out));
+    assert_eq!(modelctl(reg, &["verify"]).status.code(), Some(1));
+    let out = modelctl(reg, &["repair"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("rebuilt"), "{}", stdout(&out));
+    assert_eq!(modelctl(reg, &["verify"]).status.code(), Some(0));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_given_as_a_bundle_is_refused_without_hanging() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = dir.path().join("registry");
+    assert_eq!(modelctl(&reg, &["init"]).status.code(), Some(0));
+    let fifo = dir.path().join("pipe.bundle");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    let fifo = fifo.to_string_lossy().into_owned();
+    for args in [&["publish", fifo.as_str()][..], &["verify", &fifo], &["card", &fifo]] {
+        let out = modelctl(&reg, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains("FIFO"), "{args:?}: {}", stderr(&out));
+    }
+}

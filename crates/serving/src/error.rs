@@ -31,6 +31,17 @@ pub enum Error {
         /// The request's column count.
         found: usize,
     },
+    /// A new version's input schema differs from the one being served: a
+    /// client sending rows of the old width would fail on every request.
+    #[error("the new version {version} takes {found}, the served version takes {expected}: refused (build the server with `accept_schema_changes` to allow it)")]
+    SchemaChanged {
+        /// The refused version.
+        version: model_persistence_core::Version,
+        /// The served version's schema, in words.
+        expected: String,
+        /// The new version's schema, in words.
+        found: String,
+    },
     /// Nothing to roll back to.
     #[error("no previously served version is held in memory")]
     NothingToRollBack,
@@ -46,6 +57,48 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+}
+
+impl Error {
+    /// Whether the failure is of the storage (a file or an object store
+    /// that could not be read), which may pass, rather than of the content
+    /// (a damaged, hostile or incompatible version), which will not: a
+    /// server retries the first with backoff and never re-attempts the
+    /// second for the same content id.
+    pub fn is_io(&self) -> bool {
+        use model_persistence_core::Error as Core;
+        use model_persistence_versioning::Error as Reg;
+        match self {
+            Error::Load { source, .. } => matches!(source, Core::Io { .. }),
+            Error::Registry { source, .. } => match &**source {
+                Reg::Storage { .. } => true,
+                Reg::Bundle { source, .. } => matches!(source, Core::Io { .. }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+impl Error {
+    /// Whether a bundle file's payload is incomplete or damaged while its
+    /// header is whole: what a file still being written looks like, so a
+    /// server following a file tries the same content id again later.
+    pub(crate) fn is_payload_damage(&self) -> bool {
+        use model_persistence_core::{Error as Core, Section};
+        matches!(
+            self,
+            Error::Load {
+                source: Core::Truncated { .. }
+                    | Core::TrailingBytes { .. }
+                    | Core::ChecksumMismatch {
+                        section: Section::Payload,
+                        ..
+                    },
+                ..
+            }
+        )
+    }
 }
 
 /// A result with this crate's [`Error`].

@@ -181,6 +181,23 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the error is about one stored object being unreadable as
+    /// what it should be (malformed JSON, a FIFO or a directory where a
+    /// record belongs), as opposed to the storage failing: such an error
+    /// concerns that object alone, and is reported without hiding the rest.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Error::CorruptRecord { .. } | Error::MisplacedRecord { .. } => true,
+            Error::Storage {
+                source: StorageError::Io(e),
+                ..
+            } => e.kind() == std::io::ErrorKind::InvalidInput,
+            _ => false,
+        }
+    }
+}
+
 fn show(v: &Option<Version>) -> String {
     v.as_ref().map_or_else(|| "nothing".to_owned(), ToString::to_string)
 }

@@ -70,7 +70,8 @@ pub(crate) fn models(location: Location<'_>, format: Format) -> Outcome {
 pub(crate) fn versions(location: Location<'_>, model: &str, format: Format) -> Outcome {
     let reg = location.open()?;
     let model = existing_model(&reg, model)?;
-    let versions = reg.versions(&model)?;
+    let listing = reg.listing(&model)?;
+    let versions = listing.versions;
     if format == Format::Json {
         return json(&versions);
     }
@@ -97,6 +98,16 @@ pub(crate) fn versions(location: Location<'_>, model: &str, format: Format) -> O
             v.bundle_len.to_string(),
             pointing.join(","),
             metrics.join(" "),
+        ]);
+    }
+    for d in &listing.damaged {
+        table.row(vec![
+            d.version.to_string(),
+            "DAMAGED".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+            persistence::error_chain(&d.error),
         ]);
     }
     table.print();
@@ -269,5 +280,28 @@ pub(crate) fn verify(location: Location<'_>, model: Option<&str>, format: Format
     match damaged.len() {
         0 => Ok(()),
         n => Err(Failure(format!("{n} damaged versions"))),
+    }
+}
+
+/// `modelctl repair [--model M]`: cleans up after crashed writers, reports
+/// what it did and what needs a decision (exit 1 if anything does).
+pub(crate) fn repair(location: Location<'_>, model: Option<&str>) -> Outcome {
+    let reg = location.open()?;
+    let report = match model {
+        Some(m) => reg.repair(existing_model(&reg, m)?)?,
+        None => reg.repair_all()?,
+    };
+    if report.actions.is_empty() {
+        println!("nothing to repair");
+    }
+    for a in &report.actions {
+        println!("repaired: {a}");
+    }
+    for d in &report.needs_decision {
+        println!("needs a decision: {d}");
+    }
+    match report.needs_decision.len() {
+        0 => Ok(()),
+        n => Err(Failure(format!("{n} problems need a decision (see above)"))),
     }
 }

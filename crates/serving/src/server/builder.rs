@@ -24,6 +24,14 @@ pub struct ServerBuilder<M: Model> {
     drift: Option<DriftConfig>,
     on_drift: Option<DriftCallback>,
     shadow: Option<(ModelServer<M>, f64)>,
+    schema: SchemaChanges,
+}
+
+/// Whether a new version may take other inputs than the served one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SchemaChanges {
+    Refused,
+    Accepted,
 }
 
 impl<M: Model> std::fmt::Debug for ServerBuilder<M> {
@@ -47,6 +55,7 @@ where
             drift: None,
             on_drift: None,
             shadow: None,
+            schema: SchemaChanges::Refused,
         }
     }
 
@@ -79,6 +88,15 @@ where
     /// request path; its disagreement rate is in the status. Default: none.
     pub fn shadow(mut self, shadow: ModelServer<M>, share: f64) -> Self {
         self.shadow = Some((shadow, share.clamp(0.0, 1.0)));
+        self
+    }
+
+    /// Lets a new version take another input schema (feature count or
+    /// feature names) than the served one. Default: such a version is
+    /// refused and reported in the status, since every request of the old
+    /// width would fail after the swap.
+    pub fn accept_schema_changes(mut self) -> Self {
+        self.schema = SchemaChanges::Accepted;
         self
     }
 
@@ -133,6 +151,7 @@ where
             shutdown: AtomicBool::new(false),
             observer,
             sample_share,
+            accept_schema_changes: self.schema == SchemaChanges::Accepted,
             observed,
         });
         if inner.policy != ReloadPolicy::Manual {

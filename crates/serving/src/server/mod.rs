@@ -134,6 +134,7 @@ struct Inner<M: Model> {
     shutdown: AtomicBool,
     observer: Option<SyncSender<Observation<M>>>,
     sample_share: f64,
+    accept_schema_changes: bool,
     observed: Arc<Mutex<ObserverState<M>>>,
 }
 

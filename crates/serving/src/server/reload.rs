@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use model_persistence_core::{error_chain, ContentId, Model, Version};
+use model_persistence_core::{error_chain, ContentId, Model, ModelCard, Version};
 use time::OffsetDateTime;
 
 use super::{Inner, ModelServer, Served};
@@ -37,11 +37,28 @@ enum Backoff {
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// First wait after a failed request-triggered reload.
 const REQUEST_BACKOFF: Duration = Duration::from_millis(50);
+/// How many refused content ids a server remembers.
+const REMEMBERED_REFUSALS: usize = 64;
+
 #[derive(Default)]
 pub(super) struct ReloadState {
     pub(super) failures: u32,
     pub(super) retry_after: Option<Instant>,
     pub(super) pinned_away: Option<ContentId>,
+    /// Content ids refused for what they are (not for an I/O error): never
+    /// loaded again. Content ids are immutable, so the refusal stands.
+    pub(super) refused: Vec<ContentId>,
+}
+
+impl ReloadState {
+    fn refuse(&mut self, id: ContentId) {
+        if !self.refused.contains(&id) {
+            if self.refused.len() == REMEMBERED_REFUSALS {
+                self.refused.remove(0);
+            }
+            self.refused.push(id);
+        }
+    }
 }
 
 pub(super) fn spawn_watcher<M: Model + Send + Sync + 'static>(inner: &Arc<Inner<M>>) {
@@ -112,12 +129,32 @@ impl<M: Model> Inner<M> {
         if offered == live_id || state.pinned_away == Some(offered) {
             return Ok(false);
         }
+        if state.refused.contains(&offered) {
+            // Refused already: the same immutable content would fail again.
+            return Ok(false);
+        }
         let loaded = match self.source.load::<M>(&self.reader) {
             Ok(l) => l,
-            Err(e) => return Err(self.record_failure(&mut state, e)),
+            Err(e) => {
+                // A registry version is immutable: a refusal for what it
+                // is stands. A bundle file may still be being written.
+                let following_a_file = matches!(self.source, Source::Bundle(_));
+                let may_pass = e.is_io() || (following_a_file && e.is_payload_damage());
+                if !may_pass {
+                    state.refuse(offered);
+                }
+                return Err(self.record_failure(&mut state, e));
+            }
         };
         if loaded.content_id() == live_id {
             return Ok(false);
+        }
+        if !self.accept_schema_changes {
+            if let Err(e) = same_schema(&self.live.load().card, loaded.card()) {
+                state.refuse(offered);
+                state.refuse(loaded.content_id());
+                return Err(self.record_failure(&mut state, e));
+            }
         }
         let content_id = loaded.content_id();
         let (model, card) = loaded.into_parts();
@@ -130,10 +167,30 @@ impl<M: Model> Inner<M> {
         }));
         self.previous.store(Some(old));
         self.reloads.fetch_add(1, Ordering::Relaxed);
-        *state = ReloadState::default();
+        state.failures = 0;
+        state.retry_after = None;
+        state.pinned_away = None;
         tracing::info!(source = %self.source.describe(), %version, %content_id, "swapped in a new version");
         Ok(true)
     }
+}
+
+/// The served schema (feature count, and feature names where both cards
+/// name them) must not change under clients.
+fn same_schema(served: &ModelCard, new: &ModelCard) -> Result<()> {
+    let describe = |c: &ModelCard| match c.features.is_empty() {
+        true => format!("{} features", c.n_features),
+        false => format!("{} features ({})", c.n_features, c.features.join(", ")),
+    };
+    let names_differ = !served.features.is_empty() && !new.features.is_empty() && served.features != new.features;
+    if served.n_features != new.n_features || names_differ {
+        return Err(Error::SchemaChanged {
+            version: new.version.clone(),
+            expected: describe(served),
+            found: describe(new),
+        });
+    }
+    Ok(())
 }
 
 /// `base · 2^(failures − 1)`, at most [`MAX_BACKOFF`].

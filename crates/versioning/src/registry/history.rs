@@ -127,7 +127,7 @@ impl Registry {
             match self.alias_record(model, &name) {
                 Ok(Some(r)) => out.push((name, r)),
                 Ok(None) => {}
-                Err(e @ Error::CorruptRecord { .. }) => {
+                Err(e) if e.is_damage() => {
                     tracing::warn!(%model, alias = %name, error = %e, "skipping an unreadable alias")
                 }
                 Err(e) => return Err(e),
@@ -169,7 +169,7 @@ impl Registry {
             match self.get_json::<Event>(&key) {
                 Ok(Some(event)) => events.push(event),
                 Ok(None) => {}
-                Err(error @ Error::CorruptRecord { .. }) => bad.push(BadEvent { key, error }),
+                Err(error) if error.is_damage() => bad.push(BadEvent { key, error }),
                 Err(e) => return Err(e),
             }
         }

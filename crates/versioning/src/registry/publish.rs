@@ -184,32 +184,60 @@ impl Registry {
     }
 
     /// Claims a version number; `false` if it is taken.
+    ///
+    /// Taken means: committed (a record exists), being published by a live
+    /// publisher, or being removed by a live pruner. A claim whose publisher
+    /// is gone, or left behind by a pruner that died while removing the
+    /// version, is taken over by compare-and-swap on the claim object.
     fn claim(&self, model: &ModelName, version: &Version) -> Result<bool> {
         let key = layout::claim(model, version);
         let mine = self.new_owner();
         let bytes = to_json(&key, &mine)?;
+        let retiring = layout::retiring(model, version);
         if self.put_new(&key, &bytes)? == Written::Done {
+            // A committed version without a claim (pruned claim, or a
+            // registry of an earlier release) is not free.
+            if self.exists(&layout::record(model, version))? {
+                return Ok(false);
+            }
+            if let Some((owner, _)) = self.marker(&retiring)? {
+                if !self.is_stale(owner.as_ref()) {
+                    self.delete(&key)?;
+                    return Ok(false);
+                }
+                self.delete(&retiring)?;
+            }
             return Ok(true);
         }
         if self.exists(&layout::record(model, version))? {
             return Ok(false);
         }
-        let Some((owner, object)) = self.marker(&key)? else {
-            // The claim vanished (a repair removed it): claim afresh.
-            return Ok(self.put_new(&key, &bytes)? == Written::Done);
+        let pruner_died = match self.marker(&retiring)? {
+            Some((owner, _)) if self.is_stale(owner.as_ref()) => true,
+            Some(_) => return Ok(false), // a live pruner is removing it
+            None => false,
         };
-        if !self.is_stale(owner.as_ref()) {
+        let Some((owner, object)) = self.marker(&key)? else {
+            // The claim vanished (a pruner or a repair removed it): claim afresh.
+            return self.claim(model, version);
+        };
+        if !pruner_died && !self.is_stale(owner.as_ref()) {
             return Ok(false);
         }
-        // A dead publisher's claim with no committed record: take it over.
+        // A dead publisher's claim with no committed record, or the claim
+        // of a version a dead pruner was removing: take it over.
         let taken = self
             .storage
             .put_if_version(&key, &bytes, Some(&object))
             .map_err(storage_err(&key))?;
-        if taken == Written::Done {
-            tracing::warn!(%model, %version, "took over the claim of a publisher that is gone");
+        if taken != Written::Done {
+            return Ok(false);
         }
-        Ok(taken == Written::Done)
+        if pruner_died {
+            self.delete(&retiring)?;
+        }
+        tracing::warn!(%model, %version, "took over the claim of a writer that is gone");
+        Ok(true)
     }
 
     /// Stores a JSON attachment with a version (such as its gate report).

@@ -82,7 +82,7 @@ impl Registry {
                     },
                 }),
                 Ok(None) => {}
-                Err(error @ Error::CorruptRecord { .. }) => listing.damaged.push(DamagedVersion {
+                Err(error) if error.is_damage() => listing.damaged.push(DamagedVersion {
                     model: model.clone(),
                     version: v,
                     error,

@@ -25,6 +25,8 @@ pub struct LocalDir {
 
 /// The prefix of this backend's temporary files (`.tmp-<pid>-<random>`).
 const TEMP_PREFIX: &str = ".tmp-";
+/// The folder, under the root, of this backend's temporary files.
+const TEMP_DIR: &str = ".tmp";
 
 impl LocalDir {
     /// A store rooted at the existing directory `root`.
@@ -64,10 +66,18 @@ impl LocalDir {
         self.root.join(key)
     }
 
+    /// A temporary file for an object to be written in `dir`. Every
+    /// temporary file lives in the registry's one temporary folder
+    /// (`<root>/.tmp`, on the same file system, so linking or renaming it
+    /// into place is atomic), and every write first removes the temporary
+    /// files of writers that died there: whatever a killed writer left is
+    /// gone after the next write, wherever it was writing.
     fn temp_in(&self, dir: &Path) -> Result<tempfile::NamedTempFile, StorageError> {
         std::fs::create_dir_all(dir)?;
-        model_persistence_core::files::sweep_dead_temps(dir, TEMP_PREFIX);
-        Ok(model_persistence_core::files::temp_file_in(dir, TEMP_PREFIX, None)?)
+        let temps = self.root.join(TEMP_DIR);
+        std::fs::create_dir_all(&temps)?;
+        model_persistence_core::files::sweep_dead_temps(&temps, TEMP_PREFIX);
+        Ok(model_persistence_core::files::temp_file_in(&temps, TEMP_PREFIX, None)?)
     }
 }
 

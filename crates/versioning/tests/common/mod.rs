@@ -40,6 +40,11 @@ pub fn backends() -> Vec<(&'static str, Registry, Option<tempfile::TempDir>)> {
 
 /// A registry under a fresh prefix of the S3 test server's bucket.
 pub fn s3() -> Registry {
+    Registry::create_url(&s3_url()).expect("s3 registry")
+}
+
+/// A fresh prefix of the S3 test server's bucket, as a URL.
+pub fn s3_url() -> String {
     let base = std::env::var("MP_TEST_S3_URL").unwrap_or_else(|_| {
         panic!(
             "MP_TEST_S3_URL is not set: the S3 conformance tests need the SeaweedFS test server. \
@@ -56,5 +61,5 @@ pub fn s3() -> Registry {
             .map_or(0, |d| d.as_nanos()),
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
-    Registry::create_url(&unique).expect("s3 registry")
+    unique
 }

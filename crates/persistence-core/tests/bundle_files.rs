@@ -1,0 +1,80 @@
+//! Files that are not what they claim: FIFOs, devices, directories, huge
+//! files of junk; and the permissions of what is written.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use model_persistence_core::{BundleReader, Error};
+
+#[cfg(unix)]
+#[test]
+fn fifos_devices_and_directories_are_refused_before_reading() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("model.bundle");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo")
+        .success());
+    let reader = BundleReader::default();
+    for path in [fifo.as_path(), std::path::Path::new("/dev/zero"), dir.path()] {
+        let started = Instant::now();
+        let outcomes = [
+            reader.load::<common::Linear>(path).err(),
+            reader.read_card(path).err(),
+            reader.verify(path).err(),
+        ];
+        for outcome in outcomes {
+            match outcome {
+                Some(Error::NotAFile { found, .. }) => assert!(!found.is_empty()),
+                other => panic!("{}: expected NotAFile, got {other:?}", path.display()),
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{} took long",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_huge_file_of_junk_is_refused_from_its_first_bytes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("junk.bundle");
+    // 3 GiB, sparse: reading it whole would take seconds and gigabytes.
+    let file = std::fs::File::create(&path).expect("create");
+    file.set_len(3 << 30).expect("sparse");
+    drop(file);
+    let started = Instant::now();
+    match BundleReader::default().load::<common::Linear>(&path) {
+        Err(Error::NotABundle { .. }) => {}
+        other => panic!("expected NotABundle, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the loader read far more than the preamble: {:?}",
+        started.elapsed()
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn saving_gives_new_files_0666_minus_the_umask_and_keeps_a_replaced_files_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("m.bundle");
+    let model = common::linear();
+    model_persistence_core::save(&path, &model, &common::linear_card(&model)).expect("save");
+    let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
+    assert_eq!(
+        mode & 0o044,
+        0o044,
+        "a new bundle is not readable by the group: {mode:o}"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    model_persistence_core::save(&path, &model, &common::linear_card(&model)).expect("save again");
+    let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "replacing the bundle changed its mode");
+}

@@ -1,0 +1,153 @@
+//! Damage stays where it is: one unreadable record, event or card never
+//! hides the rest of a model, and `verify` names every damaged object.
+
+mod common;
+
+use common::{card, model, Linear};
+use model_persistence_versioning::{Bump, Registry, VersionSpec};
+use semver::Version;
+
+fn registry_with_three_versions() -> (tempfile::TempDir, Registry) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    for i in 0..3 {
+        let m = model(f64::from(i) + 1.0);
+        reg.publish_model(&m, &card("m", &m, &[("f1", 0.5)]), VersionSpec::Bump(Bump::Minor))
+            .expect("publish");
+    }
+    reg.set_alias("m", "production", &Version::new(1, 0, 0)).expect("alias");
+    reg.set_alias("m", "production", &Version::new(1, 2, 0)).expect("alias");
+    (dir, reg)
+}
+
+#[test]
+fn an_unreadable_version_record_hides_only_itself() {
+    let (dir, reg) = registry_with_three_versions();
+    std::fs::write(dir.path().join("m/versions/1.1.0/version.json"), b"{not json").expect("damage");
+    let listed: Vec<Version> = reg
+        .versions("m")
+        .expect("listing works")
+        .into_iter()
+        .map(|i| i.version)
+        .collect();
+    assert_eq!(listed, [Version::new(1, 0, 0), Version::new(1, 2, 0)]);
+    let listing = reg.listing("m").expect("listing");
+    assert_eq!(listing.damaged.len(), 1);
+    assert_eq!(listing.damaged[0].version, Version::new(1, 1, 0));
+    assert!(
+        reg.card("m", &Version::new(1, 2, 0)).is_ok(),
+        "show of another version works"
+    );
+    let report = reg.verify("m").expect("verify runs");
+    assert_eq!(report.checked, 2);
+    assert_eq!(report.damaged.len(), 1);
+    assert!(
+        report.damaged[0].key.ends_with("1.1.0/version.json"),
+        "{:?}",
+        report.damaged[0]
+    );
+    // repair rebuilds the record from the verified bundle.
+    let repaired = reg.repair("m").expect("repair");
+    assert_eq!(repaired.actions.len(), 1, "{repaired:?}");
+    assert!(reg.verify("m").expect("verify").damaged.is_empty());
+    assert_eq!(reg.versions("m").expect("list").len(), 3);
+}
+
+#[test]
+fn an_unreadable_event_breaks_neither_history_nor_rollback() {
+    let (dir, reg) = registry_with_three_versions();
+    std::fs::create_dir_all(dir.path().join("m/events")).expect("events folder");
+    std::fs::write(
+        dir.path().join("m/events/00000000000000000001-bad.json"),
+        b"\xff\xfe garbage",
+    )
+    .expect("damage");
+    let history = reg.history("m").expect("history works");
+    assert_eq!(history.len(), 5, "{history:?}"); // three publications, two moves
+    assert_eq!(
+        reg.rollback("m", "production").expect("rollback works").version,
+        Version::new(1, 0, 0)
+    );
+    let report = reg.verify("m").expect("verify");
+    assert_eq!(report.damaged.len(), 1);
+    assert!(report.damaged[0].key.contains("events/"), "{:?}", report.damaged[0]);
+    let repaired = reg.repair("m").expect("repair");
+    assert!(repaired.actions.iter().any(|a| a.contains("aside")), "{repaired:?}");
+    assert!(reg.verify("m").expect("verify").damaged.is_empty());
+}
+
+#[test]
+fn verify_checks_the_card_beside_the_bundle_and_the_attachments() {
+    let (dir, reg) = registry_with_three_versions();
+    reg.attach(
+        "m",
+        &Version::new(1, 0, 0),
+        "gate_report",
+        &serde_json::json!({"ok": true}),
+    )
+    .expect("attach");
+    let card_path = dir.path().join("m/versions/1.2.0/card.json");
+    let edited = std::fs::read_to_string(&card_path)
+        .expect("card")
+        .replace("\"f1\": 0.5", "\"f1\": 0.99");
+    std::fs::write(&card_path, edited).expect("edit");
+    std::fs::write(dir.path().join("m/versions/1.0.0/attachments/gate_report.json"), b"{").expect("damage");
+    let report = reg.verify("m").expect("verify");
+    let keys: Vec<&str> = report.damaged.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with("1.2.0/card.json")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with("gate_report.json")), "{keys:?}");
+}
+
+#[test]
+fn an_alias_to_a_missing_version_is_reported() {
+    let (dir, reg) = registry_with_three_versions();
+    std::fs::remove_file(dir.path().join("m/versions/1.2.0/version.json")).expect("remove");
+    let report = reg.verify("m").expect("verify");
+    assert!(
+        report
+            .damaged
+            .iter()
+            .any(|d| matches!(d.error, model_persistence_versioning::Error::DanglingAlias { .. })),
+        "{report:?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_planted_in_the_registry_is_refused_without_hanging() {
+    let (dir, reg) = registry_with_three_versions();
+    let record = dir.path().join("m/versions/1.1.0/version.json");
+    std::fs::remove_file(&record).expect("remove");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&record)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    // Neither listing nor verifying blocks on the FIFO.
+    let listed = reg.listing("m").expect("listing works");
+    assert_eq!(listed.versions.len(), 2);
+    assert_eq!(listed.damaged.len(), 1);
+    assert_eq!(reg.verify("m").expect("verify works").damaged.len(), 1);
+    assert!(reg.load::<Linear>(&"m@1.2.0".parse().expect("ref")).is_ok());
+}
+
+#[cfg(unix)]
+#[test]
+fn registry_files_are_readable_by_the_group_under_a_usual_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, _reg) = registry_with_three_versions();
+    // The test process's umask is the usual 022 or 002: group and others keep read.
+    for rel in [
+        "m/versions/1.0.0/model.bundle",
+        "m/versions/1.0.0/version.json",
+        "m/aliases/production",
+    ] {
+        let mode = std::fs::metadata(dir.path().join(rel))
+            .expect("file")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode & 0o044, 0o044, "{rel}: {mode:o}");
+    }
+}
