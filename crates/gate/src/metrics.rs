@@ -44,7 +44,7 @@ impl MetricFn {
 }
 
 /// A built-in metric by name: `accuracy`, `precision`, `recall`, `f1`
-/// (binary, label 1 positive), `roc_auc`, `log_loss` (these two need scores).
+/// (binary, label 1 positive), `roc_auc`, `log_loss`, `brier_score` (these three need scores).
 pub fn metric_fn(name: &str) -> Option<MetricFn> {
     Some(match name {
         "accuracy" => MetricFn::Confusion(Confusion::accuracy),
@@ -53,6 +53,7 @@ pub fn metric_fn(name: &str) -> Option<MetricFn> {
         "f1" | "f1_score" => MetricFn::Confusion(Confusion::f1),
         "roc_auc" | "auc" => MetricFn::custom(|s: &Sample<'_>| roc_auc(s.actual, s.scores)),
         "log_loss" => MetricFn::custom(|s: &Sample<'_>| log_loss(s.actual, s.scores)),
+        "brier_score" | "brier" => MetricFn::custom(|s: &Sample<'_>| brier_score(s.actual, s.scores)),
         _ => return None,
     })
 }
@@ -178,9 +179,82 @@ pub fn log_loss(actual: &[usize], probabilities: &[f64]) -> f64 {
     sum / n as f64
 }
 
+/// Mean squared difference between positive-class probabilities and the
+/// outcomes (label 1 is 1, others 0); lower is better. `NaN` if empty.
+pub fn brier_score(actual: &[usize], probabilities: &[f64]) -> f64 {
+    let n = actual.len().min(probabilities.len());
+    if n == 0 {
+        return f64::NAN;
+    }
+    actual
+        .iter()
+        .zip(probabilities)
+        .map(|(&a, &p)| {
+            let y = if a == 1 { 1.0 } else { 0.0 };
+            (p - y) * (p - y)
+        })
+        .sum::<f64>()
+        / n as f64
+}
+
+/// Every metric the gate knows for a binary classifier's answers on a
+/// hold-out set: accuracy, precision, recall and F1 from the labels, and
+/// ROC AUC, log loss and Brier score when positive-class scores are given.
+/// Label 1 is the positive class.
+///
+/// ```
+/// use model_persistence_gate::metrics::evaluate;
+///
+/// let m = evaluate(&[1, 0, 1, 0], &[1, 0, 0, 0], Some(&[0.9, 0.2, 0.4, 0.1]));
+/// assert_eq!(m["accuracy"], 0.75);
+/// assert_eq!(m["roc_auc"], 1.0);
+/// assert!(m.contains_key("brier_score") && m.contains_key("log_loss"));
+/// ```
+pub fn evaluate(actual: &[usize], predicted: &[usize], positive_scores: Option<&[f64]>) -> crate::Metrics {
+    let c = Confusion::from_labels(actual, predicted);
+    let mut m = crate::Metrics::new();
+    m.insert("accuracy".into(), c.accuracy());
+    m.insert("precision".into(), c.precision());
+    m.insert("recall".into(), c.recall());
+    m.insert("f1".into(), c.f1());
+    if let Some(scores) = positive_scores {
+        m.insert("roc_auc".into(), roc_auc(actual, scores));
+        m.insert("log_loss".into(), log_loss(actual, scores));
+        m.insert("brier_score".into(), brier_score(actual, scores));
+    }
+    m
+}
+
+/// [`evaluate`] on what a dynamic model answered: labels that are not
+/// class labels count as class 0, and the scores' column 1 is the positive
+/// class's probability.
+pub fn evaluate_predictions(actual: &[usize], predictions: &model_persistence_core::Predictions) -> crate::Metrics {
+    let predicted: Vec<usize> = predictions
+        .labels
+        .iter()
+        .map(|l| match l {
+            model_persistence_core::ProbeValue::Label(l) => usize::try_from(*l).unwrap_or(0),
+            model_persistence_core::ProbeValue::Value(_) => 0,
+        })
+        .collect();
+    let positive: Option<Vec<f64>> = predictions
+        .scores
+        .as_ref()
+        .filter(|s| s.ncols() >= 2)
+        .map(|s| s.column(1).to_vec());
+    evaluate(actual, &predicted, positive.as_deref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn brier_score_is_the_mean_squared_error_of_probabilities() {
+        assert_eq!(brier_score(&[1, 0], &[1.0, 0.0]), 0.0);
+        assert_eq!(brier_score(&[1, 0], &[0.5, 0.5]), 0.25);
+        assert!(brier_score(&[], &[]).is_nan());
+    }
 
     #[test]
     fn confusion_metrics_match_hand_counts() {

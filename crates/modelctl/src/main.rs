@@ -161,6 +161,18 @@ enum Command {
         #[arg(long)]
         model: Option<String>,
     },
+    /// Labels and scores of any known kind of model for the rows of a CSV
+    /// file (a header line of feature names is optional).
+    Predict {
+        /// A bundle file, or MODEL, MODEL@VERSION, MODEL@ALIAS in the registry.
+        target: String,
+        /// The CSV file of input rows.
+        #[arg(long)]
+        input: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove old versions, keeping the last N and every alias target.
     Prune {
         /// The model name.
@@ -225,6 +237,7 @@ fn run(cli: Cli) -> Outcome {
         }
         Command::Prune { model, keep } => registry::prune(at, &model, keep),
         Command::Repair { model } => registry::repair(at, model.as_deref()),
+        Command::Predict { target, input, json } => commands::predict::predict(at, &target, &input, fmt(json)),
     }
 }
 

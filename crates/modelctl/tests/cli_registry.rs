@@ -200,3 +200,37 @@ fn a_fifo_given_as_a_bundle_is_refused_without_hanging() {
         assert!(stderr(&out).contains("FIFO"), "{args:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn predict_gives_labels_and_scores_from_a_file_or_an_alias() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = dir.path().join("registry");
+    assert_eq!(modelctl(&reg, &["init"]).status.code(), Some(0));
+    let tree = fixture("tree-level3.bundle");
+    let csv = dir.path().join("rows.csv");
+    std::fs::write(&csv, "0,0,0\n6,6,6\n1.5,2.5,3.5\n").expect("csv");
+    let out = modelctl(&reg, &["predict", &tree, "--input", &csv.to_string_lossy(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["kind"], "linfa.decision_tree.v1");
+    assert_eq!(v["predictions"].as_array().map(Vec::len), Some(3));
+    // Through the registry and an alias.
+    assert_eq!(modelctl(&reg, &["publish", &tree]).status.code(), Some(0));
+    assert_eq!(
+        modelctl(&reg, &["promote", "golden_tree", "production", "1.0.0"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = modelctl(
+        &reg,
+        &["predict", "golden_tree@production", "--input", &csv.to_string_lossy()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 4, "{}", stdout(&out));
+    // The wrong width is a message, not a panic.
+    std::fs::write(&csv, "1,2\n").expect("csv");
+    let out = modelctl(&reg, &["predict", &tree, "--input", &csv.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("takes 3 features"), "{}", stderr(&out));
+}

@@ -116,6 +116,14 @@ pub enum Error {
         /// The count the model reports.
         model: usize,
     },
+    /// The card names a kind that no known model type reads.
+    #[error("unknown model kind {kind:?}: the kinds known here are {}", known.join(", "))]
+    UnknownKind {
+        /// The card's kind.
+        kind: String,
+        /// The kinds this table knows.
+        known: Vec<String>,
+    },
     /// Rows given to a loaded model have another number of columns than
     /// the model's features.
     #[error("the input has {found} columns, the model expects {expected} features")]

@@ -53,6 +53,7 @@ mod error;
 pub mod files;
 mod float;
 pub mod format;
+mod kinds;
 #[cfg(feature = "linfa")]
 pub mod linfa;
 mod metric;
@@ -70,6 +71,7 @@ pub use card::{
 };
 pub use error::{error_chain, Error, LimitKind, Result, Section};
 pub use format::{Codec, ContentId, Limits, PayloadDescriptor};
+pub use kinds::{AnyModel, DynModel, Kinds, Loadable, Predictions};
 pub use metric::Direction;
 pub use model::{Model, ProbeValue, StructureError};
 pub use semver::Version;

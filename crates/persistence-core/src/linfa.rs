@@ -57,6 +57,19 @@ impl Model for FittedLogisticRegression<f64, usize> {
         Predict::predict(self, &rows)
     }
 
+    /// One column per class label up to the larger of the two, the two
+    /// classes holding their probabilities.
+    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<ndarray::Array2<f64>> {
+        let p = self.predict_probabilities(&rows);
+        let (pos, neg) = (self.labels().pos.class, self.labels().neg.class);
+        let mut out = ndarray::Array2::zeros((rows.nrows(), pos.max(neg) + 1));
+        for (i, p) in p.iter().enumerate() {
+            out[[i, pos]] = *p;
+            out[[i, neg]] = 1.0 - p;
+        }
+        Some(out)
+    }
+
     fn dependencies() -> Vec<(&'static str, &'static str)> {
         linfa_deps()
     }
@@ -253,16 +266,7 @@ impl Model for RandomForest {
     }
 
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<usize> {
-        let n = rows.nrows();
-        let mut votes: Vec<std::collections::BTreeMap<usize, u32>> = vec![Default::default(); n];
-        for (tree, features) in self.ensemble.models.iter().zip(&self.ensemble.model_features) {
-            let sub = rows.select(Axis(1), features);
-            let predicted: Array1<usize> = Predict::predict(tree, &sub);
-            for (v, p) in votes.iter_mut().zip(predicted) {
-                *v.entry(p).or_insert(0) += 1;
-            }
-        }
-        votes
+        self.votes(rows)
             .into_iter()
             .map(|v| {
                 // Highest count; among equals the smallest label (BTreeMap order, first wins).
@@ -276,9 +280,43 @@ impl Model for RandomForest {
             .collect()
     }
 
+    /// The share of trees voting for each class, one column per label from
+    /// 0 to the largest label voted (at least two columns).
+    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<ndarray::Array2<f64>> {
+        let votes = self.votes(rows);
+        let classes = votes
+            .iter()
+            .filter_map(|v| v.keys().next_back())
+            .max()
+            .map_or(2, |&m| (m + 1).max(2));
+        let trees = self.ensemble.models.len().max(1) as f64;
+        let mut out = ndarray::Array2::zeros((votes.len(), classes));
+        for (i, v) in votes.iter().enumerate() {
+            for (&label, &count) in v {
+                out[[i, label]] = f64::from(count) / trees;
+            }
+        }
+        Some(out)
+    }
+
     fn dependencies() -> Vec<(&'static str, &'static str)> {
         let mut deps = linfa_deps();
         deps.push(("linfa-ensemble", LINFA_VERSION));
         deps
+    }
+}
+
+impl RandomForest {
+    /// Each row's votes: label to number of trees.
+    fn votes(&self, rows: ArrayView2<'_, f64>) -> Vec<std::collections::BTreeMap<usize, u32>> {
+        let mut votes: Vec<std::collections::BTreeMap<usize, u32>> = vec![Default::default(); rows.nrows()];
+        for (tree, features) in self.ensemble.models.iter().zip(&self.ensemble.model_features) {
+            let sub = rows.select(Axis(1), features);
+            let predicted: Array1<usize> = Predict::predict(tree, &sub);
+            for (v, p) in votes.iter_mut().zip(predicted) {
+                *v.entry(p).or_insert(0) += 1;
+            }
+        }
+        votes
     }
 }

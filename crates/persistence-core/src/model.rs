@@ -69,6 +69,15 @@ pub trait Model: Serialize + DeserializeOwned {
     /// checked the structure against that count.
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<Self::Output>;
 
+    /// Scores beside the labels, where the model has them: one row per
+    /// input row; for a classifier one column per class (in label order)
+    /// holding its probability, for a regressor one column with the raw
+    /// score. `None` (the default) for models without scores.
+    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<ndarray::Array2<f64>> {
+        let _ = rows;
+        None
+    }
+
     /// Crates (name, version) the model's serialised form depends on; the
     /// card builder records them.
     fn dependencies() -> Vec<(&'static str, &'static str)> {

@@ -152,7 +152,24 @@ impl crate::Model for LinearClassifier {
     fn predict(&self, rows: ndarray::ArrayView2<'_, f64>) -> Array1<usize> {
         rows.rows()
             .into_iter()
-            .map(|r| usize::from(r.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f64>() + self.bias >= 0.0))
+            .map(|r| usize::from(self.margin(r) >= 0.0))
             .collect()
+    }
+
+    /// The probabilities of classes 0 and 1: the logistic of the margin.
+    fn scores(&self, rows: ndarray::ArrayView2<'_, f64>) -> Option<ndarray::Array2<f64>> {
+        let mut out = ndarray::Array2::zeros((rows.nrows(), 2));
+        for (i, r) in rows.rows().into_iter().enumerate() {
+            let p = 1.0 / (1.0 + (-self.margin(r)).exp());
+            out[[i, 0]] = 1.0 - p;
+            out[[i, 1]] = p;
+        }
+        Some(out)
+    }
+}
+
+impl LinearClassifier {
+    fn margin(&self, row: ndarray::ArrayView1<'_, f64>) -> f64 {
+        row.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f64>() + self.bias
     }
 }

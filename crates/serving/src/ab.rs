@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use model_persistence_core::Model;
+use model_persistence_core::Loadable;
 use ndarray::ArrayView2;
 use serde::Serialize;
 
@@ -12,14 +12,14 @@ use crate::server::{ModelServer, Prediction};
 /// A split of traffic between variants, each a [`ModelServer`] (a version
 /// or an alias). The same key always goes to the same variant.
 #[derive(Debug)]
-pub struct AbSplit<M: Model> {
+pub struct AbSplit<M: Loadable> {
     variants: Vec<Variant<M>>,
     total_weight: u64,
     salt: u64,
 }
 
 #[derive(Debug)]
-struct Variant<M: Model> {
+struct Variant<M: Loadable> {
     name: String,
     server: ModelServer<M>,
     weight: u64,
@@ -39,7 +39,7 @@ pub struct VariantCount {
 
 impl<M> AbSplit<M>
 where
-    M: Model + Send + Sync + 'static,
+    M: Loadable,
 {
     /// A split between `(name, server, weight)` variants. `salt` changes
     /// the assignment of keys without changing the shares.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use model_persistence_core::{BundleReader, ContentId, Loaded, Model};
+use model_persistence_core::{BundleReader, ContentId, Kinds, Loadable, Loaded};
 use model_persistence_versioning::{ModelRef, Registry, Target};
 
 use crate::error::{Error, Result};
@@ -80,13 +80,13 @@ impl Source {
     }
 
     /// Loads and fully validates the model the source offers now.
-    pub(crate) fn load<M: Model>(&self, reader: &BundleReader) -> Result<Loaded<M>> {
+    pub(crate) fn load<M: Loadable>(&self, reader: &BundleReader) -> Result<Loaded<M>> {
         match self {
-            Source::Bundle(path) => reader.load(path).map_err(|source| Error::Load {
+            Source::Bundle(path) => M::load_file(reader, &Kinds::default(), path).map_err(|source| Error::Load {
                 source_name: self.describe(),
                 source,
             }),
-            Source::Registry { registry, reference } => registry.load(reference).map_err(|source| Error::Registry {
+            Source::Registry { registry, reference } => registry.load_as(reference).map_err(|source| Error::Registry {
                 source_name: self.describe(),
                 source: Box::new(source),
             }),

@@ -38,7 +38,7 @@ pub use model_persistence_core::Direction;
 pub use name::{AliasName, AttachmentName, IntoName, ModelName, NameError, NameKind, NameProblem, MAX_NAME_LEN};
 pub use reference::{ModelRef, Target};
 pub use registry::{
-    next_version, AliasTarget, Bump, Comparison, Damaged, DamagedVersion, Listing, Registry, RepairReport,
+    next_version, AliasTarget, Bump, Checked, Comparison, Damaged, DamagedVersion, Listing, Registry, RepairReport,
     VerifyReport, VersionInfo, VersionSpec, DEFAULT_STALE_AFTER,
 };
 pub use storage::local::LocalDir;

@@ -20,7 +20,7 @@ impl Location<'_> {
     }
 
     /// Opens the existing registry.
-    fn open(&self) -> Result<Registry, Failure> {
+    pub(crate) fn open(&self) -> Result<Registry, Failure> {
         let location = self.get()?;
         Ok(if location.contains("://") {
             Registry::open_url(location)?

@@ -27,6 +27,16 @@ pub struct Loaded<M> {
 }
 
 impl<M> Loaded<M> {
+    /// A loaded model from its parts (for loaders of other kinds of models,
+    /// such as [`Kinds`](crate::Kinds)).
+    pub(crate) fn from_parts(model: M, card: ModelCard, content_id: ContentId) -> Self {
+        Loaded {
+            model,
+            card,
+            content_id,
+        }
+    }
+
     /// The model.
     pub fn model(&self) -> &M {
         &self.model

@@ -5,7 +5,7 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use model_persistence_core::{BundleReader, Model};
+use model_persistence_core::{BundleReader, Loadable};
 use time::OffsetDateTime;
 
 use super::observe::{spawn_observer, DriftCallback, ObserverState, OBSERVATION_QUEUE};
@@ -17,7 +17,7 @@ use crate::source::Source;
 
 /// Configures and starts a [`ModelServer`].
 #[must_use = "a builder does nothing until `start` is called"]
-pub struct ServerBuilder<M: Model> {
+pub struct ServerBuilder<M: Loadable> {
     source: Source,
     policy: ReloadPolicy,
     reader: BundleReader,
@@ -34,7 +34,7 @@ enum SchemaChanges {
     Accepted,
 }
 
-impl<M: Model> std::fmt::Debug for ServerBuilder<M> {
+impl<M: Loadable> std::fmt::Debug for ServerBuilder<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerBuilder")
             .field("source", &self.source.describe())
@@ -45,7 +45,7 @@ impl<M: Model> std::fmt::Debug for ServerBuilder<M> {
 
 impl<M> ServerBuilder<M>
 where
-    M: Model + Send + Sync + 'static,
+    M: Loadable,
 {
     pub(super) fn new(source: Source) -> Self {
         ServerBuilder {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use model_persistence_core::{BundleReader, ContentId, Model, ModelCard, Version};
+use model_persistence_core::{BundleReader, ContentId, Loadable, ModelCard, Version};
 use ndarray::{Array1, ArrayView2};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -67,6 +67,10 @@ pub struct Prediction<O> {
     pub content_id: ContentId,
     /// The semantic version that answered.
     pub version: Version,
+    /// The model's scores (class probabilities, or raw scores for
+    /// regressors), when asked for with [`ModelServer::predict_scored`] and
+    /// the model has them.
+    pub scores: Option<ndarray::Array2<f64>>,
 }
 
 /// The server's state, for people and dashboards.
@@ -117,7 +121,7 @@ pub struct ShadowStatus {
     pub disagreement_rate: f64,
 }
 
-struct Inner<M: Model> {
+struct Inner<M: Loadable> {
     live: ArcSwap<Served<M>>,
     previous: ArcSwapOption<Served<M>>,
     source: Source,
@@ -143,11 +147,11 @@ struct Inner<M: Model> {
 /// validated off the request path, then swapped in atomically.
 ///
 /// Cloning is cheap and shares the server.
-pub struct ModelServer<M: Model> {
+pub struct ModelServer<M: Loadable> {
     inner: Arc<Inner<M>>,
 }
 
-impl<M: Model> Clone for ModelServer<M> {
+impl<M: Loadable> Clone for ModelServer<M> {
     fn clone(&self) -> Self {
         ModelServer {
             inner: Arc::clone(&self.inner),
@@ -155,7 +159,7 @@ impl<M: Model> Clone for ModelServer<M> {
     }
 }
 
-impl<M: Model> std::fmt::Debug for ModelServer<M> {
+impl<M: Loadable> std::fmt::Debug for ModelServer<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let live = self.inner.live.load();
         f.debug_struct("ModelServer")
@@ -166,7 +170,7 @@ impl<M: Model> std::fmt::Debug for ModelServer<M> {
     }
 }
 
-impl<M: Model> Drop for Inner<M> {
+impl<M: Loadable> Drop for Inner<M> {
     fn drop(&mut self) {
         self.shutdown.store(true, Ordering::Release);
         if let Some(t) = self.watcher.get() {
@@ -177,7 +181,7 @@ impl<M: Model> Drop for Inner<M> {
 
 impl<M> ModelServer<M>
 where
-    M: Model + Send + Sync + 'static,
+    M: Loadable,
 {
     /// Configures a server on `source`; [`ServerBuilder::start`] loads it.
     pub fn builder(source: Source) -> ServerBuilder<M> {
@@ -200,15 +204,19 @@ where
     ///
     /// [`Error::FeatureCount`] if the rows have the wrong width.
     pub fn predict(&self, rows: ArrayView2<'_, f64>) -> Result<Prediction<M::Output>> {
+        let live = self.inner.live.load();
+        self.predict_on(&live, rows)
+    }
+
+    fn predict_on(&self, live: &Arc<Served<M>>, rows: ArrayView2<'_, f64>) -> Result<Prediction<M::Output>> {
         let inner = &*self.inner;
-        let live = inner.live.load();
         if rows.ncols() != live.card.n_features {
             return Err(Error::FeatureCount {
                 expected: live.card.n_features,
                 found: rows.ncols(),
             });
         }
-        let outputs = live.model.predict(rows);
+        let outputs = live.model.outputs(rows);
         let n = inner.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if let ReloadPolicy::EveryRequests(every) = inner.policy {
             if every > 0 && n.is_multiple_of(every) {
@@ -222,7 +230,7 @@ where
                 let obs = Observation {
                     rows: rows.to_owned(),
                     outputs: outputs.iter().map(|o| o.clone().into()).collect(),
-                    served: arc_swap::Guard::into_inner(inner.live.load()),
+                    served: Arc::clone(live),
                 };
                 if let Err(TrySendError::Full(_)) = tx.try_send(obs) {
                     inner.observations_dropped.fetch_add(1, Ordering::Relaxed);
@@ -233,7 +241,21 @@ where
             outputs,
             content_id: live.content_id,
             version: live.card.version.clone(),
+            scores: None,
         })
+    }
+
+    /// [`predict`](Self::predict), with the scores of the same model that
+    /// gave the outputs (the model is loaded once for both).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::FeatureCount`] if the rows have the wrong width.
+    pub fn predict_scored(&self, rows: ArrayView2<'_, f64>) -> Result<Prediction<M::Output>> {
+        let live = self.inner.live.load();
+        let mut p = self.predict_on(&live, rows)?;
+        p.scores = live.model.output_scores(rows);
+        Ok(p)
     }
 
     /// The live model, held for as long as the returned `Arc` lives.

@@ -6,7 +6,7 @@
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 
-use model_persistence_core::{ContentId, Model, ProbeValue};
+use model_persistence_core::{ContentId, Loadable, ProbeValue};
 use ndarray::Array2;
 
 use super::{ModelServer, Served};
@@ -24,7 +24,7 @@ pub(super) struct Observation<M> {
     pub(super) served: Arc<Served<M>>,
 }
 
-pub(super) struct ObserverState<M: Model> {
+pub(super) struct ObserverState<M: Loadable> {
     pub(super) drift: Option<(DriftConfig, ContentId, DriftWindow)>,
     pub(super) latest_drift: Option<DriftReport>,
     pub(super) drifting: Vec<bool>,
@@ -34,10 +34,7 @@ pub(super) struct ObserverState<M: Model> {
     pub(super) disagreed: u64,
 }
 
-pub(super) fn spawn_observer<M: Model + Send + Sync + 'static>(
-    rx: Receiver<Observation<M>>,
-    state: Arc<Mutex<ObserverState<M>>>,
-) {
+pub(super) fn spawn_observer<M: Loadable>(rx: Receiver<Observation<M>>, state: Arc<Mutex<ObserverState<M>>>) {
     let spawned = std::thread::Builder::new()
         .name("model-observer".into())
         .spawn(move || {
@@ -51,7 +48,7 @@ pub(super) fn spawn_observer<M: Model + Send + Sync + 'static>(
     }
 }
 
-impl<M: Model + Send + Sync + 'static> ObserverState<M> {
+impl<M: Loadable> ObserverState<M> {
     fn observe(&mut self, obs: Observation<M>) {
         if let Some((config, id, window)) = &mut self.drift {
             if *id != obs.served.content_id {
@@ -104,7 +101,7 @@ pub(super) fn sampled(n: u64, share: f64) -> bool {
 
 impl<M> ModelServer<M>
 where
-    M: Model + Send + Sync + 'static,
+    M: Loadable,
 {
     /// The latest drift report, once the window is full.
     pub fn drift(&self) -> Option<DriftReport> {

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use model_persistence_core::{error_chain, ContentId, Model, ModelCard, Version};
+use model_persistence_core::{error_chain, ContentId, Loadable, ModelCard, Version};
 use time::OffsetDateTime;
 
 use super::{Inner, ModelServer, Served};
@@ -61,7 +61,7 @@ impl ReloadState {
     }
 }
 
-pub(super) fn spawn_watcher<M: Model + Send + Sync + 'static>(inner: &Arc<Inner<M>>) {
+pub(super) fn spawn_watcher<M: Loadable>(inner: &Arc<Inner<M>>) {
     let weak: Weak<Inner<M>> = Arc::downgrade(inner);
     let spawned = std::thread::Builder::new()
         .name("model-watcher".into())
@@ -86,7 +86,7 @@ pub(super) fn spawn_watcher<M: Model + Send + Sync + 'static>(inner: &Arc<Inner<
     }
 }
 
-impl<M: Model> Inner<M> {
+impl<M: Loadable> Inner<M> {
     fn next_wait(&self) -> Duration {
         let failures = self.reload_lock.lock().map(|s| s.failures).unwrap_or(0);
         match self.policy {
@@ -201,7 +201,7 @@ fn backoff(base: Duration, failures: u32) -> Duration {
 
 impl<M> ModelServer<M>
 where
-    M: Model + Send + Sync + 'static,
+    M: Loadable,
 {
     /// Checks the source now, on the caller's thread, and swaps in a new
     /// version if there is one. Returns whether it swapped.

@@ -197,7 +197,19 @@ impl Registry {
             }
         }
         let info = self.version(model, version)?;
-        self.bundle(model, version)?;
+        let bytes = self.bundle(model, version)?;
+        if info.checked != super::Checked::Full {
+            // A version published by a caller that did not know its kind:
+            // run the load checks now if this caller does.
+            self.full_check(&bytes).map_err(|e| match e {
+                Error::InvalidBundle { source } => Error::Bundle {
+                    model: model.to_string(),
+                    version: version.clone(),
+                    source,
+                },
+                other => other,
+            })?;
+        }
         let key = layout::alias(model, alias);
         loop {
             let current = self.storage.get(&key).map_err(storage_err(&key))?;

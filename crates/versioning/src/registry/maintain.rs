@@ -446,6 +446,7 @@ impl Registry {
             tags: card.tags,
             notes: card.notes,
             bundle_len: bytes.len() as u64,
+            checked: super::Checked::Hashes,
         };
         let record = layout::record(model, v);
         self.delete(&record)?;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use model_persistence_core::{BundleReader, BundleWriter};
+use model_persistence_core::{BundleReader, BundleWriter, Kinds};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -32,7 +32,7 @@ mod read;
 pub use alias::AliasTarget;
 pub use compare::Comparison;
 pub use maintain::{Damaged, RepairReport, VerifyReport};
-pub use publish::{next_version, Bump, VersionInfo, VersionSpec};
+pub use publish::{next_version, Bump, Checked, VersionInfo, VersionSpec};
 pub use read::{DamagedVersion, Listing};
 
 /// A model registry over any [`Storage`].
@@ -59,6 +59,7 @@ pub struct Registry {
     writer: BundleWriter,
     reader: BundleReader,
     stale_after: Duration,
+    kinds: Kinds,
 }
 
 /// How long a marker of a writer on another machine (a claim, a pin, a
@@ -135,7 +136,18 @@ impl Registry {
             writer: BundleWriter::default().without_card_json(),
             reader: BundleReader::default(),
             stale_after: DEFAULT_STALE_AFTER,
+            kinds: Kinds::default(),
         }
+    }
+
+    /// The model kinds this registry's caller knows: publishing and
+    /// promoting a version of a known kind runs every load check (kind,
+    /// feature count, structure, probe), not only the hashes, and
+    /// [`load_any`](Self::load_any) loads them. Default: [`Kinds::default`]
+    /// (linfa's models with the `linfa` feature).
+    pub fn kinds(mut self, kinds: Kinds) -> Self {
+        self.kinds = kinds;
+        self
     }
 
     /// How long the marker of a writer on another machine (a publisher's

@@ -61,6 +61,21 @@ pub struct VersionInfo {
     pub notes: String,
     /// Size of the bundle in bytes.
     pub bundle_len: u64,
+    /// What was checked when the version was published.
+    #[serde(default)]
+    pub checked: Checked,
+}
+
+/// What publishing checked of a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Checked {
+    /// Every hash only: the publisher did not know the model's kind.
+    #[default]
+    Hashes,
+    /// Every load check: hashes, kind, feature count, structure, probe.
+    Full,
 }
 
 impl Registry {
@@ -88,7 +103,7 @@ impl Registry {
                 .to_bytes(model, &card)
                 .map_err(|source| Error::InvalidBundle { source })?;
             let (summary, stored_card) = self.inspect(&bytes)?;
-            match self.claim_and_commit(&name, &summary, stored_card, &bytes)? {
+            match self.claim_and_commit(&name, &summary, stored_card, &bytes, Checked::Full)? {
                 Some(info) => return Ok(info),
                 None if matches!(spec, VersionSpec::Exact(_)) => {
                     return Err(Error::VersionExists {
@@ -111,10 +126,16 @@ impl Registry {
     ///
     /// [`Error::InvalidBundle`] if the bytes do not verify,
     /// [`Error::VersionExists`] if the version exists, storage errors.
+    ///
+    /// A bundle of a kind the registry knows ([`kinds`](Self::kinds)) passes
+    /// every load check first (a NaN weight, a broken tree, a probe that
+    /// does not reproduce are refused); of an unknown kind, only the hashes
+    /// are checked, which the returned record says (`checked`).
     pub fn publish_bundle(&self, bytes: &[u8]) -> Result<VersionInfo> {
         let (summary, card) = self.inspect(bytes)?;
         let name = ModelName::new(card.name.as_str())?;
-        match self.claim_and_commit(&name, &summary, card, bytes)? {
+        let checked = self.full_check(bytes)?;
+        match self.claim_and_commit(&name, &summary, card, bytes, checked)? {
             Some(info) => Ok(info),
             None => Err(Error::VersionExists {
                 model: summary.name,
@@ -128,6 +149,23 @@ impl Registry {
         let key = layout::versions(model);
         let names = self.storage.list_children(&key).map_err(storage_err(&key))?;
         Ok(names.iter().filter_map(|n| Version::parse(n).ok()).collect())
+    }
+
+    /// Runs every load check on bundle bytes of a known kind.
+    pub(super) fn full_check(&self, bytes: &[u8]) -> Result<Checked> {
+        let kind = self
+            .reader
+            .read_card_bytes(bytes)
+            .map_err(|source| Error::InvalidBundle { source })?
+            .kind;
+        if !self.kinds.knows(&kind) {
+            tracing::warn!(%kind, "unknown model kind: only the hashes were checked");
+            return Ok(Checked::Hashes);
+        }
+        self.kinds
+            .load_bytes(bytes)
+            .map_err(|source| Error::InvalidBundle { source })?;
+        Ok(Checked::Full)
     }
 
     /// Verifies bundle bytes (every hash, once) and reads their card.
@@ -154,6 +192,7 @@ impl Registry {
         summary: &Summary,
         card: ModelCard,
         bytes: &[u8],
+        checked: Checked,
     ) -> Result<Option<VersionInfo>> {
         let version = &summary.version;
         if !self.claim(model, version)? {
@@ -172,6 +211,7 @@ impl Registry {
             tags: card.tags,
             notes: card.notes,
             bundle_len: bytes.len() as u64,
+            checked,
         };
         let key = layout::record(model, version);
         if self.put_new(&key, &to_json(&key, &info)?)? == Written::PreconditionFailed {

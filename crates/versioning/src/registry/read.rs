@@ -1,7 +1,7 @@
 //! Reading the registry: models, versions, references, cards, bundles and
 //! verified loads.
 
-use model_persistence_core::{ContentId, Loaded, Model, ModelCard};
+use model_persistence_core::{AnyModel, ContentId, Loadable, Loaded, Model, ModelCard};
 use semver::Version;
 
 use super::{layout, storage_err, Registry, VersionInfo};
@@ -193,16 +193,41 @@ impl Registry {
     /// # Errors
     ///
     /// Those of [`resolve`](Self::resolve) and [`Error::Bundle`].
-    pub fn load<M: Model>(&self, reference: &ModelRef) -> Result<Loaded<M>> {
+    pub fn load<M: Model + Send + Sync + 'static>(&self, reference: &ModelRef) -> Result<Loaded<M>> {
+        self.load_as::<M>(reference)
+    }
+
+    /// Loads the version a reference resolves to as any [`Loadable`]: a
+    /// typed model or [`AnyModel`].
+    ///
+    /// # Errors
+    ///
+    /// Those of [`resolve`](Self::resolve) and [`Error::Bundle`].
+    pub fn load_as<S: Loadable>(&self, reference: &ModelRef) -> Result<Loaded<S>> {
         let resolved = self.resolve(reference)?;
         let (bytes, info) = self.fetch(&resolved.model, &resolved.version)?;
-        let loaded = self.reader.load_bytes::<M>(&bytes).map_err(|source| Error::Bundle {
+        let loaded = S::load_bytes(&self.reader, &self.kinds, &bytes).map_err(|source| Error::Bundle {
             model: info.model.to_string(),
             version: info.version.clone(),
             source,
         })?;
         check_content_id(&info, loaded.content_id())?;
         Ok(loaded)
+    }
+}
+
+impl Registry {
+    /// Loads the version a reference resolves to as a model of whatever
+    /// kind its card names, through the registry's [`kinds`](Self::kinds),
+    /// with every check of a typed load: the algorithm behind a name can
+    /// change between versions.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`resolve`](Self::resolve), [`Error::Bundle`] (with
+    /// `UnknownKind` for a kind the table does not know).
+    pub fn load_any(&self, reference: &ModelRef) -> Result<Loaded<AnyModel>> {
+        self.load_as::<AnyModel>(reference)
     }
 }
 

@@ -1,0 +1,283 @@
+//! Models of any kind behind one type: a table of known kinds turns any
+//! bundle into a dynamic model by its card's kind.
+//!
+//! A typed load (`load::<RandomForest>`) fixes the model type at compile
+//! time. In production the algorithm behind a name changes: a logistic
+//! regression is replaced by a forest, an A/B test compares the two. A
+//! [`Kinds`] table knows which Rust type reads which kind; loading through it
+//! gives a [`Loaded<AnyModel>`] after exactly the checks of a typed load
+//! (kind, feature count, structure, probe).
+//!
+//! ```
+//! # #[cfg(feature = "testing")] {
+//! use model_persistence_core::synthetic::LinearClassifier;
+//! use model_persistence_core::{to_bytes, Error, Kinds, ModelCard};
+//!
+//! let model = LinearClassifier { weights: vec![1.0, -1.0], bias: 0.0 };
+//! let card = ModelCard::builder("doc", &model).n_features(2).build()?;
+//! let bytes = to_bytes(&model, &card)?;
+//!
+//! let mut kinds = Kinds::empty();
+//! assert!(matches!(kinds.load_bytes(&bytes), Err(Error::UnknownKind { .. })));
+//! kinds.register::<LinearClassifier>();
+//! let loaded = kinds.load_bytes(&bytes)?;
+//! assert_eq!(loaded.model().kind(), "synthetic.linear_classifier.v1");
+//! let p = loaded.predict(ndarray::array![[2.0, 1.0]].view())?;
+//! assert_eq!(p.labels, vec![model_persistence_core::ProbeValue::Label(1)]);
+//! assert!(p.scores.is_some_and(|s| s[[0, 1]] > 0.5));
+//! # }
+//! # Ok::<(), model_persistence_core::Error>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::bundle::{BundleReader, Loaded};
+use crate::error::{Error, Result};
+use crate::model::{Model, ProbeValue};
+
+/// A model whose type is known only at run time.
+pub trait DynModel: Send + Sync + std::fmt::Debug {
+    /// The kind tag of the model's type.
+    fn kind(&self) -> &'static str;
+
+    /// One output per row (a label, or a value for regressors).
+    fn predict_values(&self, rows: ArrayView2<'_, f64>) -> Vec<ProbeValue>;
+
+    /// The scores, where the model has them (see [`Model::scores`]).
+    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>>;
+}
+
+impl<M: Model + Send + Sync + std::fmt::Debug + 'static> DynModel for M {
+    fn kind(&self) -> &'static str {
+        M::KIND
+    }
+
+    fn predict_values(&self, rows: ArrayView2<'_, f64>) -> Vec<ProbeValue> {
+        Model::predict(self, rows).into_iter().map(Into::into).collect()
+    }
+
+    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+        Model::scores(self, rows)
+    }
+}
+
+/// A model of any known kind.
+pub type AnyModel = Box<dyn DynModel>;
+
+/// What a dynamic model answers for some rows.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Predictions {
+    /// One output per row.
+    pub labels: Vec<ProbeValue>,
+    /// One row of scores per input row, where the model has them.
+    pub scores: Option<Array2<f64>>,
+}
+
+type Loader = fn(&BundleReader, &[u8]) -> Result<Loaded<AnyModel>>;
+
+fn load_as<M: Model + Send + Sync + std::fmt::Debug + 'static>(
+    reader: &BundleReader,
+    bytes: &[u8],
+) -> Result<Loaded<AnyModel>> {
+    let loaded = reader.load_bytes::<M>(bytes)?;
+    let content_id = loaded.content_id();
+    let (model, card) = loaded.into_parts();
+    Ok(Loaded::from_parts(Box::new(model) as AnyModel, card, content_id))
+}
+
+/// The table of known kinds: which Rust type reads which kind tag.
+#[derive(Clone)]
+pub struct Kinds {
+    table: BTreeMap<&'static str, Loader>,
+    reader: BundleReader,
+}
+
+impl std::fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kinds").field("known", &self.known()).finish()
+    }
+}
+
+impl Default for Kinds {
+    /// The built-in kinds: linfa's logistic regression, decision tree and
+    /// random forest with the `linfa` feature, the test models with
+    /// `testing`.
+    #[allow(unused_mut)] // Without features there is nothing to register.
+    fn default() -> Self {
+        let mut kinds = Kinds::empty();
+        #[cfg(feature = "linfa")]
+        {
+            kinds.register::<linfa_logistic::FittedLogisticRegression<f64, usize>>();
+            kinds.register::<linfa_trees::DecisionTree<f64, usize>>();
+            kinds.register::<crate::linfa::RandomForest>();
+        }
+        #[cfg(feature = "testing")]
+        kinds.register::<crate::synthetic::LinearClassifier>();
+        kinds
+    }
+}
+
+impl Kinds {
+    /// A table with no kind at all.
+    pub fn empty() -> Self {
+        Kinds {
+            table: BTreeMap::new(),
+            reader: BundleReader::default(),
+        }
+    }
+
+    /// Registers a model type of your own under its [`Model::KIND`].
+    pub fn register<M: Model + Send + Sync + std::fmt::Debug + 'static>(&mut self) -> &mut Self {
+        self.table.insert(M::KIND, load_as::<M>);
+        self
+    }
+
+    /// The reader (and its limits) loads go through. Default: the default limits.
+    pub fn reader(mut self, reader: BundleReader) -> Self {
+        self.reader = reader;
+        self
+    }
+
+    /// Whether a kind is known.
+    pub fn knows(&self, kind: &str) -> bool {
+        self.table.contains_key(kind)
+    }
+
+    /// The known kinds, sorted.
+    pub fn known(&self) -> Vec<&'static str> {
+        self.table.keys().copied().collect()
+    }
+
+    /// Loads bundle bytes as whatever kind their card names, with every
+    /// check of a typed load.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownKind`] naming the kind and the known ones, or the
+    /// typed load's error.
+    pub fn load_bytes(&self, bytes: &[u8]) -> Result<Loaded<AnyModel>> {
+        let card = self.reader.read_card_bytes(bytes)?;
+        let Some(loader) = self.table.get(card.kind.as_str()) else {
+            return Err(Error::UnknownKind {
+                kind: card.kind,
+                known: self.known().into_iter().map(str::to_owned).collect(),
+            });
+        };
+        loader(&self.reader, bytes)
+    }
+
+    /// [`load_bytes`](Self::load_bytes) from a file.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`BundleReader::load`] and [`Error::UnknownKind`].
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<Loaded<AnyModel>> {
+        let path = path.as_ref();
+        let card = self.reader.read_card(path)?;
+        if !self.knows(&card.kind) {
+            return Err(Error::UnknownKind {
+                kind: card.kind,
+                known: self.known().into_iter().map(str::to_owned).collect(),
+            });
+        }
+        let (file, len) = crate::files::open_regular(path).map_err(|e| Error::io(path, e))?;
+        self.reader.limits().check_file_len(len)?;
+        let mut bytes = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, len), &mut bytes).map_err(|e| Error::io(path, e))?;
+        self.load_bytes(&bytes)
+    }
+}
+
+/// What a server or a registry can load and serve: any [`Model`] type
+/// (typed, known at compile time), or [`AnyModel`] (any kind in a
+/// [`Kinds`] table, known at run time).
+pub trait Loadable: Sized + Send + Sync + 'static {
+    /// What one row gives.
+    type Output: Clone + PartialEq + std::fmt::Debug + Into<ProbeValue> + Send + Sync + 'static;
+
+    /// Loads bundle bytes, with every check of a typed load.
+    ///
+    /// # Errors
+    ///
+    /// The first failed check; [`Error::UnknownKind`] for a dynamic load of
+    /// a kind `kinds` does not know.
+    fn load_bytes(reader: &BundleReader, kinds: &Kinds, bytes: &[u8]) -> Result<Loaded<Self>>;
+
+    /// Loads a bundle file, with every check of a typed load.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_bytes`](Self::load_bytes), and I/O errors with the path.
+    fn load_file(reader: &BundleReader, kinds: &Kinds, path: &Path) -> Result<Loaded<Self>>;
+
+    /// One output per row.
+    fn outputs(&self, rows: ArrayView2<'_, f64>) -> ndarray::Array1<Self::Output>;
+
+    /// The scores, where the model has them (see [`Model::scores`]).
+    fn output_scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>>;
+}
+
+impl<M: Model + Send + Sync + 'static> Loadable for M {
+    type Output = M::Output;
+
+    fn load_bytes(reader: &BundleReader, _: &Kinds, bytes: &[u8]) -> Result<Loaded<Self>> {
+        reader.load_bytes(bytes)
+    }
+
+    fn load_file(reader: &BundleReader, _: &Kinds, path: &Path) -> Result<Loaded<Self>> {
+        reader.load(path)
+    }
+
+    fn outputs(&self, rows: ArrayView2<'_, f64>) -> ndarray::Array1<Self::Output> {
+        Model::predict(self, rows)
+    }
+
+    fn output_scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+        Model::scores(self, rows)
+    }
+}
+
+impl Loadable for AnyModel {
+    type Output = ProbeValue;
+
+    fn load_bytes(reader: &BundleReader, kinds: &Kinds, bytes: &[u8]) -> Result<Loaded<Self>> {
+        kinds.clone().reader(reader.clone()).load_bytes(bytes)
+    }
+
+    fn load_file(reader: &BundleReader, kinds: &Kinds, path: &Path) -> Result<Loaded<Self>> {
+        kinds.clone().reader(reader.clone()).load(path)
+    }
+
+    fn outputs(&self, rows: ArrayView2<'_, f64>) -> ndarray::Array1<ProbeValue> {
+        self.predict_values(rows).into()
+    }
+
+    fn output_scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+        self.scores(rows)
+    }
+}
+
+impl Loaded<AnyModel> {
+    /// Labels and scores for `rows`, after checking their width against the
+    /// card's features.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InputWidth`] for rows of the wrong width.
+    pub fn predict(&self, rows: ArrayView2<'_, f64>) -> Result<Predictions> {
+        if rows.ncols() != self.card().n_features {
+            return Err(Error::InputWidth {
+                expected: self.card().n_features,
+                found: rows.ncols(),
+            });
+        }
+        Ok(Predictions {
+            labels: self.model().predict_values(rows),
+            scores: self.model().scores(rows),
+        })
+    }
+}
