@@ -104,8 +104,8 @@ impl std::fmt::Debug for Kinds {
 
 impl Default for Kinds {
     /// The built-in kinds: linfa's logistic regression, decision tree and
-    /// random forest with the `linfa` feature, the test models with
-    /// `testing`.
+    /// random forest with the `linfa` feature, ONNX graphs with `onnx`, the
+    /// test models with `testing`.
     #[allow(unused_mut)] // Without features there is nothing to register.
     fn default() -> Self {
         let mut kinds = Kinds::empty();
@@ -115,6 +115,8 @@ impl Default for Kinds {
             kinds.register::<linfa_trees::DecisionTree<f64, usize>>();
             kinds.register::<crate::linfa::RandomForest>();
         }
+        #[cfg(feature = "onnx")]
+        kinds.register::<crate::onnx::OnnxModel>();
         #[cfg(feature = "testing")]
         kinds.register::<crate::synthetic::LinearClassifier>();
         kinds

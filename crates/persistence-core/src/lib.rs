@@ -58,6 +58,8 @@ mod kinds;
 pub mod linfa;
 mod metric;
 mod model;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 #[cfg(feature = "testing")]
 pub mod synthetic;
 

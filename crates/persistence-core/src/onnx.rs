@@ -1,0 +1,430 @@
+//! ONNX models, run by tract (pure Rust), behind the `onnx` feature.
+//!
+//! Almost every model trained in Python (scikit-learn through skl2onnx,
+//! PyTorch through `torch.onnx.export`) can leave Python as an ONNX graph.
+//! [`OnnxModel`] stores the graph as one binary blob in the bundle, and is
+//! a [`Model`] like any other: its card is filled from the graph (inputs,
+//! outputs, shapes, element types, opset, producer; [`OnnxModel::describe`]),
+//! its structural check has tract type-check and optimise the graph for the
+//! card's input width (refusing graphs with external data files and
+//! operators tract does not know, with the reason), and loading replays the
+//! card's probe.
+//!
+//! The graph takes one float input of shape `[batch, n_features]`. The first
+//! output is the label (integer, for classifiers) or the value (float, for
+//! regressors); a second float output of shape `[batch, classes]` holds the
+//! class probabilities, as skl2onnx writes them with `zipmap=False`.
+//!
+//! ```no_run
+//! use model_persistence_core::onnx::OnnxModel;
+//! use model_persistence_core::ModelCard;
+//!
+//! let graph = std::fs::read("forest.onnx")?;
+//! let model = OnnxModel::from_graph(graph)?;
+//! let card = ModelCard::builder("fraud", &model)
+//!     .extension("onnx", model.describe())
+//!     .probe(ndarray::Array2::zeros((1, model.input_width())).view())
+//!     .build()?;
+//! model_persistence_core::save("forest.bundle", &model, &card)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::sync::OnceLock;
+
+use ndarray::{Array1, Array2, ArrayView2};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::dims;
+
+use crate::model::{Model, ProbeValue, StructureError};
+
+/// The tract version graphs are run with.
+pub const TRACT_VERSION: &str = "0.23.9";
+
+/// Why an ONNX graph cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OnnxError {
+    /// The bytes are not an ONNX model.
+    #[error("not an ONNX model: {reason}")]
+    Malformed {
+        /// What the parser said.
+        reason: String,
+    },
+    /// The graph keeps tensors in external data files, which a bundle does not carry.
+    #[error("the graph keeps tensor {tensor:?} in an external data file; export it with the data inside the model")]
+    ExternalData {
+        /// The tensor.
+        tensor: String,
+    },
+    /// The graph's inputs or outputs are not what this adapter runs.
+    #[error("unsupported graph signature: {reason}")]
+    Signature {
+        /// Why.
+        reason: String,
+    },
+    /// tract cannot type-check, optimise or run the graph (an unknown
+    /// operator, inconsistent shapes).
+    #[error("tract cannot run the graph: {reason}")]
+    Unsupported {
+        /// What tract said.
+        reason: String,
+    },
+}
+
+type Plan = TypedRunnableModel;
+
+/// A model held as an ONNX graph.
+#[derive(Serialize, Deserialize)]
+pub struct OnnxModel {
+    graph: Blob,
+    n_features: usize,
+    label_output: usize,
+    scores_output: Option<usize>,
+    /// The class labels of a tree-ensemble classifier that gives the label
+    /// output itself: tract 0.23.9 computes the probabilities of such a node
+    /// as onnxruntime does but not its label, so the label is taken as the
+    /// class of highest probability (the first on a tie, as onnxruntime).
+    #[serde(default)]
+    tree_labels: Option<Vec<i64>>,
+    /// Whether the graph declares its first output as integers (labels).
+    label_is_integer: bool,
+    #[serde(skip)]
+    plan: OnceLock<std::result::Result<Arc<Plan>, String>>,
+}
+
+impl std::fmt::Debug for OnnxModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxModel")
+            .field("graph_bytes", &self.graph.0.len())
+            .field("n_features", &self.n_features)
+            .finish()
+    }
+}
+
+/// Bytes stored as one MessagePack binary, not an array of integers.
+struct Blob(Vec<u8>);
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Blob;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<Blob, E> {
+                Ok(Blob(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> std::result::Result<Blob, E> {
+                Ok(Blob(v))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+fn parse(graph: &[u8]) -> std::result::Result<pb::ModelProto, OnnxError> {
+    tract_onnx::onnx()
+        .proto_model_for_read(&mut &graph[..])
+        .map_err(|e| OnnxError::Malformed {
+            reason: format!("{e:#}"),
+        })
+}
+
+fn elem_type(v: &pb::ValueInfoProto) -> Option<i32> {
+    let pb::type_proto::Value::TensorType(t) = v.r#type.as_ref()?.value.as_ref()?;
+    Some(t.elem_type)
+}
+
+fn dims(v: &pb::ValueInfoProto) -> Vec<Option<i64>> {
+    let Some(pb::type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return Vec::new();
+    };
+    t.shape
+        .as_ref()
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match &d.value {
+                    Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) => Some(*v),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// ONNX element types by number.
+fn elem_name(t: i32) -> &'static str {
+    match t {
+        1 => "float32",
+        2 => "uint8",
+        3 => "int8",
+        6 => "int32",
+        7 => "int64",
+        8 => "string",
+        9 => "bool",
+        10 => "float16",
+        11 => "float64",
+        _ => "other",
+    }
+}
+
+const FLOAT32: i32 = 1;
+
+impl OnnxModel {
+    /// Reads an ONNX graph and checks its signature and that tract runs it.
+    ///
+    /// # Errors
+    ///
+    /// [`OnnxError`] saying what is wrong.
+    pub fn from_graph(graph: Vec<u8>) -> std::result::Result<Self, OnnxError> {
+        let proto = parse(&graph)?;
+        let g = proto.graph.as_ref().ok_or_else(|| OnnxError::Malformed {
+            reason: "the model has no graph".into(),
+        })?;
+        check_no_external_data(g)?;
+        let initializers: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<&pb::ValueInfoProto> = g
+            .input
+            .iter()
+            .filter(|i| !initializers.contains(&i.name.as_str()))
+            .collect();
+        let [input] = inputs.as_slice() else {
+            return Err(OnnxError::Signature {
+                reason: format!("{} inputs; one float input [batch, features] is supported", inputs.len()),
+            });
+        };
+        if elem_type(input) != Some(FLOAT32) {
+            return Err(OnnxError::Signature {
+                reason: format!(
+                    "the input {:?} is {}, not float32",
+                    input.name,
+                    elem_type(input).map_or("of no tensor type", elem_name)
+                ),
+            });
+        }
+        let n_features = match dims(input).as_slice() {
+            [_, Some(n)] if *n > 0 => *n as usize,
+            other => {
+                return Err(OnnxError::Signature {
+                    reason: format!("the input shape {other:?} is not [batch, features] with a known width"),
+                })
+            }
+        };
+        let scores_output = g
+            .output
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find(|(_, o)| elem_type(o) == Some(FLOAT32) && dims(o).len() == 2)
+            .map(|(i, _)| i);
+        let label_name = g.output.first().map(|o| o.name.as_str()).unwrap_or_default();
+        let tree_labels = g
+            .node
+            .iter()
+            .find(|n| n.op_type == "TreeEnsembleClassifier" && n.output.first().map(String::as_str) == Some(label_name))
+            .and_then(|n| n.attribute.iter().find(|a| a.name == "classlabels_int64s"))
+            .map(|a| a.ints.clone())
+            .filter(|l| !l.is_empty());
+        let model = OnnxModel {
+            graph: Blob(graph),
+            n_features,
+            label_output: 0,
+            scores_output,
+            tree_labels,
+            label_is_integer: g.output.first().and_then(elem_type).is_some_and(|t| matches!(t, 6 | 7)),
+            plan: OnceLock::new(),
+        };
+        model.plan().map_err(|reason| OnnxError::Unsupported { reason })?;
+        Ok(model)
+    }
+
+    /// The input width the graph takes.
+    pub fn input_width(&self) -> usize {
+        self.n_features
+    }
+
+    /// The graph's bytes, as exported.
+    pub fn graph(&self) -> &[u8] {
+        &self.graph.0
+    }
+
+    /// What the graph says of itself, for the card's `onnx` extension:
+    /// inputs and outputs (name, element type, shape), opset, producer, the
+    /// graph's SHA-256.
+    pub fn describe(&self) -> serde_json::Value {
+        use sha2::Digest;
+        let Ok(proto) = parse(&self.graph.0) else {
+            return serde_json::Value::Null;
+        };
+        let io = |v: &pb::ValueInfoProto| {
+            serde_json::json!({
+                "name": v.name,
+                "type": elem_type(v).map_or("none", elem_name),
+                "shape": dims(v),
+            })
+        };
+        let g = proto.graph.as_ref();
+        let initializers: Vec<&str> = g.map(|g| g.initializer.iter().map(|t| t.name.as_str()).collect()).unwrap_or_default();
+        serde_json::json!({
+            "inputs": g.map(|g| g.input.iter().filter(|i| !initializers.contains(&i.name.as_str())).map(io).collect::<Vec<_>>()),
+            "outputs": g.map(|g| g.output.iter().map(io).collect::<Vec<_>>()),
+            "opset": proto.opset_import.iter().map(|o| serde_json::json!({"domain": o.domain, "version": o.version})).collect::<Vec<_>>(),
+            "producer": format!("{} {}", proto.producer_name, proto.producer_version),
+            "ir_version": proto.ir_version,
+            "sha256": hex::encode(sha2::Sha256::digest(&self.graph.0)),
+            "runtime": format!("tract {TRACT_VERSION}"),
+        })
+    }
+
+    /// The runnable plan, built once: parsed, typed for `[batch,
+    /// n_features]` float32, optimised.
+    fn plan(&self) -> std::result::Result<Arc<Plan>, String> {
+        self.plan
+            .get_or_init(|| {
+                let build = || -> TractResult<Arc<Plan>> {
+                    let model = tract_onnx::onnx().model_for_read(&mut &self.graph.0[..])?;
+                    let batch = model.sym("batch");
+                    model
+                        .with_input_fact(0, f32::fact(dims!(batch, self.n_features)).into())?
+                        .into_optimized()?
+                        .into_runnable()
+                };
+                build().map_err(|e| format!("{e:#}"))
+            })
+            .clone()
+    }
+
+    fn run(&self, rows: ArrayView2<'_, f64>) -> std::result::Result<TVec<TValue>, String> {
+        let plan = self.plan()?;
+        // tract has its own ndarray: hand it the values, not our array.
+        let data: Vec<f32> = rows.iter().map(|&x| x as f32).collect();
+        let input = Tensor::from_shape(&[rows.nrows(), rows.ncols()], &data).map_err(|e| format!("{e:#}"))?;
+        plan.run(tvec!(input.into_tvalue())).map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// `classes[argmax]` of each row of a `[batch, classes]` probability tensor,
+/// the first maximum on a tie.
+fn labels_of_argmax(p: &TValue, classes: &[i64]) -> Option<Array1<ProbeValue>> {
+    let p = p.cast_to::<f64>().ok()?;
+    let [n, c] = p.shape() else {
+        return None;
+    };
+    if *c != classes.len() {
+        return None;
+    }
+    let values: Vec<f64> = p.to_plain_array_view::<f64>().ok()?.iter().copied().collect();
+    Some(
+        values
+            .chunks(*c)
+            .take(*n)
+            .map(|row| {
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .fold(0, |best, (i, &x)| if x > row[best] { i } else { best });
+                ProbeValue::Label(classes[best])
+            })
+            .collect(),
+    )
+}
+
+fn check_no_external_data(g: &pb::GraphProto) -> std::result::Result<(), OnnxError> {
+    const EXTERNAL: i32 = 1;
+    for t in &g.initializer {
+        if t.data_location == Some(EXTERNAL) || !t.external_data.is_empty() {
+            return Err(OnnxError::ExternalData { tensor: t.name.clone() });
+        }
+    }
+    Ok(())
+}
+
+impl Model for OnnxModel {
+    const KIND: &'static str = "onnx.v1";
+    type Output = ProbeValue;
+
+    fn n_features(&self) -> Option<usize> {
+        Some(self.n_features)
+    }
+
+    fn check_structure(&self, n_features: usize) -> std::result::Result<(), StructureError> {
+        if n_features != self.n_features {
+            return Err(StructureError::new(format!(
+                "the graph takes {} features, the card says {n_features}",
+                self.n_features
+            )));
+        }
+        let proto = parse(&self.graph.0).map_err(|e| StructureError::new(e.to_string()))?;
+        if let Some(g) = proto.graph.as_ref() {
+            check_no_external_data(g).map_err(|e| StructureError::new(e.to_string()))?;
+        }
+        self.plan()
+            .map(|_| ())
+            .map_err(|reason| StructureError::new(OnnxError::Unsupported { reason }.to_string()))
+    }
+
+    /// The first output: labels (integers) or values (floats). A graph that
+    /// fails to run gives NaN for every row (and logs why): predictions
+    /// never panic.
+    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<ProbeValue> {
+        let failed = |why: String| {
+            tracing::error!(error = %why, "the ONNX graph failed to run");
+            Array1::from_elem(rows.nrows(), ProbeValue::Value(f64::NAN))
+        };
+        let outputs = match self.run(rows) {
+            Ok(o) => o,
+            Err(e) => return failed(e),
+        };
+        if let (Some(classes), Some(index)) = (&self.tree_labels, self.scores_output) {
+            if let Some(labels) = outputs.get(index).and_then(|p| labels_of_argmax(p, classes)) {
+                return labels;
+            }
+        }
+        let Some(out) = outputs.get(self.label_output) else {
+            return failed("no output".into());
+        };
+        if self.label_is_integer {
+            return match out.cast_to::<i64>() {
+                Ok(l) => match l.to_plain_array_view::<i64>() {
+                    Ok(labels) => labels.iter().map(|&l| ProbeValue::Label(l)).collect(),
+                    Err(e) => failed(format!("{e:#}")),
+                },
+                Err(e) => failed(format!("{e:#}")),
+            };
+        }
+        match out.cast_to::<f64>() {
+            Ok(v) => match v.to_plain_array_view::<f64>() {
+                Ok(values) => values.iter().map(|&x| ProbeValue::Value(x)).collect(),
+                Err(e) => failed(format!("{e:#}")),
+            },
+            Err(e) => failed(format!("{e:#}")),
+        }
+    }
+
+    /// The probabilities output, when the graph has one.
+    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+        let index = self.scores_output?;
+        let outputs = self.run(rows).ok()?;
+        let out = outputs.get(index)?.cast_to::<f64>().ok()?;
+        let [n, classes] = out.shape() else {
+            return None;
+        };
+        let values: Vec<f64> = out.to_plain_array_view::<f64>().ok()?.iter().copied().collect();
+        Array2::from_shape_vec((*n, *classes), values).ok()
+    }
+
+    fn dependencies() -> Vec<(&'static str, &'static str)> {
+        vec![("tract-onnx", TRACT_VERSION)]
+    }
+}
+

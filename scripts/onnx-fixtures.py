@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Trains scikit-learn models on fraud-like data, exports them to ONNX with
+skl2onnx, and writes fixtures with onnxruntime's outputs on held-out rows.
+
+    python scripts/onnx-fixtures.py OUT_DIR        # default: tests/fixtures/onnx
+
+For each model NAME it writes NAME.onnx and NAME.json:
+{"model", "n_features", "rows", "labels", "probabilities", "producer"}.
+The Rust tests load NAME.onnx, run the rows and compare with onnxruntime's
+labels (identical) and probabilities (within 1e-5). Everything is seeded:
+running it again gives the same graphs and the same outputs, which
+scripts/test.sh checks on every run.
+
+Packages (pinned in scripts/test.sh): numpy, scikit-learn, skl2onnx,
+onnx, onnxruntime.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import sklearn
+import skl2onnx
+from skl2onnx import to_onnx
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.ensemble import RandomForestClassifier
+
+N_FEATURES = 20
+HELD_OUT = 64
+
+
+def fraud_like(samples, fraud_share, seed):
+    """Twenty standard-normal features; fraud shifts seven of them."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros(samples, dtype=np.int64)
+    y[: int(round(samples * fraud_share))] = 1
+    rng.shuffle(y)
+    x = rng.standard_normal((samples, N_FEATURES))
+    shifts = {0: 1.4, 2: 1.1, 3: 0.9, 5: 1.2, 11: 0.8, 15: 1.0, 16: 0.7}
+    for feature, shift in shifts.items():
+        x[y == 1, feature] += shift
+    return x.astype(np.float32), y
+
+
+def models():
+    return {
+        "logistic_regression": LogisticRegression(max_iter=500),
+        "decision_tree": DecisionTreeClassifier(max_depth=6, random_state=0),
+        "random_forest": RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0),
+        "mlp": MLPClassifier(hidden_layer_sizes=(16,), max_iter=2000, random_state=0),
+    }
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "onnx")
+    os.makedirs(out, exist_ok=True)
+    x, y = fraud_like(3000, 0.1, 42)
+    train_x, train_y = x[:-HELD_OUT], y[:-HELD_OUT]
+    rows = x[-HELD_OUT:]
+    # A row with extreme values, to check saturation behaves the same.
+    rows[0, :] = 8.0
+    for name, model in models().items():
+        model.fit(train_x, train_y)
+        onx = to_onnx(model, train_x[:1], options={id(model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+        graph = onx.SerializeToString()
+        with open(os.path.join(out, f"{name}.onnx"), "wb") as f:
+            f.write(graph)
+        session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+        labels, probabilities = session.run(None, {session.get_inputs()[0].name: rows})
+        fixture = {
+            "model": name,
+            "n_features": N_FEATURES,
+            "rows": rows.astype(np.float64).tolist(),
+            "labels": labels.astype(np.int64).tolist(),
+            "probabilities": probabilities.astype(np.float64).tolist(),
+            "producer": {
+                "scikit-learn": sklearn.__version__,
+                "skl2onnx": skl2onnx.__version__,
+                "onnxruntime": ort.__version__,
+            },
+        }
+        with open(os.path.join(out, f"{name}.json"), "w") as f:
+            json.dump(fixture, f, indent=1)
+            f.write("\n")
+        print(f"{name}: {len(graph)} bytes, {int(labels.sum())} of {len(labels)} held-out rows flagged")
+
+
+if __name__ == "__main__":
+    main()
