@@ -173,6 +173,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a bundle with its card from an ONNX graph (scikit-learn's
+    /// skl2onnx, PyTorch's torch.onnx.export...).
+    #[cfg(feature = "onnx")]
+    ImportOnnx {
+        /// The ONNX file.
+        graph: PathBuf,
+        /// The model's name.
+        #[arg(long)]
+        name: String,
+        /// The version (default: left to the registry at publication).
+        #[arg(long)]
+        version: Option<String>,
+        /// A metric for the card, NAME=VALUE (repeatable).
+        #[arg(long)]
+        metric: Vec<String>,
+        /// Training rows (CSV) for the card's statistics, hash and probe.
+        #[arg(long)]
+        train_data: Option<PathBuf>,
+        /// Where to write the bundle (default: NAME.bundle).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Remove old versions, keeping the last N and every alias target.
     Prune {
         /// The model name.
@@ -236,6 +258,22 @@ fn run(cli: Cli) -> Outcome {
             registry::best(at, &model, &metric, direction, fmt(json))
         }
         Command::Prune { model, keep } => registry::prune(at, &model, keep),
+        #[cfg(feature = "onnx")]
+        Command::ImportOnnx {
+            graph,
+            name,
+            version,
+            metric,
+            train_data,
+            output,
+        } => commands::onnx::import(&commands::onnx::Import {
+            graph: &graph,
+            name: &name,
+            version: version.as_deref(),
+            metrics: &metric,
+            train_data: train_data.as_deref(),
+            output: output.as_deref(),
+        }),
         Command::Repair { model } => registry::repair(at, model.as_deref()),
         Command::Predict { target, input, json } => commands::predict::predict(at, &target, &input, fmt(json)),
     }

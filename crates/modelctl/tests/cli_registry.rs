@@ -234,3 +234,61 @@ fn predict_gives_labels_and_scores_from_a_file_or_an_alias() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("takes 3 features"), "{}", stderr(&out));
 }
+
+#[test]
+fn an_onnx_graph_from_scikit_learn_is_imported_published_and_predicts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = dir.path().join("registry");
+    assert_eq!(modelctl(&reg, &["init"]).status.code(), Some(0));
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures.join("random_forest.json")).expect("fixture")).expect("json");
+    let rows: Vec<Vec<f64>> = serde_json::from_value(json["rows"].clone()).expect("rows");
+    let csv: String = rows
+        .iter()
+        .map(|r| r.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(",") + "\n")
+        .collect();
+    let csv_path = dir.path().join("rows.csv");
+    std::fs::write(&csv_path, csv).expect("csv");
+    let bundle = dir.path().join("forest.bundle");
+    let graph = fixtures.join("random_forest.onnx");
+    let out = modelctl(
+        &reg,
+        &[
+            "import-onnx",
+            &graph.to_string_lossy(),
+            "--name",
+            "fraud",
+            "--version",
+            "2.0.0",
+            "--metric",
+            "f1=0.8",
+            "--train-data",
+            &csv_path.to_string_lossy(),
+            "--output",
+            &bundle.to_string_lossy(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = modelctl(&reg, &["card", &bundle.to_string_lossy()]);
+    let card: serde_json::Value = serde_json::from_slice(&out.stdout).expect("card");
+    assert_eq!(card["kind"], "onnx.v1");
+    assert_eq!(card["extensions"]["onnx"]["inputs"][0]["shape"][1], 20);
+    assert!(card["extensions"]["onnx"]["producer"].as_str().is_some_and(|p| p.contains("skl2onnx")));
+    assert_eq!(modelctl(&reg, &["publish", &bundle.to_string_lossy()]).status.code(), Some(0));
+    let out = modelctl(&reg, &["predict", "fraud@2.0.0", "--input", &csv_path.to_string_lossy(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let labels: Vec<i64> = v["predictions"]
+        .as_array()
+        .expect("predictions")
+        .iter()
+        .map(|p| p["output"].as_i64().expect("label"))
+        .collect();
+    let expected: Vec<i64> = serde_json::from_value(json["labels"].clone()).expect("labels");
+    assert_eq!(labels, expected, "labels differ from onnxruntime's");
+    // A file that is not ONNX is a message.
+    let out = modelctl(&reg, &["import-onnx", &csv_path.to_string_lossy(), "--name", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not an ONNX model"), "{}", stderr(&out));
+}

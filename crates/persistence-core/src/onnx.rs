@@ -200,7 +200,10 @@ impl OnnxModel {
             .collect();
         let [input] = inputs.as_slice() else {
             return Err(OnnxError::Signature {
-                reason: format!("{} inputs; one float input [batch, features] is supported", inputs.len()),
+                reason: format!(
+                    "{} inputs; one float input [batch, features] is supported",
+                    inputs.len()
+                ),
             });
         };
         if elem_type(input) != Some(FLOAT32) {
@@ -274,7 +277,9 @@ impl OnnxModel {
             })
         };
         let g = proto.graph.as_ref();
-        let initializers: Vec<&str> = g.map(|g| g.initializer.iter().map(|t| t.name.as_str()).collect()).unwrap_or_default();
+        let initializers: Vec<&str> = g
+            .map(|g| g.initializer.iter().map(|t| t.name.as_str()).collect())
+            .unwrap_or_default();
         serde_json::json!({
             "inputs": g.map(|g| g.input.iter().filter(|i| !initializers.contains(&i.name.as_str())).map(io).collect::<Vec<_>>()),
             "outputs": g.map(|g| g.output.iter().map(io).collect::<Vec<_>>()),
@@ -427,4 +432,3 @@ impl Model for OnnxModel {
         vec![("tract-onnx", TRACT_VERSION)]
     }
 }
-

@@ -44,7 +44,10 @@ fn scikit_learn_exports_match_onnxruntime() {
             .expect("card");
         assert_eq!(card.extensions["onnx"]["inputs"][0]["type"], "float32", "{name}");
         let bytes = to_bytes(&model, &card).expect("bundle");
-        assert!(bytes.len() < f.graph.len() + 200_000, "{name}: the graph is not stored as one blob");
+        assert!(
+            bytes.len() < f.graph.len() + 200_000,
+            "{name}: the graph is not stored as one blob"
+        );
         let loaded = from_bytes::<OnnxModel>(&bytes).expect("loads");
         let labels = Model::predict(loaded.model(), f.rows.view());
         let expected: Vec<ProbeValue> = f.labels.iter().map(|&l| ProbeValue::Label(l)).collect();
@@ -53,7 +56,11 @@ fn scikit_learn_exports_match_onnxruntime() {
         for (i, row) in f.probabilities.iter().enumerate() {
             for (j, p) in row.iter().enumerate() {
                 let d = (scores[[i, j]] - p).abs();
-                assert!(d <= 1e-5, "{name} row {i} class {j}: {} vs onnxruntime {p}", scores[[i, j]]);
+                assert!(
+                    d <= 1e-5,
+                    "{name} row {i} class {j}: {} vs onnxruntime {p}",
+                    scores[[i, j]]
+                );
             }
         }
         // And by kind, behind one name.
@@ -64,10 +71,16 @@ fn scikit_learn_exports_match_onnxruntime() {
 
 #[test]
 fn hostile_graphs_and_inputs_are_typed_errors() {
-    assert!(matches!(OnnxModel::from_graph(b"not a graph".to_vec()), Err(OnnxError::Malformed { .. })));
+    assert!(matches!(
+        OnnxModel::from_graph(b"not a graph".to_vec()),
+        Err(OnnxError::Malformed { .. })
+    ));
     let f = fixture("logistic_regression");
     for cut in [1, 10, f.graph.len() / 2, f.graph.len() - 1] {
-        assert!(OnnxModel::from_graph(f.graph[..cut].to_vec()).is_err(), "truncated at {cut}");
+        assert!(
+            OnnxModel::from_graph(f.graph[..cut].to_vec()).is_err(),
+            "truncated at {cut}"
+        );
     }
     let model = OnnxModel::from_graph(f.graph.clone()).expect("valid");
     // A card of another width is refused at build and at load.
@@ -77,4 +90,3 @@ fn hostile_graphs_and_inputs_are_typed_errors() {
     let nan = Array2::from_elem((2, 20), f64::NAN);
     assert_eq!(Model::predict(&model, nan.view()).len(), 2);
 }
-

@@ -1,5 +1,7 @@
 //! One function per command, grouped by what they act on.
 
 pub(crate) mod bundle;
+#[cfg(feature = "onnx")]
+pub(crate) mod onnx;
 pub(crate) mod predict;
 pub(crate) mod registry;

@@ -13,7 +13,7 @@ use crate::output::{json, Failure, Format, Outcome};
 /// Rows of numbers from CSV text: comma-separated, one row a line; a first
 /// line that is not all numbers is a header (its names are checked against
 /// the card's feature names when the card has them).
-fn read_rows(text: &str, features: &[String], n_features: usize) -> Result<Array2<f64>, Failure> {
+pub(crate) fn read_rows(text: &str, features: &[String], n_features: usize) -> Result<Array2<f64>, Failure> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
     let parse = |line: &str| -> Option<Vec<f64>> { line.split(',').map(|c| c.trim().parse::<f64>().ok()).collect() };
     if let Some(first) = lines.peek() {
