@@ -5,7 +5,8 @@ skl2onnx, and writes fixtures with onnxruntime's outputs on held-out rows.
     python scripts/onnx-fixtures.py OUT_DIR        # default: tests/fixtures/onnx
 
 For each model NAME it writes NAME.onnx and NAME.json:
-{"model", "n_features", "rows", "labels", "probabilities", "producer"}.
+{"model", "n_features", "rows", "truth", "labels", "probabilities",
+"producer"}: held-out rows with their true classes and onnxruntime's outputs.
 The Rust tests load NAME.onnx, run the rows and compare with onnxruntime's
 labels (identical) and probabilities (within 1e-5). Everything is seeded:
 running it again gives the same graphs and the same outputs, which
@@ -30,7 +31,7 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.ensemble import RandomForestClassifier
 
 N_FEATURES = 20
-HELD_OUT = 64
+HELD_OUT = 256
 
 
 def fraud_like(samples, fraud_share, seed):
@@ -50,7 +51,7 @@ def models():
     return {
         "logistic_regression": LogisticRegression(max_iter=500),
         "decision_tree": DecisionTreeClassifier(max_depth=6, random_state=0),
-        "random_forest": RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0),
+        "random_forest": RandomForestClassifier(n_estimators=30, max_depth=8, random_state=0),
         "mlp": MLPClassifier(hidden_layer_sizes=(16,), max_iter=2000, random_state=0),
     }
 
@@ -60,7 +61,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     x, y = fraud_like(3000, 0.1, 42)
     train_x, train_y = x[:-HELD_OUT], y[:-HELD_OUT]
-    rows = x[-HELD_OUT:]
+    rows, truth = x[-HELD_OUT:].copy(), y[-HELD_OUT:]
     # A row with extreme values, to check saturation behaves the same.
     rows[0, :] = 8.0
     for name, model in models().items():
@@ -75,6 +76,7 @@ def main():
             "model": name,
             "n_features": N_FEATURES,
             "rows": rows.astype(np.float64).tolist(),
+            "truth": truth.tolist(),
             "labels": labels.astype(np.int64).tolist(),
             "probabilities": probabilities.astype(np.float64).tolist(),
             "producer": {

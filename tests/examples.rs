@@ -11,6 +11,10 @@ mod ab_test;
 #[allow(dead_code)]
 #[path = "../examples/fraud_pipeline.rs"]
 mod fraud_pipeline;
+#[cfg(feature = "onnx")]
+#[allow(dead_code)]
+#[path = "../examples/onnx_from_python.rs"]
+mod onnx_from_python;
 #[allow(dead_code)]
 #[path = "../examples/quality_gate.rs"]
 mod quality_gate;
@@ -164,4 +168,21 @@ fn readme_commands_run_in_order_on_what_the_main_job_leaves() {
         ran += 1;
     }
     assert!(ran >= 10, "only {ran} commands found in the README");
+}
+
+#[cfg(feature = "onnx")]
+#[test]
+fn onnx_from_python_serves_both_algorithms_behind_one_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = onnx_from_python::run(dir.path(), 20).expect("the example runs");
+    assert_eq!(summary.kinds_served[0], "linfa.random_forest.v1");
+    if summary.onnx_published {
+        assert_eq!(summary.kinds_served.last().map(String::as_str), Some("onnx.v1"));
+    }
+    assert_eq!(summary.ab_counts.len(), 2);
+    assert!(
+        summary.ab_counts.iter().all(|(_, n)| *n > 50),
+        "{:?}",
+        summary.ab_counts
+    );
 }

@@ -274,9 +274,23 @@ fn an_onnx_graph_from_scikit_learn_is_imported_published_and_predicts() {
     let card: serde_json::Value = serde_json::from_slice(&out.stdout).expect("card");
     assert_eq!(card["kind"], "onnx.v1");
     assert_eq!(card["extensions"]["onnx"]["inputs"][0]["shape"][1], 20);
-    assert!(card["extensions"]["onnx"]["producer"].as_str().is_some_and(|p| p.contains("skl2onnx")));
-    assert_eq!(modelctl(&reg, &["publish", &bundle.to_string_lossy()]).status.code(), Some(0));
-    let out = modelctl(&reg, &["predict", "fraud@2.0.0", "--input", &csv_path.to_string_lossy(), "--json"]);
+    assert!(card["extensions"]["onnx"]["producer"]
+        .as_str()
+        .is_some_and(|p| p.contains("skl2onnx")));
+    assert_eq!(
+        modelctl(&reg, &["publish", &bundle.to_string_lossy()]).status.code(),
+        Some(0)
+    );
+    let out = modelctl(
+        &reg,
+        &[
+            "predict",
+            "fraud@2.0.0",
+            "--input",
+            &csv_path.to_string_lossy(),
+            "--json",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let labels: Vec<i64> = v["predictions"]

@@ -34,7 +34,9 @@ pub(crate) fn import(args: &Import<'_>) -> Outcome {
         let (k, v) = m
             .split_once('=')
             .ok_or_else(|| Failure(format!("--metric {m:?}: write NAME=VALUE")))?;
-        let v: f64 = v.parse().map_err(|_| Failure(format!("--metric {m:?}: {v:?} is not a number")))?;
+        let v: f64 = v
+            .parse()
+            .map_err(|_| Failure(format!("--metric {m:?}: {v:?} is not a number")))?;
         card = card.metric(k, v);
     }
     if let Some(path) = args.train_data {
