@@ -142,6 +142,16 @@ pub enum Error {
         /// What it is.
         found: &'static str,
     },
+    /// An input value is NaN or infinite, and the model does not take such values.
+    #[error("input row {row}, column {column} is {value}: this model takes finite values only")]
+    NonFiniteInput {
+        /// The row.
+        row: usize,
+        /// The column.
+        column: usize,
+        /// The value.
+        value: f64,
+    },
     /// The golden probe did not reproduce.
     #[error("probe mismatch at row {row}: the card expects {expected}, the model predicts {found}")]
     ProbeMismatch {
@@ -229,6 +239,13 @@ pub enum Error {
 
 /// A result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The first non-finite value of `rows`, as the error a checked prediction gives.
+pub(crate) fn first_non_finite(rows: ndarray::ArrayView2<'_, f64>) -> Option<Error> {
+    rows.indexed_iter()
+        .find(|(_, v)| !v.is_finite())
+        .map(|((row, column), &value)| Error::NonFiniteInput { row, column, value })
+}
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -48,6 +48,9 @@ pub trait DynModel: Send + Sync + std::fmt::Debug {
 
     /// The scores, where the model has them (see [`Model::scores`]).
     fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>>;
+
+    /// [`Model::ACCEPTS_NON_FINITE`] of the model's type.
+    fn accepts_non_finite(&self) -> bool;
 }
 
 impl<M: Model + Send + Sync + std::fmt::Debug + 'static> DynModel for M {
@@ -61,6 +64,10 @@ impl<M: Model + Send + Sync + std::fmt::Debug + 'static> DynModel for M {
 
     fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
         Model::scores(self, rows)
+    }
+
+    fn accepts_non_finite(&self) -> bool {
+        M::ACCEPTS_NON_FINITE
     }
 }
 
@@ -221,6 +228,10 @@ pub trait Loadable: Sized + Send + Sync + 'static {
 
     /// The scores, where the model has them (see [`Model::scores`]).
     fn output_scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>>;
+
+    /// Whether the model takes NaN and infinite inputs
+    /// ([`Model::ACCEPTS_NON_FINITE`]).
+    fn takes_non_finite(&self) -> bool;
 }
 
 impl<M: Model + Send + Sync + 'static> Loadable for M {
@@ -240,6 +251,10 @@ impl<M: Model + Send + Sync + 'static> Loadable for M {
 
     fn output_scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
         Model::scores(self, rows)
+    }
+
+    fn takes_non_finite(&self) -> bool {
+        M::ACCEPTS_NON_FINITE
     }
 }
 
@@ -261,6 +276,10 @@ impl Loadable for AnyModel {
     fn output_scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
         self.scores(rows)
     }
+
+    fn takes_non_finite(&self) -> bool {
+        self.accepts_non_finite()
+    }
 }
 
 impl Loaded<AnyModel> {
@@ -269,13 +288,20 @@ impl Loaded<AnyModel> {
     ///
     /// # Errors
     ///
-    /// [`Error::InputWidth`] for rows of the wrong width.
+    /// [`Error::InputWidth`] for rows of the wrong width,
+    /// [`Error::NonFiniteInput`] for a NaN or infinite value when the model
+    /// does not take them.
     pub fn predict(&self, rows: ArrayView2<'_, f64>) -> Result<Predictions> {
         if rows.ncols() != self.card().n_features {
             return Err(Error::InputWidth {
                 expected: self.card().n_features,
                 found: rows.ncols(),
             });
+        }
+        if !self.model().accepts_non_finite() {
+            if let Some(e) = crate::error::first_non_finite(rows) {
+                return Err(e);
+            }
         }
         Ok(Predictions {
             labels: self.model().predict_values(rows),

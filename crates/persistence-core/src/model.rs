@@ -69,6 +69,12 @@ pub trait Model: Serialize + DeserializeOwned {
     /// checked the structure against that count.
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<Self::Output>;
 
+    /// Whether the model gives meaningful answers for inputs with NaN or
+    /// infinite values (a tree with missing-value branches does; a linear
+    /// model does not). Checked predictions refuse such inputs for models
+    /// that do not. Default: false.
+    const ACCEPTS_NON_FINITE: bool = false;
+
     /// Scores beside the labels, where the model has them: one row per
     /// input row; for a classifier one column per class (in label order)
     /// holding its probability, for a regressor one column with the raw

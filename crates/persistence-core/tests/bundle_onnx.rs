@@ -86,7 +86,20 @@ fn hostile_graphs_and_inputs_are_typed_errors() {
     // A card of another width is refused at build and at load.
     let wrong = ModelCard::builder("lr", &model).n_features(19).build();
     assert!(wrong.is_err());
-    // NaN inputs: answers, never a panic.
+    // NaN inputs: the raw graph answers without a panic; the checked
+    // prediction refuses them with a typed error; so does a wrong width.
     let nan = Array2::from_elem((2, 20), f64::NAN);
     assert_eq!(Model::predict(&model, nan.view()).len(), 2);
+    let card = ModelCard::builder("lr", &model).n_features(20).build().expect("card");
+    let loaded = from_bytes::<OnnxModel>(&to_bytes(&model, &card).expect("bytes")).expect("loads");
+    assert!(matches!(
+        loaded.predict(nan.view()),
+        Err(model_persistence_core::Error::NonFiniteInput { row: 0, column: 0, .. })
+    ));
+    assert!(matches!(
+        loaded.predict(Array2::zeros((1, 19)).view()),
+        Err(model_persistence_core::Error::InputWidth { expected: 20, found: 19 })
+    ));
+    let any = Kinds::default().load_bytes(&to_bytes(&model, &card).expect("bytes")).expect("loads");
+    assert!(matches!(any.predict(nan.view()), Err(model_persistence_core::Error::NonFiniteInput { .. })));
 }

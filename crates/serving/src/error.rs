@@ -42,6 +42,14 @@ pub enum Error {
         /// The new version's schema, in words.
         found: String,
     },
+    /// A request value is NaN or infinite and the model takes finite values only.
+    #[error("request row {row}, column {column} is not a finite number")]
+    NonFiniteInput {
+        /// The row.
+        row: usize,
+        /// The column.
+        column: usize,
+    },
     /// Nothing to roll back to.
     #[error("no previously served version is held in memory")]
     NothingToRollBack,

@@ -130,6 +130,14 @@ fn a_request_of_the_wrong_width_is_refused_not_a_panic() {
         server.predict(ndarray::array![[1.0, 2.0, 3.0]].view()),
         Err(Error::FeatureCount { expected: 2, found: 3 })
     ));
+    assert!(matches!(
+        server.predict(ndarray::array![[1.0, f64::NAN], [0.0, 0.0]].view()),
+        Err(Error::NonFiniteInput { row: 0, column: 1 })
+    ));
+    assert!(matches!(
+        server.predict(ndarray::array![[0.0, 0.0], [f64::INFINITY, 0.0]].view()),
+        Err(Error::NonFiniteInput { row: 1, column: 0 })
+    ));
 }
 
 #[test]

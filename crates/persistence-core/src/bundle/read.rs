@@ -66,7 +66,9 @@ impl<M: Model> Loaded<M> {
     ///
     /// # Errors
     ///
-    /// [`Error::InputWidth`] for rows of the wrong width.
+    /// [`Error::InputWidth`] for rows of the wrong width,
+    /// [`Error::NonFiniteInput`] for a NaN or infinite value when the model
+    /// does not take them ([`Model::ACCEPTS_NON_FINITE`]).
     ///
     /// # Examples
     ///
@@ -92,6 +94,11 @@ impl<M: Model> Loaded<M> {
                 expected: self.card.n_features,
                 found: rows.ncols(),
             });
+        }
+        if !M::ACCEPTS_NON_FINITE {
+            if let Some(e) = crate::error::first_non_finite(rows) {
+                return Err(e);
+            }
         }
         Ok(self.model.predict(rows))
     }

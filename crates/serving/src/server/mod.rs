@@ -202,7 +202,9 @@ where
     ///
     /// # Errors
     ///
-    /// [`Error::FeatureCount`] if the rows have the wrong width.
+    /// [`Error::FeatureCount`] if the rows have the wrong width,
+    /// [`Error::NonFiniteInput`] for a NaN or infinite value when the model
+    /// takes finite values only.
     pub fn predict(&self, rows: ArrayView2<'_, f64>) -> Result<Prediction<M::Output>> {
         let live = self.inner.live.load();
         self.predict_on(&live, rows)
@@ -215,6 +217,11 @@ where
                 expected: live.card.n_features,
                 found: rows.ncols(),
             });
+        }
+        if !live.model.takes_non_finite() {
+            if let Some(((row, column), _)) = rows.indexed_iter().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::NonFiniteInput { row, column });
+            }
         }
         let outputs = live.model.outputs(rows);
         let n = inner.requests.fetch_add(1, Ordering::Relaxed) + 1;
