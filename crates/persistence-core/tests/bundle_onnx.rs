@@ -98,8 +98,16 @@ fn hostile_graphs_and_inputs_are_typed_errors() {
     ));
     assert!(matches!(
         loaded.predict(Array2::zeros((1, 19)).view()),
-        Err(model_persistence_core::Error::InputWidth { expected: 20, found: 19 })
+        Err(model_persistence_core::Error::InputWidth {
+            expected: 20,
+            found: 19
+        })
     ));
-    let any = Kinds::default().load_bytes(&to_bytes(&model, &card).expect("bytes")).expect("loads");
-    assert!(matches!(any.predict(nan.view()), Err(model_persistence_core::Error::NonFiniteInput { .. })));
+    let any = Kinds::default()
+        .load_bytes(&to_bytes(&model, &card).expect("bytes"))
+        .expect("loads");
+    assert!(matches!(
+        any.predict(nan.view()),
+        Err(model_persistence_core::Error::NonFiniteInput { .. })
+    ));
 }
