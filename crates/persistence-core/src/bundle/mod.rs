@@ -7,6 +7,7 @@ use crate::card::ModelCard;
 use crate::error::{Error, Result};
 use crate::model::{Model, ProbeValue};
 
+mod open;
 mod read;
 mod write;
 

@@ -13,10 +13,12 @@ use crate::card::ModelCard;
 use crate::error::{Error, Result};
 use crate::files::NotRegular;
 use crate::format::{
-    check_payload_hash, check_payload_len, decode_exact, inflate, inflate_from, payload_slice, truncated, Codec,
-    ContentId, Limits, PayloadDescriptor, Preamble, HASH_LEN, PREAMBLE_LEN,
+    check_payload_hash, check_payload_len, decode_exact, inflate, inflate_from, payload_slice, Codec, ContentId,
+    Limits, PayloadDescriptor, Preamble, HASH_LEN, PREAMBLE_LEN,
 };
 use crate::model::Model;
+
+use super::open::{HashingReader, Keep, OpenBundle};
 
 /// A verified model with its card and content id.
 #[derive(Debug, Clone)]
@@ -335,90 +337,6 @@ impl BundleReader {
     }
 }
 
-/// What [`OpenBundle::read_payload`] keeps of the bytes it hashes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Keep {
-    /// The payload, in one buffer.
-    Bytes,
-    /// Nothing: hash only.
-    Nothing,
-}
-
-/// A bundle file whose preamble and header are read and checked.
-struct OpenBundle {
-    file: File,
-    path: std::path::PathBuf,
-    file_len: u64,
-    payload_start: u64,
-    parsed: ParsedHeader,
-}
-
-impl OpenBundle {
-    /// Reads the payload once, hashing it as it arrives; keeps it if asked.
-    fn read_payload(&mut self, progress: &mut dyn FnMut(u64, u64), keep: Keep) -> Result<(Vec<u8>, Vec<u8>)> {
-        let total = self.parsed.header.payload.stored_len;
-        let mut hasher = Sha256::new();
-        let mut kept = Vec::new();
-        let mut scratch = Vec::new();
-        if keep == Keep::Bytes {
-            kept.resize(total as usize, 0);
-        } else {
-            scratch.resize(total.min(1 << 20) as usize, 0);
-        }
-        let mut done = 0_u64;
-        while done < total {
-            let want = (total - done).min(1 << 20) as usize;
-            let buf = match keep {
-                Keep::Bytes => &mut kept[done as usize..done as usize + want],
-                Keep::Nothing => &mut scratch[..want],
-            };
-            let got = read_up_to(&mut self.file, buf).map_err(|e| Error::io(&self.path, e))?;
-            if got == 0 {
-                return Err(truncated("payload", self.payload_start, total, done));
-            }
-            hasher.update(&buf[..got]);
-            done += got as u64;
-            progress(done, total);
-        }
-        Ok((kept, hasher.finalize().to_vec()))
-    }
-
-    fn rewind(&mut self) -> Result<()> {
-        use std::io::Seek;
-        self.file
-            .seek(std::io::SeekFrom::Start(self.payload_start))
-            .map(|_| ())
-            .map_err(|e| Error::io(&self.path, e))
-    }
-}
-
-/// A reader that hashes what passes through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
-        }
-    }
-
-    fn finish(self) -> Vec<u8> {
-        self.hasher.finalize().to_vec()
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// Opens `path` for reading only if it is a regular file, without blocking
 /// on a FIFO; returns the file and its size.
 fn open_regular(path: &Path) -> Result<(File, u64)> {
@@ -448,7 +366,7 @@ fn summary(parsed: ParsedHeader, file_len: u64) -> Summary {
     }
 }
 
-fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(super) fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {
@@ -500,7 +418,7 @@ pub fn verify(path: impl AsRef<Path>) -> Result<Summary> {
 #[allow(dead_code)]
 const _: usize = HASH_LEN;
 
-type ParsedHeader = crate::format::ParsedHeader<ModelCard>;
+pub(super) type ParsedHeader = crate::format::ParsedHeader<ModelCard>;
 
 /// Parses and verifies the header region, then checks the card.
 fn parse_header(bytes: &[u8], limits: &Limits) -> Result<ParsedHeader> {
