@@ -11,6 +11,7 @@
 //!   published again;
 //! - no temporary file of a dead writer is left once the next operation ran
 //!   in its place;
+//! - the index lists exactly what the version records say;
 //! - the history's last move of `production` is where it points;
 //! - no alias points at a missing version.
 //!
@@ -146,6 +147,14 @@ fn check(reg: &Registry, root: Option<&Path>, what: &str) -> Result<(), String> 
         return Err(format!("{what}: version {} damaged: {}", d.version, d.error));
     }
     let committed: Vec<Version> = listing.versions.iter().map(|i| i.version.clone()).collect();
+    // The index answers what the records say, whatever the kill interrupted.
+    let scanned = reg.listing_from_records("m").map_err(err)?;
+    if scanned.versions != listing.versions {
+        let scanned: Vec<&Version> = scanned.versions.iter().map(|i| &i.version).collect();
+        return Err(format!(
+            "{what}: the index lists {committed:?}, the records {scanned:?}"
+        ));
+    }
     if let Some(root) = root {
         let claimed: Vec<Version> = std::fs::read_dir(root.join("m/versions"))
             .map(|it| {

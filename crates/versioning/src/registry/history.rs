@@ -37,7 +37,7 @@ impl Registry {
     pub fn history(&self, model: impl IntoName<ModelName>) -> Result<Vec<Event>> {
         let model = model.into_name()?;
         let records = self.versions(&model)?;
-        let (stored, bad) = self.event_objects(&model)?;
+        let (stored, bad) = self.indexed_events(&model)?;
         for b in &bad {
             tracing::warn!(key = %b.key, error = %b.error, "skipping an unreadable event");
         }

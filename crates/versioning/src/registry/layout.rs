@@ -11,6 +11,8 @@
 //! <root>/<model>/versions/<semver>/retiring                a prune in progress: do not promote
 //! <root>/<model>/aliases/<alias>                          compare-and-swap: target and move log
 //! <root>/<model>/events/<ts>-<unique>.json                one immutable object per event
+//! <root>/<model>/index/snapshot.json                      compare-and-swap: the compacted index
+//! <root>/<model>/index/journal/<semver>@<unique>          a version whose state changed since
 //! ```
 //!
 //! User names start with a letter or a digit, so the registry's own objects
@@ -68,4 +70,10 @@ pub(super) fn events(model: &ModelName) -> String {
 }
 pub(super) fn event(model: &ModelName, event: &Event, unique: &str) -> String {
     format!("{model}/events/{:020}-{unique}.json", event.at.unix_timestamp_nanos())
+}
+pub(super) fn snapshot(model: &ModelName) -> String {
+    format!("{model}/index/snapshot.json")
+}
+pub(super) fn journal(model: &ModelName) -> String {
+    format!("{model}/index/journal")
 }

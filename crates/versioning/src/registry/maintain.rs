@@ -115,6 +115,7 @@ impl Registry {
                 published_at: Some(info.published_at),
             },
         )?;
+        self.note_change(model, v, super::index::Change::Prune)?;
         self.remove_version_objects(model, v)?;
         self.delete(&mark)?;
         tracing::info!(%model, version = %v, "pruned");
@@ -205,7 +206,7 @@ impl Registry {
             key,
             error,
         };
-        let listing = self.listing(model)?;
+        let listing = self.scan_listing(model)?;
         for d in listing.damaged {
             report.objects += 1;
             report
@@ -327,7 +328,7 @@ impl Registry {
     }
 
     fn repair_model(&self, model: &ModelName, report: &mut RepairReport) -> Result<()> {
-        let listing = self.listing(model)?;
+        let listing = self.scan_listing(model)?;
         let committed: Vec<Version> = listing.versions.iter().map(|i| i.version.clone()).collect();
         for d in listing.damaged {
             self.rebuild_record(model, &d.version, report)?;
@@ -393,6 +394,11 @@ impl Registry {
                 ));
             }
         }
+        if self.rebuild_index(model)? {
+            report
+                .actions
+                .push(format!("{model}: rebuilt the damaged index from the primary objects"));
+        }
         let mut verify = VerifyReport::default();
         self.verify_model(model, &mut verify)?;
         for d in verify.damaged {
@@ -449,6 +455,7 @@ impl Registry {
             checked: super::Checked::Hashes,
         };
         let record = layout::record(model, v);
+        self.note_change(model, v, super::index::Change::Repair)?;
         self.delete(&record)?;
         self.put_new(&record, &to_json(&record, &info)?)?;
         report.actions.push(format!(

@@ -24,6 +24,7 @@ use crate::storage::{ObjectVersion, Storage, Written};
 mod alias;
 mod compare;
 mod history;
+mod index;
 mod layout;
 mod maintain;
 mod publish;

@@ -198,6 +198,7 @@ impl Registry {
         if !self.claim(model, version)? {
             return Ok(None);
         }
+        self.note_change(model, version, super::index::Change::Publish)?;
         let card_json = card.to_json().map_err(|source| Error::InvalidBundle { source })?;
         self.put_owned(&layout::bundle(model, version), bytes)?;
         self.put_owned(&layout::card(model, version), card_json.as_bytes())?;

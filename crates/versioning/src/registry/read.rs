@@ -61,11 +61,34 @@ impl Registry {
     /// Every committed version of a model, and every version whose record
     /// is damaged, each named with what is wrong.
     ///
+    /// The listing goes through the registry's index (a snapshot and a
+    /// journal of changes since, see `docs/registry.md`): a few requests
+    /// whatever the number of versions, and the same answer as reading
+    /// every record. A record damaged after it was indexed is found by
+    /// [`verify`](Self::verify), which reads every object.
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidName`], storage errors.
     pub fn listing(&self, model: impl IntoName<ModelName>) -> Result<Listing> {
         let model = model.into_name()?;
+        self.indexed_listing(&model)
+    }
+
+    /// The listing read from every version record, without the index: one
+    /// request per version. What [`listing`](Self::listing) answers is
+    /// always this; use it to check the index, or for an audit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], storage errors.
+    pub fn listing_from_records(&self, model: impl IntoName<ModelName>) -> Result<Listing> {
+        self.scan_listing(&model.into_name()?)
+    }
+
+    /// The listing from every version record (no index).
+    pub(super) fn scan_listing(&self, model: &ModelName) -> Result<Listing> {
+        let model = model.clone();
         let mut versions = self.claimed_versions(&model)?;
         versions.sort();
         let mut listing = Listing::default();

@@ -1,0 +1,352 @@
+//! The index: fast listing at any size, with the primary objects as the truth.
+//!
+//! Listing a model by reading every `version.json` costs one request per
+//! version (on object storage, seconds at ten thousand). The index keeps a
+//! compacted **snapshot** of the version records (and a cache of the
+//! immutable event objects) and a **journal** of the versions whose state
+//! may have changed since:
+//!
+//! ```text
+//! <model>/index/snapshot.json             compare-and-swap: records, cached events, checksum
+//! <model>/index/journal/<version>@<unique> one object per change: "look at this version"
+//! ```
+//!
+//! The invariant: for every version, the snapshot holds its current state,
+//! or the journal names it. Every writer that changes a version's state
+//! (commits a record, deletes one, rewrites a damaged one) first writes a
+//! journal entry naming it. A reader lists the journal **first**, then reads
+//! the snapshot, then reads the truth (`version.json`) of every version the
+//! journal names; so a version is answered from its primary object whenever
+//! the snapshot may be stale. Compaction (by any reader, when the journal
+//! grows) folds the truths it read into a new snapshot with
+//! compare-and-swap on the snapshot it started from, then deletes the
+//! entries whose outcome is final (a committed record; a prune whose
+//! retiring mark is gone). A snapshot that is missing, damaged (checksum)
+//! or of another layout is rebuilt from a full scan; `repair` rebuilds it.
+//!
+//! So a stale or damaged index costs requests, never a wrong answer. What
+//! the index cannot see is damage done to a record after it was indexed
+//! (a file overwritten by hand): `verify` reads every primary object.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use semver::Version;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::read::{DamagedVersion, Listing};
+use super::{layout, storage_err, unique_suffix, Registry, VersionInfo};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::name::ModelName;
+use crate::storage::{ObjectVersion, Written};
+
+/// The snapshot's layout version.
+const SNAPSHOT_LAYOUT: u32 = 1;
+/// A reader compacts when the journal names more versions than this, or
+/// when more event objects than this are missing from the cache.
+const COMPACT_AFTER: usize = 32;
+
+/// What a journal entry says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Change {
+    /// A publisher is committing the version.
+    Publish,
+    /// A pruner is removing the version.
+    Prune,
+    /// A repair is rewriting the version's damaged record.
+    Repair,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    change: Change,
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+}
+
+/// The compacted state.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Snapshot {
+    layout: u32,
+    /// SHA-256 of the canonical JSON of `versions` and `events`.
+    checksum: String,
+    versions: Vec<VersionInfo>,
+    /// Event objects by key name (immutable once written).
+    events: BTreeMap<String, Event>,
+}
+
+impl Snapshot {
+    fn digest(versions: &[VersionInfo], events: &BTreeMap<String, Event>) -> String {
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(versions).unwrap_or_default());
+        h.update(serde_json::to_vec(events).unwrap_or_default());
+        hex::encode(h.finalize())
+    }
+
+    fn new(versions: Vec<VersionInfo>, events: BTreeMap<String, Event>) -> Self {
+        Snapshot {
+            layout: SNAPSHOT_LAYOUT,
+            checksum: Self::digest(&versions, &events),
+            versions,
+            events,
+        }
+    }
+
+    fn is_sound(&self, model: &ModelName) -> bool {
+        self.layout == SNAPSHOT_LAYOUT
+            && self.checksum == Self::digest(&self.versions, &self.events)
+            && self.versions.iter().all(|v| &v.model == model)
+    }
+}
+
+/// The truth about one version, read from its primary objects.
+enum Truth {
+    Committed(VersionInfo),
+    Damaged(Error),
+    Absent,
+}
+
+/// A journal entry as listed: its key and the version it names.
+struct Noted {
+    key: String,
+    version: Version,
+}
+
+/// The snapshot as read: `None` when it must be rebuilt from a full scan;
+/// the stored object's version either way, for compare-and-swap.
+struct Read {
+    snapshot: Option<Snapshot>,
+    object: Option<ObjectVersion>,
+}
+
+impl Registry {
+    /// Notes in the journal that `version`'s state is about to change.
+    /// Every writer calls it before the change.
+    pub(super) fn note_change(&self, model: &ModelName, version: &Version, change: Change) -> Result<()> {
+        let entry = Entry {
+            change,
+            at: OffsetDateTime::now_utc(),
+        };
+        let bytes = serde_json::to_vec(&entry).map_err(|source| Error::CorruptRecord {
+            key: layout::journal(model),
+            source,
+        })?;
+        loop {
+            let key = format!("{}/{version}@{}", layout::journal(model), unique_suffix());
+            if self.put_new(&key, &bytes)? == Written::Done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The listing through the index (see the module docs).
+    pub(super) fn indexed_listing(&self, model: &ModelName) -> Result<Listing> {
+        let journal = self.journal(model)?;
+        let read = self.read_snapshot(model)?;
+        let Some(snapshot) = read.snapshot else {
+            let listing = self.scan_listing(model)?;
+            self.write_snapshot(model, read.object.as_ref(), &listing);
+            return Ok(listing);
+        };
+        let mut versions: BTreeMap<Version, VersionInfo> =
+            snapshot.versions.into_iter().map(|i| (i.version.clone(), i)).collect();
+        let noted: BTreeSet<Version> = journal.iter().map(|n| n.version.clone()).collect();
+        let mut damaged = Vec::new();
+        for v in &noted {
+            versions.remove(v);
+            match self.truth(model, v)? {
+                Truth::Committed(info) => {
+                    versions.insert(v.clone(), info);
+                }
+                Truth::Damaged(error) => damaged.push(DamagedVersion {
+                    model: model.clone(),
+                    version: v.clone(),
+                    error,
+                }),
+                Truth::Absent => {}
+            }
+        }
+        let listing = Listing {
+            versions: versions.into_values().collect(),
+            damaged,
+        };
+        if noted.len() > COMPACT_AFTER {
+            let events = snapshot.events;
+            self.compact(model, read.object.as_ref(), &listing, events, &journal)?;
+        }
+        Ok(listing)
+    }
+
+    /// The event objects of a model through the snapshot's cache: one list
+    /// request, and a read only for the events not cached yet.
+    pub(super) fn indexed_events(&self, model: &ModelName) -> Result<(Vec<Event>, Vec<super::history::BadEvent>)> {
+        let dir = layout::events(model);
+        let names = self.storage.list_children(&dir).map_err(storage_err(&dir))?;
+        let read = self.read_snapshot(model)?;
+        let cached = read.snapshot.as_ref().map(|s| &s.events);
+        let (mut events, mut bad, mut fresh) = (Vec::with_capacity(names.len()), Vec::new(), BTreeMap::new());
+        for name in &names {
+            if let Some(event) = cached.and_then(|c| c.get(name)) {
+                events.push(event.clone());
+                continue;
+            }
+            let key = format!("{dir}/{name}");
+            match self.get_json::<Event>(&key) {
+                Ok(Some(event)) => {
+                    fresh.insert(name.clone(), event.clone());
+                    events.push(event);
+                }
+                Ok(None) => {}
+                Err(error) if error.is_damage() => bad.push(super::history::BadEvent { key, error }),
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(snapshot) = read.snapshot {
+            if fresh.len() > COMPACT_AFTER {
+                // Only the event cache changes: the versions stay as read,
+                // under compare-and-swap on the same snapshot.
+                let listed: BTreeSet<&String> = names.iter().collect();
+                let mut all: BTreeMap<String, Event> = snapshot
+                    .events
+                    .into_iter()
+                    .filter(|(k, _)| listed.contains(k))
+                    .collect();
+                all.extend(fresh);
+                let next = Snapshot::new(snapshot.versions, all);
+                self.put_snapshot(model, read.object.as_ref(), &next);
+            }
+        }
+        events.sort_by_key(|e| e.at);
+        Ok((events, bad))
+    }
+
+    /// Rebuilds the index of a model from a full scan of its primary
+    /// objects (what `repair` does); whether it replaced a damaged one.
+    pub(super) fn rebuild_index(&self, model: &ModelName) -> Result<bool> {
+        let read = self.read_snapshot(model)?;
+        let listing = self.scan_listing(model)?;
+        // The event cache refills on the next history read.
+        let written = self.write_snapshot(model, read.object.as_ref(), &listing);
+        Ok(written && read.object.is_some() && read.snapshot.is_none())
+    }
+
+    fn journal(&self, model: &ModelName) -> Result<Vec<Noted>> {
+        let dir = layout::journal(model);
+        let names = self.storage.list_children(&dir).map_err(storage_err(&dir))?;
+        Ok(names
+            .into_iter()
+            .filter_map(|name| {
+                let version = Version::parse(name.split_once('@')?.0).ok()?;
+                Some(Noted {
+                    key: format!("{dir}/{name}"),
+                    version,
+                })
+            })
+            .collect())
+    }
+
+    fn read_snapshot(&self, model: &ModelName) -> Result<Read> {
+        let key = layout::snapshot(model);
+        let Some((bytes, object)) = self.storage.get(&key).map_err(storage_err(&key))? else {
+            return Ok(Read {
+                snapshot: None,
+                object: None,
+            });
+        };
+        let snapshot = match serde_json::from_slice::<Snapshot>(&bytes) {
+            Ok(s) if s.is_sound(model) => Some(s),
+            Ok(_) | Err(_) => {
+                tracing::warn!(%model, %key, "the index snapshot is damaged: listing from the primary objects");
+                None
+            }
+        };
+        Ok(Read {
+            snapshot,
+            object: Some(object),
+        })
+    }
+
+    fn truth(&self, model: &ModelName, v: &Version) -> Result<Truth> {
+        let key = layout::record(model, v);
+        match self.get_json::<VersionInfo>(&key) {
+            Ok(Some(info)) if &info.version == v && &info.model == model => Ok(Truth::Committed(info)),
+            Ok(Some(info)) => Ok(Truth::Damaged(Error::MisplacedRecord {
+                key,
+                found: format!("{} {}", info.model, info.version),
+            })),
+            Ok(None) => Ok(Truth::Absent),
+            Err(error) if error.is_damage() => Ok(Truth::Damaged(error)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a snapshot of `listing` (a full scan, or truths over a
+    /// snapshot) over the object read before it; whether it was written.
+    /// Losing the race to another writer of the snapshot is not an error:
+    /// theirs is as good.
+    fn write_snapshot(&self, model: &ModelName, expected: Option<&ObjectVersion>, listing: &Listing) -> bool {
+        let next = Snapshot::new(listing.versions.clone(), BTreeMap::new());
+        self.put_snapshot(model, expected, &next)
+    }
+
+    fn put_snapshot(&self, model: &ModelName, expected: Option<&ObjectVersion>, next: &Snapshot) -> bool {
+        let key = layout::snapshot(model);
+        let Ok(bytes) = serde_json::to_vec(next) else {
+            return false;
+        };
+        match self.storage.put_if_version(&key, &bytes, expected) {
+            Ok(Written::Done) => true,
+            Ok(Written::PreconditionFailed) => false,
+            Err(e) => {
+                tracing::warn!(%model, error = %e, "could not write the index snapshot");
+                false
+            }
+        }
+    }
+
+    /// Folds the truths read for the journal's versions into a new
+    /// snapshot, then deletes the entries whose outcome is final.
+    fn compact(
+        &self,
+        model: &ModelName,
+        expected: Option<&ObjectVersion>,
+        listing: &Listing,
+        events: BTreeMap<String, Event>,
+        journal: &[Noted],
+    ) -> Result<()> {
+        // Finality is decided before the snapshot is written, from the
+        // objects read in this order: the retiring mark, then the record.
+        let mut last_final = Vec::new();
+        let committed: BTreeSet<&Version> = listing.versions.iter().map(|i| &i.version).collect();
+        let damaged: BTreeSet<&Version> = listing.damaged.iter().map(|d| &d.version).collect();
+        let noted: BTreeSet<&Version> = journal.iter().map(|n| &n.version).collect();
+        for v in noted {
+            if damaged.contains(v) || self.exists(&layout::retiring(model, v))? {
+                continue;
+            }
+            let in_listing = committed.contains(v);
+            // Re-read the record after the mark: the state the snapshot
+            // records must still hold now.
+            let now = self.exists(&layout::record(model, v))?;
+            if now != in_listing {
+                continue;
+            }
+            if !now && self.exists(&layout::claim(model, v))? {
+                // Being published (or abandoned, until `repair`): not final.
+                continue;
+            }
+            last_final.push(v.clone());
+        }
+        let next = Snapshot::new(listing.versions.clone(), events);
+        if !self.put_snapshot(model, expected, &next) {
+            return Ok(());
+        }
+        for n in journal.iter().filter(|n| last_final.contains(&n.version)) {
+            self.delete(&n.key)?;
+        }
+        Ok(())
+    }
+}
