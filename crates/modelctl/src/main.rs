@@ -125,6 +125,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a model's events as they happen (published, alias moved or
+    /// rolled back, pruned), one per line, for webhooks and CI.
+    Watch {
+        /// The model name.
+        model: String,
+        /// Print one JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Start from the first event of the history (default: from now).
+        #[arg(long)]
+        from_start: bool,
+        /// A file that keeps the watch's position: read at start, rewritten
+        /// after every event, so a restarted watch resumes exactly there.
+        #[arg(long)]
+        cursor: Option<std::path::PathBuf>,
+        /// Milliseconds between polls.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Stop after this many events.
+        #[arg(long)]
+        max_events: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
     /// Compare two versions on every shared metric (or one).
     Compare {
         /// The model name.
@@ -238,6 +263,26 @@ fn run(cli: Cli) -> Outcome {
         } => registry::promote(at, &model, &alias, &version, expect.as_deref()),
         Command::Rollback { model, alias } => registry::rollback(at, &model, &alias),
         Command::History { model, json } => registry::history(at, &model, fmt(json)),
+        Command::Watch {
+            model,
+            json,
+            from_start,
+            cursor,
+            interval_ms,
+            max_events,
+            timeout,
+        } => registry::watch(
+            at,
+            &model,
+            &registry::WatchOptions {
+                from_start,
+                cursor,
+                interval: std::time::Duration::from_millis(interval_ms.max(10)),
+                max_events,
+                timeout: timeout.map(std::time::Duration::from_secs),
+            },
+            fmt(json),
+        ),
         Command::Compare {
             model,
             a,

@@ -306,3 +306,64 @@ fn an_onnx_graph_from_scikit_learn_is_imported_published_and_predicts() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not an ONNX model"), "{}", stderr(&out));
 }
+
+#[test]
+fn watch_prints_each_event_once_and_resumes_from_its_cursor() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = dir.path().join("registry");
+    let cursor = dir.path().join("watch.cursor");
+    assert_eq!(modelctl(&reg, &["init"]).status.code(), Some(0));
+    assert_eq!(
+        modelctl(&reg, &["publish", &fixture("linear-level0.bundle")])
+            .status
+            .code(),
+        Some(0)
+    );
+    let watch = |extra: &[&str]| {
+        let mut args = vec!["watch", "linear", "--json", "--interval-ms", "50", "--cursor"];
+        args.push(cursor.to_str().expect("utf-8 path"));
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_modelctl"))
+            .arg("--registry")
+            .arg(&reg)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("modelctl watch runs")
+    };
+    let lines = |child: std::process::Child| -> Vec<serde_json::Value> {
+        let out = child.wait_with_output().expect("watch ends");
+        assert_eq!(out.status.code(), Some(0));
+        stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect()
+    };
+    // From the start: the publication, then a promotion made while watching.
+    let child = watch(&["--from-start", "--max-events", "2", "--timeout", "60"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        modelctl(&reg, &["promote", "linear", "production", "1.2.3"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let first = lines(child);
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!(first[0]["kind"]["event"], "published");
+    assert_eq!(first[1]["kind"]["event"], "alias_moved");
+    assert_eq!(first[1]["model"], "linear");
+    // Restarted from its cursor: nothing twice, then only what is new.
+    assert!(
+        lines(watch(&["--timeout", "1"])).is_empty(),
+        "nothing is delivered twice"
+    );
+    assert_eq!(
+        modelctl(&reg, &["promote", "linear", "staging", "1.2.3"]).status.code(),
+        Some(0)
+    );
+    let next = lines(watch(&["--max-events", "1", "--timeout", "60"]));
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(next[0]["kind"]["alias"], "staging");
+    assert_ne!(next[0]["id"], first[0]["id"]);
+}

@@ -24,6 +24,9 @@
 // storage I/O, so the size of `Result` is not what costs time here.
 #![allow(clippy::result_large_err)]
 
+#[cfg(feature = "async")]
+mod asynchronous;
+pub mod cache;
 mod error;
 mod event;
 mod name;
@@ -32,16 +35,20 @@ mod reference;
 mod registry;
 pub mod storage;
 
+#[cfg(feature = "async")]
+pub use asynchronous::{AsyncFollower, AsyncRegistry, AsyncWatch};
+pub use cache::{BundleCache, CacheOutcome};
 pub use error::{Error, Result, StorageError};
 pub use event::{Event, EventKind};
 pub use model_persistence_core::Direction;
 pub use name::{AliasName, AttachmentName, IntoName, ModelName, NameError, NameKind, NameProblem, MAX_NAME_LEN};
 pub use reference::{ModelRef, Target};
 pub use registry::{
-    next_version, AliasTarget, Bump, Checked, Comparison, Damaged, DamagedVersion, Listing, Registry, RepairReport,
-    VerifyReport, VersionInfo, VersionSpec, DEFAULT_STALE_AFTER,
+    event_id, next_version, AliasFollower, AliasTarget, Bump, Checked, Comparison, Damaged, DamagedVersion, Listing,
+    Registry, RepairReport, VerifyReport, VersionInfo, VersionSpec, Watch, WatchCursor, DEFAULT_STALE_AFTER,
+    WATCH_LATENESS,
 };
 pub use storage::local::LocalDir;
 #[cfg(feature = "object-store")]
 pub use storage::object::ObjectStorage;
-pub use storage::{ObjectVersion, Storage, Written};
+pub use storage::{Fetched, ObjectVersion, Storage, Written};

@@ -1,5 +1,5 @@
 //! Commands on a registry: `init`, `models`, `versions`, `show`, `publish`,
-//! `promote`, `rollback`, `history`, `compare`, `best`, `prune`, `verify`.
+//! `promote`, `rollback`, `history`, `watch`, `compare`, `best`, `prune`, `verify`.
 
 use std::path::Path;
 
@@ -176,6 +176,76 @@ pub(crate) fn history(location: Location<'_>, model: &str, format: Format) -> Ou
         println!("{}  {}", rfc3339(e.at), e.kind);
     }
     Ok(())
+}
+
+/// What `modelctl watch` was asked.
+pub(crate) struct WatchOptions {
+    pub(crate) from_start: bool,
+    pub(crate) cursor: Option<std::path::PathBuf>,
+    pub(crate) interval: std::time::Duration,
+    pub(crate) max_events: Option<u64>,
+    pub(crate) timeout: Option<std::time::Duration>,
+}
+
+/// `modelctl watch MODEL`: one line per event, as it happens.
+pub(crate) fn watch(location: Location<'_>, model: &str, options: &WatchOptions, format: Format) -> Outcome {
+    use std::io::Write as _;
+    let reg = location.open()?;
+    let model = ModelName::new(model)?;
+    let saved = match &options.cursor {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure(format!("cannot read the cursor {}: {e}", path.display())))?;
+            Some(
+                serde_json::from_str::<model_persistence::versioning::WatchCursor>(&text)
+                    .map_err(|e| Failure(format!("{} is not a watch cursor: {e}", path.display())))?,
+            )
+        }
+        _ => None,
+    };
+    let mut watch = match saved {
+        Some(cursor) => reg.watch_from(&model, cursor)?,
+        None if options.from_start => reg.watch_from(&model, Default::default())?,
+        None => reg.watch(&model)?,
+    };
+    let started = std::time::Instant::now();
+    let mut delivered = 0u64;
+    let mut out = std::io::stdout().lock();
+    loop {
+        for event in watch.poll()? {
+            let line = if format == Format::Json {
+                let mut value = serde_json::to_value(&event).map_err(|e| Failure(e.to_string()))?;
+                value["model"] = serde_json::Value::from(model.as_str());
+                value["id"] = serde_json::Value::from(model_persistence::versioning::event_id(&event));
+                value.to_string()
+            } else {
+                format!("{}  {model}  {}", rfc3339(event.at), event.kind)
+            };
+            writeln!(out, "{line}")
+                .and_then(|()| out.flush())
+                .map_err(|e| Failure(e.to_string()))?;
+            if let Some(path) = &options.cursor {
+                save_cursor(path, watch.cursor())?;
+            }
+            delivered += 1;
+            if options.max_events.is_some_and(|max| delivered >= max) {
+                return Ok(());
+            }
+        }
+        if options.timeout.is_some_and(|t| started.elapsed() >= t) {
+            return Ok(());
+        }
+        std::thread::sleep(options.interval);
+    }
+}
+
+/// Writes the cursor file atomically (temporary file, then rename).
+fn save_cursor(path: &std::path::Path, cursor: &model_persistence::versioning::WatchCursor) -> Outcome {
+    let json = serde_json::to_vec(cursor).map_err(|e| Failure(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| Failure(format!("cannot write the cursor {}: {e}", path.display())))
 }
 
 /// `modelctl compare MODEL A B [--metric M]`.

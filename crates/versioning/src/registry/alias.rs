@@ -53,7 +53,7 @@ pub(super) struct AliasMove {
 }
 
 impl AliasRecord {
-    fn target(&self) -> AliasTarget {
+    pub(super) fn target(&self) -> AliasTarget {
         AliasTarget {
             version: self.version.clone(),
             content_id: self.content_id,

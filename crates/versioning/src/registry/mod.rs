@@ -14,6 +14,7 @@ use model_persistence_core::{BundleReader, BundleWriter, Kinds};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::cache::BundleCache;
 use crate::error::{Error, Result, StorageError};
 use crate::event::{Event, EventKind};
 use crate::name::ModelName;
@@ -29,12 +30,14 @@ mod layout;
 mod maintain;
 mod publish;
 mod read;
+mod watch;
 
 pub use alias::AliasTarget;
 pub use compare::Comparison;
 pub use maintain::{Damaged, RepairReport, VerifyReport};
 pub use publish::{next_version, Bump, Checked, VersionInfo, VersionSpec};
 pub use read::{DamagedVersion, Listing};
+pub use watch::{event_id, AliasFollower, Watch, WatchCursor, WATCH_LATENESS};
 
 /// A model registry over any [`Storage`].
 ///
@@ -61,6 +64,7 @@ pub struct Registry {
     reader: BundleReader,
     stale_after: Duration,
     kinds: Kinds,
+    cache: Option<BundleCache>,
 }
 
 /// How long a marker of a writer on another machine (a claim, a pin, a
@@ -138,6 +142,7 @@ impl Registry {
             reader: BundleReader::default(),
             stale_after: DEFAULT_STALE_AFTER,
             kinds: Kinds::default(),
+            cache: None,
         }
     }
 
@@ -158,6 +163,14 @@ impl Registry {
     /// minutes ([`DEFAULT_STALE_AFTER`]).
     pub fn stale_after(mut self, after: Duration) -> Self {
         self.stale_after = after;
+        self
+    }
+
+    /// Loads through a per-machine [`BundleCache`]: a version's bundle is
+    /// downloaded once per machine, then read from the cache (and verified)
+    /// by every process that loads it.
+    pub fn cache(mut self, cache: BundleCache) -> Self {
+        self.cache = Some(cache);
         self
     }
 

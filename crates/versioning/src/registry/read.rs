@@ -197,16 +197,20 @@ impl Registry {
     /// The stored bytes of a committed version, unverified.
     fn fetch(&self, model: &ModelName, version: &Version) -> Result<(Vec<u8>, VersionInfo)> {
         let info = self.version(model, version)?;
-        let key = layout::bundle(model, version);
+        Ok((self.stored_bundle(&info)?, info))
+    }
+
+    fn stored_bundle(&self, info: &VersionInfo) -> Result<Vec<u8>> {
+        let key = layout::bundle(&info.model, &info.version);
         let (bytes, _) = self
             .storage
             .get(&key)
             .map_err(storage_err(&key))?
             .ok_or_else(|| Error::VersionNotFound {
-                model: model.to_string(),
-                version: version.clone(),
+                model: info.model.to_string(),
+                version: info.version.clone(),
             })?;
-        Ok((bytes, info))
+        Ok(bytes)
     }
 
     /// Loads the version a reference resolves to as a model of type `M`,
@@ -221,21 +225,49 @@ impl Registry {
     }
 
     /// Loads the version a reference resolves to as any [`Loadable`]: a
-    /// typed model or [`AnyModel`].
+    /// typed model or [`AnyModel`]. With a [`cache`](Self::cache), the
+    /// bundle comes from the machine's cache when it is there (verified
+    /// like a download), and is stored there after a download.
     ///
     /// # Errors
     ///
     /// Those of [`resolve`](Self::resolve) and [`Error::Bundle`].
     pub fn load_as<S: Loadable>(&self, reference: &ModelRef) -> Result<Loaded<S>> {
-        let resolved = self.resolve(reference)?;
-        let (bytes, info) = self.fetch(&resolved.model, &resolved.version)?;
-        let loaded = S::load_bytes(&self.reader, &self.kinds, &bytes).map_err(|source| Error::Bundle {
+        let info = self.resolve(reference)?;
+        self.load_version_as(&info)
+    }
+
+    /// Loads a resolved version (see [`load_as`](Self::load_as)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bundle`], storage errors.
+    pub fn load_version_as<S: Loadable>(&self, info: &VersionInfo) -> Result<Loaded<S>> {
+        let check = |bytes: &[u8]| -> Result<Loaded<S>> {
+            let loaded = S::load_bytes(&self.reader, &self.kinds, bytes).map_err(|source| Error::Bundle {
+                model: info.model.to_string(),
+                version: info.version.clone(),
+                source,
+            })?;
+            check_content_id(info, loaded.content_id())?;
+            Ok(loaded)
+        };
+        let Some(cache) = &self.cache else {
+            return check(&self.stored_bundle(info)?);
+        };
+        let loaded = std::cell::RefCell::new(None);
+        cache.get_or_fetch(
+            &info.content_id,
+            || self.stored_bundle(info),
+            |bytes| {
+                *loaded.borrow_mut() = Some(check(bytes)?);
+                Ok(())
+            },
+        )?;
+        loaded.into_inner().ok_or_else(|| Error::VersionNotFound {
             model: info.model.to_string(),
             version: info.version.clone(),
-            source,
-        })?;
-        check_content_id(&info, loaded.content_id())?;
-        Ok(loaded)
+        })
     }
 }
 

@@ -25,6 +25,17 @@ pub enum Written {
     PreconditionFailed,
 }
 
+/// What a conditional read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The object is still at the version the caller knows.
+    Unchanged,
+    /// There is no object.
+    Absent,
+    /// The object changed (or the caller knew none): its bytes and version.
+    Changed(Vec<u8>, ObjectVersion),
+}
+
 /// A small synchronous key–value store: what the registry needs and no more.
 ///
 /// Keys are `/`-separated paths of validated names. Implementations must make
@@ -38,6 +49,22 @@ pub trait Storage: Send + Sync + Debug {
     ///
     /// The backend's error.
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError>;
+
+    /// The object's bytes only if it changed from `known`: one conditional
+    /// request on object storage (`If-None-Match` with the ETag), which
+    /// answers "not modified" without the body. The default reads the
+    /// object and compares versions.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error.
+    fn get_if_changed(&self, key: &str, known: Option<&ObjectVersion>) -> Result<Fetched, StorageError> {
+        Ok(match self.get(key)? {
+            None => Fetched::Absent,
+            Some((_, v)) if Some(&v) == known => Fetched::Unchanged,
+            Some((bytes, v)) => Fetched::Changed(bytes, v),
+        })
+    }
 
     /// Writes only if no object exists at `key`.
     ///

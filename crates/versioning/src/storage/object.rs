@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
-use super::{ObjectVersion, Storage, Written};
+use super::{Fetched, ObjectVersion, Storage, Written};
 use crate::error::StorageError;
 
 /// Registry storage on an [`ObjectStore`].
@@ -20,7 +20,18 @@ use crate::error::StorageError;
 pub struct ObjectStorage {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (taken by `Drop` to shut it down).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for ObjectStorage {
+    /// Shuts the private runtime down without blocking, so a registry may be
+    /// dropped anywhere, inside an async task included.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl ObjectStorage {
@@ -38,7 +49,7 @@ impl ObjectStorage {
         Ok(ObjectStorage {
             store,
             prefix: Path::from(prefix),
-            runtime,
+            runtime: Some(runtime),
         })
     }
 
@@ -49,6 +60,28 @@ impl ObjectStorage {
     /// The I/O error of starting the runtime.
     pub fn in_memory() -> Result<Self, StorageError> {
         Self::new(Arc::new(object_store::memory::InMemory::new()), "")
+    }
+
+    /// Runs `fut` on the private runtime, from any thread, including a
+    /// worker of another runtime (which must not block on a nested one).
+    fn block_on<F>(&self, fut: F) -> F::Output
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let runtime = self.runtime.as_ref().expect("the runtime lives as long as the storage");
+        match Handle::try_current() {
+            Err(_) => runtime.block_on(fut),
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| runtime.block_on(fut))
+            }
+            Ok(_) => std::thread::scope(|s| {
+                s.spawn(|| runtime.block_on(fut))
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }),
+        }
     }
 
     fn path(&self, key: &str) -> Path {
@@ -77,7 +110,7 @@ fn update_version(v: &ObjectVersion) -> UpdateVersion {
 impl Storage for ObjectStorage {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError> {
         let path = self.path(key);
-        self.runtime.block_on(async {
+        self.block_on(async {
             match self.store.get(&path).await {
                 Ok(result) => {
                     let meta = result.meta.clone();
@@ -90,6 +123,31 @@ impl Storage for ObjectStorage {
         })
     }
 
+    fn get_if_changed(&self, key: &str, known: Option<&ObjectVersion>) -> Result<Fetched, StorageError> {
+        let path = self.path(key);
+        let known_tag = known.and_then(|k| update_version(k).e_tag);
+        let options = GetOptions {
+            if_none_match: known_tag,
+            ..GetOptions::default()
+        };
+        self.block_on(async {
+            match self.store.get_opts(&path, options).await {
+                Ok(result) => {
+                    let meta = result.meta.clone();
+                    let bytes = result.bytes().await?;
+                    let version = version_of(meta.e_tag, meta.version);
+                    if Some(&version) == known {
+                        return Ok(Fetched::Unchanged);
+                    }
+                    Ok(Fetched::Changed(bytes.to_vec(), version))
+                }
+                Err(object_store::Error::NotModified { .. }) => Ok(Fetched::Unchanged),
+                Err(object_store::Error::NotFound { .. }) => Ok(Fetched::Absent),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
     fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<Written, StorageError> {
         let path = self.path(key);
         let opts = PutOptions {
@@ -97,7 +155,7 @@ impl Storage for ObjectStorage {
             ..PutOptions::default()
         };
         let payload = PutPayload::from(bytes.to_vec());
-        self.runtime.block_on(async {
+        self.block_on(async {
             match self.store.put_opts(&path, payload, opts).await {
                 Ok(_) => Ok(Written::Done),
                 Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
@@ -124,7 +182,7 @@ impl Storage for ObjectStorage {
             ..PutOptions::default()
         };
         let payload = PutPayload::from(bytes.to_vec());
-        self.runtime.block_on(async {
+        self.block_on(async {
             match self.store.put_opts(&path, payload, opts).await {
                 Ok(_) => Ok(Written::Done),
                 Err(
@@ -139,7 +197,7 @@ impl Storage for ObjectStorage {
 
     fn list_children(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let path = self.path(prefix);
-        let listed = self.runtime.block_on(self.store.list_with_delimiter(Some(&path)))?;
+        let listed = self.block_on(self.store.list_with_delimiter(Some(&path)))?;
         let mut names: Vec<String> = listed
             .common_prefixes
             .iter()
@@ -153,7 +211,7 @@ impl Storage for ObjectStorage {
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         let path = self.path(key);
-        self.runtime.block_on(async {
+        self.block_on(async {
             match self.store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(e.into()),
