@@ -1,13 +1,20 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented items.
-//! Registry: publish of a small bundle, list and best-by-metric over 10,000
-//! versions, alias read, on the local directory.
+//! The registry at fleet size: list, best-by-metric, history and alias-at
+//! over 10,000 versions through the index, beside the same listing read
+//! from every record (the path before the index); an alias check; a load
+//! through the bundle cache beside a download; publish. On the local
+//! directory, and on the S3 test server when `MP_TEST_S3_URL` is set
+//! (`eval "$(scripts/s3-server.sh start)"`, built with `--features
+//! object-store`).
+//!
+//! `MP_BENCH_VERSIONS` changes the number of versions (default 10,000).
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use model_persistence::persistence::synthetic::LinearClassifier;
 use model_persistence::prelude::*;
-use model_persistence::versioning::{Bump, Direction, Registry, VersionSpec};
+use model_persistence::versioning::{BundleCache, Direction, ModelRef, Registry, VersionSpec};
 
 /// A small model: twenty weights.
 type Small = LinearClassifier;
@@ -19,92 +26,134 @@ fn card(i: usize, model: &Small) -> ModelCard {
         .expect("card")
 }
 
-fn bench_registry(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let reg = Registry::create(dir.path()).expect("registry");
+fn versions() -> usize {
+    std::env::var("MP_BENCH_VERSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+/// Publishes `n` versions from eight threads (as eight publishers would),
+/// moving `production` every hundred.
+fn fill(reg: &Registry, n: usize) {
     let model = Small {
         weights: vec![0.5; 20],
         bias: 0.0,
     };
-    for i in 0..10_000 {
-        reg.publish_model(&model, &card(i, &model), VersionSpec::Bump(Bump::Patch))
-            .expect("publish");
-    }
-    let latest = reg.versions("bench").expect("versions").pop().expect("some").version;
-    reg.set_alias("bench", "production", &latest).expect("alias");
-    let mut group = c.benchmark_group("registry_local_10k");
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (reg, model) = (reg.clone(), model.clone());
+            s.spawn(move || {
+                for i in (t..n).step_by(8) {
+                    let v = Version::new(1, (i / 1000) as u64, (i % 1000) as u64);
+                    reg.publish_model(&model, &card(i, &model), VersionSpec::Exact(v.clone()))
+                        .expect("publish");
+                    if i % 100 == 0 {
+                        reg.set_alias("bench", "production", &v).expect("alias");
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn bench_at(c: &mut Criterion, group_name: &str, reg: &Registry) {
+    let n = versions();
+    let start = std::time::Instant::now();
+    fill(reg, n);
+    eprintln!("{group_name}: published {n} versions in {:.1?}", start.elapsed());
+    let start = std::time::Instant::now();
+    assert_eq!(reg.versions("bench").expect("versions").len(), n);
+    eprintln!("{group_name}: first listing (builds the index) {:.1?}", start.elapsed());
+    let middle = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+
+    let mut group = c.benchmark_group(group_name);
     group.sample_size(10);
     group.bench_function("list_versions", |b| {
         b.iter(|| black_box(reg.versions("bench").expect("list")))
     });
+    group.bench_function("list_from_records", |b| {
+        b.iter(|| black_box(reg.listing_from_records("bench").expect("list")))
+    });
     group.bench_function("best_by_metric", |b| {
         b.iter(|| black_box(reg.best("bench", "f1", Direction::HigherIsBetter).expect("best")))
+    });
+    group.bench_function("history", |b| {
+        b.iter(|| black_box(reg.history("bench").expect("history")))
+    });
+    group.bench_function("alias_at", |b| {
+        b.iter(|| black_box(reg.alias_at("bench", "production", middle).expect("alias_at")))
     });
     group.bench_function("alias_read", |b| {
         b.iter(|| black_box(reg.alias("bench", "production").expect("alias")))
     });
-    group.finish();
+    let mut follower = reg.follow("bench", "production").expect("follow");
+    group.bench_function("alias_check_unchanged", |b| {
+        b.iter(|| black_box(follower.check().expect("check")))
+    });
 
-    let small_dir = tempfile::tempdir().expect("temp dir");
-    let small = Registry::create(small_dir.path()).expect("registry");
-    let mut group = c.benchmark_group("registry_local");
+    // A 1 MB bundle: loaded from storage each time, or through the cache.
+    let big = Small {
+        weights: (0..125_000).map(|i| f64::from(i % 7) * 0.1).collect(),
+        bias: 0.0,
+    };
+    let info = reg
+        .publish_model(&big, &card(0, &big), VersionSpec::Exact(Version::new(9, 0, 0)))
+        .expect("publish");
+    let reference: ModelRef = format!("bench@{}", info.version).parse().expect("reference");
+    group.bench_function("load_1mb_download", |b| {
+        b.iter(|| black_box(reg.load::<Small>(&reference).expect("load")))
+    });
+    let cache_dir = tempfile::tempdir().expect("cache dir");
+    let cached = reg
+        .clone()
+        .cache(BundleCache::new(cache_dir.path(), 64 << 20).expect("cache"));
+    cached.load::<Small>(&reference).expect("fill the cache");
+    group.bench_function("load_1mb_cache_hit", |b| {
+        b.iter(|| black_box(cached.load::<Small>(&reference).expect("load")))
+    });
     let mut i = 0;
     group.bench_function("publish_small_bundle", |b| {
         b.iter(|| {
             i += 1;
-            small
-                .publish_model(&model, &card(i, &model), VersionSpec::Bump(Bump::Patch))
-                .expect("publish")
+            let small = Small {
+                weights: vec![0.5; 20],
+                bias: 0.0,
+            };
+            reg.publish_model(
+                &small,
+                &card(i, &small),
+                VersionSpec::Exact(Version::new(10, 0, i as u64)),
+            )
+            .expect("publish")
         })
     });
     group.finish();
 }
 
-/// The same operations on the S3 test server (with `--features object-store`),
-/// when `MP_TEST_S3_URL` is set
-/// (`eval "$(scripts/s3-server.sh start)"`); 200 versions, not 10,000: on S3
-/// each listed version is one GET.
+fn bench_local(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    bench_at(c, "registry_local", &reg);
+}
+
+/// The same on the S3 test server.
 fn bench_s3(c: &mut Criterion) {
     if cfg!(not(feature = "object-store")) {
-        eprintln!("built without the object-store feature: skipping the S3 registry benches");
+        eprintln!("built without the object-store feature: the S3 registry benches need --features object-store");
         return;
     }
     let Ok(base) = std::env::var("MP_TEST_S3_URL") else {
         eprintln!(
-            "MP_TEST_S3_URL is not set: skipping the S3 registry benches (start the server with scripts/s3-server.sh)"
+            "MP_TEST_S3_URL is not set: the S3 registry benches need the test server \
+             (eval \"$(scripts/s3-server.sh start)\")"
         );
         return;
     };
     let location = format!("{}/bench-{}", base.trim_end_matches('/'), std::process::id());
     let reg = Registry::create_url(&location).expect("s3 registry");
-    let model = Small {
-        weights: vec![0.5; 20],
-        bias: 0.0,
-    };
-    for i in 0..200 {
-        reg.publish_model(&model, &card(i, &model), VersionSpec::Bump(Bump::Patch))
-            .expect("publish");
-    }
-    let latest = reg.versions("bench").expect("versions").pop().expect("some").version;
-    reg.set_alias("bench", "production", &latest).expect("alias");
-    let mut group = c.benchmark_group("registry_s3");
-    group.sample_size(10);
-    group.bench_function("list_200_versions", |b| {
-        b.iter(|| black_box(reg.versions("bench").expect("list")))
-    });
-    group.bench_function("alias_read", |b| {
-        b.iter(|| black_box(reg.alias("bench", "production").expect("alias")))
-    });
-    let mut i = 1_000;
-    group.bench_function("publish_small_bundle", |b| {
-        b.iter(|| {
-            i += 1;
-            reg.publish_model(&model, &card(i, &model), VersionSpec::Bump(Bump::Patch))
-                .expect("publish")
-        })
-    });
-    group.finish();
+    bench_at(c, "registry_s3", &reg);
 }
 
-criterion_group!(benches, bench_registry, bench_s3);
+criterion_group!(benches, bench_local, bench_s3);
 criterion_main!(benches);

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use model_persistence_core::{BundleReader, ContentId, Kinds, Loadable, Loaded};
-use model_persistence_versioning::{ModelRef, Registry, Target};
+use model_persistence_versioning::{AliasFollower, ModelRef, Registry, Target};
 
 use crate::error::{Error, Result};
 
@@ -49,9 +49,11 @@ impl Source {
     }
 
     /// The content id the source offers now, read cheaply: the bundle's
-    /// header hash, or the alias's (or version's) recorded content id.
+    /// header hash, or the alias's (or version's) recorded content id. An
+    /// alias is followed with one conditional request per check (`follower`
+    /// keeps what the last check saw).
     #[allow(clippy::result_large_err)] // model_persistence_versioning::Result, converted to our boxed error below.
-    pub(crate) fn current_id(&self, reader: &BundleReader) -> Result<ContentId> {
+    pub(crate) fn current_id(&self, reader: &BundleReader, follower: &mut Option<AliasFollower>) -> Result<ContentId> {
         match self {
             Source::Bundle(path) => reader
                 .read_header(path)
@@ -62,13 +64,24 @@ impl Source {
                 }),
             Source::Registry { registry, reference } => {
                 let id = match &reference.target {
-                    Target::Alias(alias) => registry.alias(&reference.model, alias).and_then(|t| {
-                        t.map(|t| t.content_id)
-                            .ok_or_else(|| model_persistence_versioning::Error::AliasNotFound {
-                                model: reference.model.to_string(),
-                                alias: alias.to_string(),
-                            })
-                    }),
+                    Target::Alias(alias) => {
+                        let follower = match follower {
+                            Some(f) => f,
+                            None => follower.insert(registry.follow(&reference.model, alias).map_err(|source| {
+                                Error::Registry {
+                                    source_name: self.describe(),
+                                    source: Box::new(source),
+                                }
+                            })?),
+                        };
+                        follower.check().and_then(|(t, _)| {
+                            t.map(|t| t.content_id)
+                                .ok_or_else(|| model_persistence_versioning::Error::AliasNotFound {
+                                    model: reference.model.to_string(),
+                                    alias: alias.to_string(),
+                                })
+                        })
+                    }
                     _ => registry.resolve(reference).map(|i| i.content_id),
                 };
                 id.map_err(|source| Error::Registry {

@@ -48,6 +48,9 @@ pub(super) struct ReloadState {
     /// Content ids refused for what they are (not for an I/O error): never
     /// loaded again. Content ids are immutable, so the refusal stands.
     pub(super) refused: Vec<ContentId>,
+    /// What the last check of a registry alias saw (one conditional
+    /// request per check).
+    pub(super) follower: Option<model_persistence_versioning::AliasFollower>,
 }
 
 impl ReloadState {
@@ -122,7 +125,7 @@ impl<M: Loadable> Inner<M> {
             return Ok(false);
         }
         let live_id = self.live.load().content_id;
-        let offered = match self.source.current_id(&self.reader) {
+        let offered = match self.source.current_id(&self.reader, &mut state.follower) {
             Ok(id) => id,
             Err(e) => return Err(self.record_failure(&mut state, e)),
         };

@@ -44,9 +44,16 @@ use crate::storage::{ObjectVersion, Written};
 
 /// The snapshot's layout version.
 const SNAPSHOT_LAYOUT: u32 = 1;
-/// A reader compacts when the journal names more versions than this, or
-/// when more event objects than this are missing from the cache.
-const COMPACT_AFTER: usize = 32;
+/// A reader compacts when the journal names more versions than this (or
+/// than a sixty-fourth of the indexed versions, whichever is more: a
+/// compaction rewrites the whole snapshot), or when more event objects than
+/// this are missing from the cache.
+const COMPACT_AFTER: usize = 8;
+/// A publisher compacts when the journal holds more entries than this, so
+/// the journal stays bounded when nobody lists.
+const PUBLISHER_COMPACTS_AFTER: usize = 256;
+/// How many records a listing reads at once.
+const PARALLEL_READS: usize = 8;
 
 /// What a journal entry says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,7 +110,7 @@ impl Snapshot {
 }
 
 /// The truth about one version, read from its primary objects.
-enum Truth {
+pub(super) enum Truth {
     Committed(VersionInfo),
     Damaged(Error),
     Absent,
@@ -147,37 +154,39 @@ impl Registry {
         let journal = self.journal(model)?;
         let read = self.read_snapshot(model)?;
         let Some(snapshot) = read.snapshot else {
+            // Every record read after the journal was listed: a snapshot
+            // of this scan may retire every entry whose outcome is final.
             let listing = self.scan_listing(model)?;
-            self.write_snapshot(model, read.object.as_ref(), &listing);
+            self.compact(model, read.object.as_ref(), &listing, BTreeMap::new(), &journal)?;
             return Ok(listing);
         };
         let mut versions: BTreeMap<Version, VersionInfo> =
             snapshot.versions.into_iter().map(|i| (i.version.clone(), i)).collect();
+        let indexed = versions.len();
         let noted: BTreeSet<Version> = journal.iter().map(|n| n.version.clone()).collect();
-        let mut damaged = Vec::new();
+        let truths = self.truths(model, &noted)?;
         for v in &noted {
             versions.remove(v);
-            match self.truth(model, v)? {
-                Truth::Committed(info) => {
-                    versions.insert(v.clone(), info);
-                }
-                Truth::Damaged(error) => damaged.push(DamagedVersion {
-                    model: model.clone(),
-                    version: v.clone(),
-                    error,
-                }),
-                Truth::Absent => {}
-            }
         }
-        let listing = Listing {
-            versions: versions.into_values().collect(),
-            damaged,
-        };
-        if noted.len() > COMPACT_AFTER {
+        let mut listing = self.listing_of_truths(model, truths);
+        listing.versions.extend(versions.into_values());
+        listing.versions.sort_by(|a, b| a.version.cmp(&b.version));
+        if noted.len() > COMPACT_AFTER.max(indexed / 64) {
             let events = snapshot.events;
             self.compact(model, read.object.as_ref(), &listing, events, &journal)?;
         }
         Ok(listing)
+    }
+
+    /// Compacts when the journal has grown long: a publisher calls it after
+    /// committing, so the journal stays bounded even when nobody lists.
+    /// One list request when it is short.
+    pub(super) fn compact_if_long(&self, model: &ModelName) -> Result<()> {
+        let dir = layout::journal(model);
+        if self.storage.list_children(&dir).map_err(storage_err(&dir))?.len() > PUBLISHER_COMPACTS_AFTER {
+            self.indexed_listing(model)?;
+        }
+        Ok(())
     }
 
     /// The event objects of a model through the snapshot's cache: one list
@@ -269,6 +278,54 @@ impl Registry {
         })
     }
 
+    /// A listing of the truths read for some versions.
+    pub(super) fn listing_of_truths(&self, model: &ModelName, truths: Vec<(Version, Truth)>) -> Listing {
+        let mut listing = Listing::default();
+        for (version, truth) in truths {
+            match truth {
+                Truth::Committed(info) => listing.versions.push(info),
+                Truth::Damaged(error) => listing.damaged.push(DamagedVersion {
+                    model: model.clone(),
+                    version,
+                    error,
+                }),
+                Truth::Absent => {}
+            }
+        }
+        listing.versions.sort_by(|a, b| a.version.cmp(&b.version));
+        listing
+    }
+
+    /// The truth of each version, read [`PARALLEL_READS`] at a time (on
+    /// object storage each read is a round trip).
+    pub(super) fn truths(&self, model: &ModelName, versions: &BTreeSet<Version>) -> Result<Vec<(Version, Truth)>> {
+        let versions: Vec<&Version> = versions.iter().collect();
+        if versions.len() <= 2 {
+            return versions
+                .into_iter()
+                .map(|v| Ok((v.clone(), self.truth(model, v)?)))
+                .collect();
+        }
+        let chunk = versions.len().div_ceil(PARALLEL_READS);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = versions
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|v| Ok(((*v).clone(), self.truth(model, v)?)))
+                            .collect::<Result<Vec<_>>>()
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(versions.len());
+            for h in handles {
+                out.extend(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
+            }
+            Ok(out)
+        })
+    }
+
     fn truth(&self, model: &ModelName, v: &Version) -> Result<Truth> {
         let key = layout::record(model, v);
         match self.get_json::<VersionInfo>(&key) {
@@ -283,8 +340,8 @@ impl Registry {
         }
     }
 
-    /// Writes a snapshot of `listing` (a full scan, or truths over a
-    /// snapshot) over the object read before it; whether it was written.
+    /// Writes a snapshot of `listing` (a full scan) over the object read
+    /// before it; whether it was written.
     /// Losing the race to another writer of the snapshot is not an error:
     /// theirs is as good.
     fn write_snapshot(&self, model: &ModelName, expected: Option<&ObjectVersion>, listing: &Listing) -> bool {

@@ -221,6 +221,10 @@ impl Registry {
             return Ok(None);
         }
         tracing::info!(%model, %version, content_id = %summary.content_id, "published");
+        if let Err(e) = self.compact_if_long(model) {
+            // The version is committed; a compaction that failed is retried by the next reader.
+            tracing::warn!(%model, error = %e, "could not compact the index");
+        }
         Ok(Some(info))
     }
 

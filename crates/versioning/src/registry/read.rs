@@ -86,34 +86,11 @@ impl Registry {
         self.scan_listing(&model.into_name()?)
     }
 
-    /// The listing from every version record (no index).
+    /// The listing from every version record (no index), read several at
+    /// a time.
     pub(super) fn scan_listing(&self, model: &ModelName) -> Result<Listing> {
-        let model = model.clone();
-        let mut versions = self.claimed_versions(&model)?;
-        versions.sort();
-        let mut listing = Listing::default();
-        for v in versions {
-            let key = layout::record(&model, &v);
-            match self.get_json::<VersionInfo>(&key) {
-                Ok(Some(info)) if info.version == v && info.model == model => listing.versions.push(info),
-                Ok(Some(info)) => listing.damaged.push(DamagedVersion {
-                    model: model.clone(),
-                    version: v,
-                    error: Error::MisplacedRecord {
-                        key,
-                        found: format!("{} {}", info.model, info.version),
-                    },
-                }),
-                Ok(None) => {}
-                Err(error) if error.is_damage() => listing.damaged.push(DamagedVersion {
-                    model: model.clone(),
-                    version: v,
-                    error,
-                }),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(listing)
+        let claimed = self.claimed_versions(model)?.into_iter().collect();
+        Ok(self.listing_of_truths(model, self.truths(model, &claimed)?))
     }
 
     /// One committed version's record.

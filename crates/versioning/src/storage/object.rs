@@ -220,24 +220,61 @@ impl Storage for ObjectStorage {
     }
 }
 
-/// Opens an object store from a URL: `s3://bucket/prefix` (configured from
-/// the `AWS_*` environment variables, such as `AWS_ENDPOINT`,
-/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
-/// `AWS_ALLOW_HTTP`) or `memory://`.
+/// Opens an object store from a URL, configured from the environment (the
+/// `object_store` builders' `from_env`, then `with_url`):
+///
+/// - `s3://bucket/prefix`: `AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`,
+///   `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`, ...;
+/// - `gs://bucket/prefix`: `GOOGLE_SERVICE_ACCOUNT`,
+///   `GOOGLE_SERVICE_ACCOUNT_KEY`, or the application default credentials;
+/// - `az://container/prefix`, `azure://…`, `abfs[s]://container@account…/prefix`:
+///   `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, ...;
+/// - `memory://`.
 pub(crate) fn open_url(location: &str) -> Result<ObjectStorage, String> {
     let url = url::Url::parse(location).map_err(|e| e.to_string())?;
-    match url.scheme() {
-        "memory" => ObjectStorage::in_memory().map_err(|e| e.to_string()),
-        "s3" | "s3a" => {
-            let store = object_store::aws::AmazonS3Builder::from_env()
+    let prefix = url.path().trim_start_matches('/').to_owned();
+    let store: Arc<dyn ObjectStore> = match url.scheme() {
+        "memory" => return ObjectStorage::in_memory().map_err(|e| e.to_string()),
+        "s3" | "s3a" => Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
                 .with_url(location)
                 .build()
-                .map_err(|e| e.to_string())?;
-            let prefix = url.path().trim_start_matches('/').to_owned();
-            ObjectStorage::new(Arc::new(store), &prefix).map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?,
+        ),
+        "gs" => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(location)
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        "az" | "azure" | "abfs" | "abfss" | "adl" => Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(location)
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        other => {
+            return Err(format!(
+                "unsupported scheme {other:?}: use a path, file://, s3://, gs://, az:// or memory://"
+            ))
         }
-        other => Err(format!(
-            "unsupported scheme {other:?}: use a path, file://, s3:// or memory://"
-        )),
+    };
+    ObjectStorage::new(store, &prefix).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_urls_build_their_stores_under_their_prefix() {
+        let gcs = open_url("gs://a-bucket/team/registry").expect("a GCS store");
+        assert_eq!(gcs.prefix.as_ref(), "team/registry");
+        let azure = open_url("abfs://models@anaccount.dfs.core.windows.net/registry").expect("an Azure store");
+        assert_eq!(azure.prefix.as_ref(), "registry");
+        let s3 = open_url("s3://bucket/a/b").expect("an S3 store");
+        assert_eq!(s3.prefix.as_ref(), "a/b");
+        let refused = open_url("ftp://host/x").expect_err("unknown scheme");
+        assert!(refused.contains("unsupported scheme"), "{refused}");
     }
 }
