@@ -125,6 +125,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve registry models over HTTP with the Open Inference Protocol
+    /// (KServe v2 REST), following each alias with checked hot swaps; stops
+    /// on Ctrl-C or SIGTERM after the requests in flight.
+    #[cfg(feature = "server")]
+    Serve {
+        /// A model to serve: MODEL@ALIAS, MODEL@VERSION or MODEL (repeatable).
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// Where to listen (default 127.0.0.1:8080; port 0: any free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// A TOML file: listen address, models, A/B splits, shadows, limits.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// The largest request body in bytes (default 16 MiB).
+        #[arg(long)]
+        body_limit: Option<usize>,
+        /// Milliseconds between alias checks (default 1000).
+        #[arg(long)]
+        poll_ms: Option<u64>,
+        /// A per-machine bundle cache directory shared by servers.
+        #[arg(long)]
+        cache_dir: Option<std::path::PathBuf>,
+    },
     /// Print a model's events as they happen (published, alias moved or
     /// rolled back, pruned), one per line, for webhooks and CI.
     Watch {
@@ -263,6 +287,25 @@ fn run(cli: Cli) -> Outcome {
         } => registry::promote(at, &model, &alias, &version, expect.as_deref()),
         Command::Rollback { model, alias } => registry::rollback(at, &model, &alias),
         Command::History { model, json } => registry::history(at, &model, fmt(json)),
+        #[cfg(feature = "server")]
+        Command::Serve {
+            models,
+            listen,
+            config,
+            body_limit,
+            poll_ms,
+            cache_dir,
+        } => commands::serve::serve(
+            at,
+            &commands::serve::ServeArgs {
+                models,
+                listen,
+                config,
+                body_limit,
+                poll_ms,
+                cache_dir,
+            },
+        ),
         Command::Watch {
             model,
             json,

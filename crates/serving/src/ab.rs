@@ -98,6 +98,24 @@ where
         Ok((&v.name, p))
     }
 
+    /// [`predict`](Self::predict) with the variant's scores
+    /// ([`ModelServer::predict_scored`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`ModelServer::predict_scored`].
+    pub fn predict_scored(&self, key: &str, rows: ArrayView2<'_, f64>) -> Result<(&str, Prediction<M::Output>)> {
+        let v = &self.variants[self.index(key)];
+        let p = v.server.predict_scored(rows)?;
+        v.served.fetch_add(1, Ordering::Relaxed);
+        Ok((&v.name, p))
+    }
+
+    /// The variants' names and servers, in the order given.
+    pub fn variants(&self) -> impl Iterator<Item = (&str, &ModelServer<M>)> {
+        self.variants.iter().map(|v| (v.name.as_str(), &v.server))
+    }
+
     /// Requests per variant.
     pub fn counts(&self) -> Vec<VariantCount> {
         self.variants

@@ -5,3 +5,5 @@ pub(crate) mod bundle;
 pub(crate) mod onnx;
 pub(crate) mod predict;
 pub(crate) mod registry;
+#[cfg(feature = "server")]
+pub(crate) mod serve;

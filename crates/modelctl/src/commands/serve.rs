@@ -1,0 +1,72 @@
+//! `modelctl serve`: the Open Inference Protocol over HTTP.
+
+use model_persistence_server::{ModelConfig, ServeConfig};
+
+use super::registry::Location;
+use crate::output::{Failure, Outcome};
+
+/// What `modelctl serve` was given on the command line.
+pub(crate) struct ServeArgs {
+    pub(crate) models: Vec<String>,
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    pub(crate) config: Option<std::path::PathBuf>,
+    pub(crate) body_limit: Option<usize>,
+    pub(crate) poll_ms: Option<u64>,
+    pub(crate) cache_dir: Option<std::path::PathBuf>,
+}
+
+/// Builds the configuration (file, then flags over it), opens the registry
+/// and serves until Ctrl-C or SIGTERM. Logs go to stderr (`RUST_LOG`
+/// filters them; `MODELCTL_LOG=json` writes one JSON object per line).
+pub(crate) fn serve(location: Location<'_>, args: &ServeArgs) -> Outcome {
+    init_logs();
+    let mut config = match &args.config {
+        Some(path) => ServeConfig::from_file(path).map_err(Failure)?,
+        None => ServeConfig::default(),
+    };
+    config
+        .models
+        .extend(args.models.iter().map(|m| ModelConfig::reference(m)));
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(limit) = args.body_limit {
+        config.body_limit = limit;
+    }
+    if let Some(ms) = args.poll_ms {
+        config.poll_ms = ms;
+    }
+    if let Some(dir) = &args.cache_dir {
+        config.cache_dir = Some(dir.clone());
+    }
+    config.validate().map_err(Failure)?;
+    let location = match (location.0, &config.registry) {
+        (Some(flag), _) => Location(Some(flag)),
+        (None, Some(file)) => Location(Some(file.as_str())),
+        (None, None) => Location(None),
+    };
+    let mut registry = location.open()?;
+    if let Some(dir) = &config.cache_dir {
+        let cache = model_persistence::versioning::BundleCache::new(dir, config.cache_max_bytes)
+            .map_err(|e| Failure(format!("cannot use the cache {}: {e}", dir.display())))?;
+        registry = registry.cache(cache);
+    }
+    model_persistence_server::run_blocking(&config, &registry, |addr| {
+        // One line on stdout that scripts can wait for.
+        println!("listening on http://{addr}");
+    })
+    .map_err(Failure)
+}
+
+fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("MODELCTL_LOG").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,296 @@
+//! What a server serves: from `modelctl serve` flags or a TOML file.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! registry = "s3://models/registry"     # or a directory
+//! body_limit = 16777216                 # bytes; default 16 MiB
+//! poll_ms = 1000                        # alias checks (one conditional request each)
+//! cache_dir = "/var/cache/models"       # optional per-machine bundle cache
+//! cache_max_bytes = 4294967296
+//!
+//! [[models]]
+//! reference = "fraud@production"        # served as "fraud"
+//!
+//! [[models]]
+//! name = "churn"                        # an A/B split, sticky by a header
+//! [models.ab]
+//! key = "header:x-user-id"              # or "parameter:user"
+//! variants = [
+//!   { name = "a", reference = "churn@production", weight = 90 },
+//!   { name = "b", reference = "churn@candidate", weight = 10 },
+//! ]
+//! [models.shadow]
+//! reference = "churn@staging"
+//! share = 1.0
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The default request body limit: 16 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Where to listen. Default: 127.0.0.1:8080.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The registry: a directory or a URL.
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// The largest request body, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit: usize,
+    /// Milliseconds between alias checks.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    /// A per-machine bundle cache directory.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// The cache's bound in bytes. Default: 4 GiB.
+    #[serde(default = "default_cache_bytes")]
+    pub cache_max_bytes: u64,
+    /// Rows in each model's drift window. Default: 1,000.
+    #[serde(default = "default_drift_window")]
+    pub drift_window: usize,
+    /// The models.
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+}
+
+/// One served name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The name clients use. Default: the model name of the reference.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `model@alias`, `model@version` or `model` (latest).
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// An A/B split instead of one reference.
+    #[serde(default)]
+    pub ab: Option<AbConfig>,
+    /// A shadow model that also predicts, off the request path.
+    #[serde(default)]
+    pub shadow: Option<ShadowConfig>,
+}
+
+/// An A/B split.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbConfig {
+    /// Where the sticky key comes from: `header:NAME` or `parameter:NAME`.
+    pub key: String,
+    /// The variants.
+    pub variants: Vec<VariantConfig>,
+}
+
+/// One variant of a split.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantConfig {
+    /// Its name (a metrics label, and `variant` in responses).
+    pub name: String,
+    /// Its reference.
+    pub reference: String,
+    /// Its weight.
+    pub weight: u64,
+}
+
+/// A shadow model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// Its reference.
+    pub reference: String,
+    /// The share of requests it also predicts. Default: 1.0.
+    #[serde(default = "one")]
+    pub share: f64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_body_limit() -> usize {
+    DEFAULT_BODY_LIMIT
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+fn default_cache_bytes() -> u64 {
+    4 << 30
+}
+fn default_drift_window() -> usize {
+    1000
+}
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: default_listen(),
+            registry: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            poll_ms: default_poll_ms(),
+            cache_dir: None,
+            cache_max_bytes: default_cache_bytes(),
+            drift_window: default_drift_window(),
+            models: Vec::new(),
+        }
+    }
+}
+
+/// Where the A/B key of a request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A request header.
+    Header(String),
+    /// A request parameter (`parameters` of the infer request).
+    Parameter(String),
+}
+
+impl KeySource {
+    /// Parses `header:NAME` or `parameter:NAME`.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the accepted forms.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("header", name)) if !name.is_empty() => Ok(KeySource::Header(name.to_ascii_lowercase())),
+            Some(("parameter", name)) if !name.is_empty() => Ok(KeySource::Parameter(name.to_owned())),
+            _ => Err(format!("A/B key {s:?}: use header:NAME or parameter:NAME")),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Reads a TOML file.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the file and the problem.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The interval between alias checks.
+    pub fn poll(&self) -> Duration {
+        Duration::from_millis(self.poll_ms.max(10))
+    }
+
+    /// Checks what can be checked before loading anything.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the problem.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.models.is_empty() {
+            return Err("no model to serve: pass --model MODEL@ALIAS or list [[models]] in the config".into());
+        }
+        if self.body_limit == 0 {
+            return Err("body_limit must be positive".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for m in &self.models {
+            let name = m.served_name()?;
+            if !names.insert(name.clone()) {
+                return Err(format!("the name {name:?} is served twice"));
+            }
+            if let Some(ab) = &m.ab {
+                KeySource::parse(&ab.key)?;
+                if ab.variants.is_empty() || ab.variants.iter().all(|v| v.weight == 0) {
+                    return Err(format!("{name}: an A/B split needs a variant with a positive weight"));
+                }
+            }
+            if let Some(shadow) = &m.shadow {
+                if !(0.0..=1.0).contains(&shadow.share) {
+                    return Err(format!("{name}: the shadow share must be within 0 and 1"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ModelConfig {
+    /// A model served from one reference.
+    pub fn reference(reference: &str) -> Self {
+        ModelConfig {
+            name: None,
+            reference: Some(reference.to_owned()),
+            ab: None,
+            shadow: None,
+        }
+    }
+
+    /// The name clients use.
+    ///
+    /// # Errors
+    ///
+    /// When neither a name nor a reference gives one.
+    pub fn served_name(&self) -> Result<String, String> {
+        if let Some(n) = &self.name {
+            return Ok(n.clone());
+        }
+        let reference = match (&self.reference, &self.ab) {
+            (Some(r), None) => r,
+            (None, Some(ab)) => match ab.variants.first() {
+                Some(v) => &v.reference,
+                None => return Err("an A/B split without variants".into()),
+            },
+            (Some(_), Some(_)) => return Err("a model has either a reference or an A/B split, not both".into()),
+            (None, None) => return Err("a model needs a reference or an A/B split".into()),
+        };
+        Ok(reference.split('@').next().unwrap_or(reference).to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses_and_validates() {
+        let text = include_str!("config.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config: ServeConfig = toml::from_str(&text).expect("the example parses");
+        config.validate().expect("the example is valid");
+        assert_eq!(config.models.len(), 2);
+        assert_eq!(config.models[0].served_name().expect("name"), "fraud");
+        assert_eq!(
+            KeySource::parse(&config.models[1].ab.as_ref().expect("ab").key),
+            Ok(KeySource::Header("x-user-id".into()))
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert!(
+            toml::from_str::<ServeConfig>("lisen = \"127.0.0.1:1\"").is_err(),
+            "unknown keys"
+        );
+        let twice = ServeConfig {
+            models: vec![ModelConfig::reference("a@x"), ModelConfig::reference("a@y")],
+            ..ServeConfig::default()
+        };
+        assert!(twice.validate().expect_err("twice").contains("twice"));
+        assert!(ServeConfig::default().validate().is_err(), "no models");
+        assert!(KeySource::parse("cookie:x").is_err());
+    }
+}

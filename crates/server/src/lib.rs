@@ -1,0 +1,146 @@
+//! An Open Inference Protocol (KServe v2 REST) server for registry models.
+//!
+//! Each configured name serves a registry reference (`fraud@production`)
+//! through a [`ModelServer`](model_persistence_serving::ModelServer): the
+//! alias is checked with one conditional request per poll, a new version is
+//! loaded and checked (every hash, the kind, the probe) off the request
+//! path and swapped in atomically, in-flight requests finish on the version
+//! they started with, and a version that fails its checks is refused and
+//! counted while the old one keeps serving.
+//!
+//! Endpoints: `GET /v2`, `/v2/health/live`, `/v2/health/ready`,
+//! `/v2/models/{name}[/versions/{v}]`, `.../ready`, `POST .../infer`,
+//! `GET /metrics` (Prometheus). Every refused request gets a 4xx status and
+//! the protocol's `{"error": "..."}` body.
+//!
+//! ```no_run
+//! use model_persistence_server::{ModelConfig, ServeConfig, Server};
+//! use model_persistence_versioning::Registry;
+//!
+//! # async fn run() -> Result<(), String> {
+//! let registry = Registry::open("models").map_err(|e| e.to_string())?;
+//! let config = ServeConfig {
+//!     models: vec![ModelConfig::reference("fraud@production")],
+//!     ..ServeConfig::default()
+//! };
+//! let server = Server::bind(&config, &registry).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+mod app;
+pub mod config;
+mod metrics;
+pub mod protocol;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use app::{router, AppState};
+pub use config::{AbConfig, KeySource, ModelConfig, ServeConfig, ShadowConfig, VariantConfig, DEFAULT_BODY_LIMIT};
+use model_persistence_versioning::Registry;
+
+/// A server bound to its address, loading its models.
+#[derive(Debug)]
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    body_limit: usize,
+}
+
+impl Server {
+    /// Binds `config.listen` (port 0: the OS picks one) and starts loading
+    /// every model in the background; the server is ready once all have
+    /// loaded and passed their checks.
+    ///
+    /// # Errors
+    ///
+    /// An invalid configuration, an address that cannot be bound.
+    pub async fn bind(config: &ServeConfig, registry: &Registry) -> Result<Self, String> {
+        let state = AppState::start(config, registry)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        Ok(Server {
+            listener,
+            state,
+            body_limit: config.body_limit,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The application state (readiness, load errors).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets the
+    /// requests in flight finish.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of the listener.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
+        let app = router(Arc::clone(&self.state), self.body_limit);
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| format!("server error: {e}"));
+        self.state.stop();
+        result
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}
+
+/// Runs a server on its own multi-threaded runtime until Ctrl-C or SIGTERM:
+/// what `modelctl serve` does. `on_bound` is told the address once bound.
+///
+/// # Errors
+///
+/// Those of [`Server::bind`] and [`Server::run`].
+pub fn run_blocking(
+    config: &ServeConfig,
+    registry: &Registry,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("serve")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let server = Server::bind(config, registry).await?;
+        on_bound(server.local_addr());
+        server.run(shutdown_signal()).await
+    })
+}

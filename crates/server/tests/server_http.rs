@@ -1,0 +1,625 @@
+//! The server over real HTTP on 127.0.0.1 (a port the OS picks): the
+//! protocol's endpoints, every kind of bad request answered with a 4xx and
+//! the error body, hot swaps under load with bad versions refused, A/B
+//! stickiness, metrics, and graceful shutdown.
+
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use model_persistence_core::synthetic::LinearClassifier;
+use model_persistence_core::{Model, ModelCard};
+use model_persistence_server::{AbConfig, ModelConfig, ServeConfig, Server, VariantConfig};
+use model_persistence_versioning::{Registry, VersionSpec};
+use semver::Version;
+use serde_json::{json, Value};
+
+fn linear(w: f64, b: f64) -> LinearClassifier {
+    LinearClassifier {
+        weights: vec![w, -w],
+        bias: b,
+    }
+}
+
+fn publish(reg: &Registry, name: &str, v: Version, m: &LinearClassifier) -> Version {
+    let card = ModelCard::builder(name, m)
+        .probe(ndarray::array![[1.0, 2.0], [0.5, -1.0]].view())
+        .build()
+        .expect("card");
+    reg.publish_model(m, &card, VersionSpec::Exact(v))
+        .expect("publish")
+        .version
+}
+
+/// A server on a background runtime; stopped (and joined) on drop.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start(config: ServeConfig, registry: &Registry) -> Running {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let registry = registry.clone();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async move {
+            let server = Server::bind(&config, &registry).await?;
+            let _ = addr_tx.send(server.local_addr());
+            server
+                .run(async move {
+                    let _ = rx.await;
+                })
+                .await
+        })
+    });
+    let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("the server binds");
+    let running = Running {
+        addr,
+        stop: Some(tx),
+        thread: Some(thread),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(addr, "/v2/health/ready").0 != 200 {
+        assert!(Instant::now() < deadline, "the server never became ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running
+}
+
+fn config(models: Vec<ModelConfig>) -> ServeConfig {
+    ServeConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        poll_ms: 10,
+        models,
+        ..ServeConfig::default()
+    }
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: status and body.
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("write head");
+    // A server may answer (413) before reading a large body.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP response");
+    let status_line = String::from_utf8_lossy(&response[..split]);
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    let head = status_line.to_ascii_lowercase();
+    let mut body = response[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..end]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[end + 2..end + 2 + n]);
+        b = &b[end + 2 + n + 2..];
+    }
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    http(addr, "GET", path, &[], b"")
+}
+
+fn post_json(addr: SocketAddr, path: &str, body: &Value) -> (u16, Value) {
+    let (status, bytes) = http(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)})),
+    )
+}
+
+fn infer_body(rows: &[[f64; 2]]) -> Value {
+    json!({
+        "id": "r1",
+        "inputs": [{"name": "input", "shape": [rows.len(), 2], "datatype": "FP64",
+                    "data": rows.iter().flatten().collect::<Vec<_>>()}]
+    })
+}
+
+#[test]
+fn endpoints_answer_the_protocol() {
+    let dir = tempfile::tempdir().expect("dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    let v = publish(&reg, "fraud", Version::new(1, 0, 0), &linear(1.0, 0.0));
+    reg.set_alias("fraud", "production", &v).expect("alias");
+    let server = start(config(vec![ModelConfig::reference("fraud@production")]), &reg);
+    let addr = server.addr;
+
+    assert_eq!(get(addr, "/v2/health/live").0, 200);
+    let (status, body) = get(addr, "/v2");
+    assert_eq!(status, 200);
+    let meta: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(meta["name"], "model-persistence");
+
+    let (status, body) = get(addr, "/v2/models/fraud");
+    assert_eq!(status, 200);
+    let meta: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(meta["versions"], json!(["1.0.0"]));
+    assert_eq!(meta["inputs"][0]["shape"], json!([-1, 2]));
+    assert_eq!(meta["inputs"][0]["datatype"], "FP64");
+    assert_eq!(meta["outputs"][0]["name"], "predict");
+    assert_eq!(meta["outputs"][1]["shape"], json!([-1, 2]));
+    assert_eq!(get(addr, "/v2/models/fraud/ready").0, 200);
+    assert_eq!(get(addr, "/v2/models/fraud/versions/1.0.0/ready").0, 200);
+
+    let (status, out) = post_json(addr, "/v2/models/fraud/infer", &infer_body(&[[3.0, 1.0], [1.0, 3.0]]));
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["model_name"], "fraud");
+    assert_eq!(out["model_version"], "1.0.0");
+    assert_eq!(out["id"], "r1");
+    assert_eq!(out["outputs"][0]["name"], "predict");
+    assert_eq!(out["outputs"][0]["datatype"], "INT64");
+    assert_eq!(out["outputs"][0]["data"], json!([1, 0]));
+    let proba = out["outputs"][1]["data"].as_array().expect("probabilities");
+    let want = linear(1.0, 0.0)
+        .scores(ndarray::array![[3.0, 1.0], [1.0, 3.0]].view())
+        .expect("scores");
+    for (got, want) in proba.iter().zip(want.iter()) {
+        assert!((got.as_f64().expect("number") - want).abs() < 1e-12);
+    }
+    // The versioned route, and only the predict output when asked.
+    let mut body = infer_body(&[[3.0, 1.0]]);
+    body["outputs"] = json!([{"name": "predict"}]);
+    let (status, out) = post_json(addr, "/v2/models/fraud/versions/1.0.0/infer", &body);
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["outputs"].as_array().map(Vec::len), Some(1));
+
+    // Binary tensor data (the reference client's default).
+    let header = json!({"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": 8}}]})
+    .to_string();
+    let mut raw = header.clone().into_bytes();
+    raw.extend_from_slice(&3.0f32.to_le_bytes());
+    raw.extend_from_slice(&1.0f32.to_le_bytes());
+    let len = header.len().to_string();
+    let (status, bytes) = http(
+        addr,
+        "POST",
+        "/v2/models/fraud/infer",
+        &[
+            ("Inference-Header-Content-Length", &len),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        &raw,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    let out: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(out["outputs"][0]["data"], json!([1]));
+}
+
+#[test]
+fn bad_requests_get_a_4xx_and_the_error_body() {
+    let dir = tempfile::tempdir().expect("dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    let v = publish(&reg, "fraud", Version::new(1, 0, 0), &linear(1.0, 0.0));
+    reg.set_alias("fraud", "production", &v).expect("alias");
+    let mut cfg = config(vec![ModelConfig::reference("fraud@production")]);
+    cfg.body_limit = 64 * 1024;
+    let server = start(cfg, &reg);
+    let addr = server.addr;
+    let infer = "/v2/models/fraud/infer";
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        ("malformed JSON", infer, b"{\"inputs\": [".to_vec(), 400),
+        ("not an object", infer, b"[1,2,3]".to_vec(), 400),
+        (
+            "wrong datatype",
+            infer,
+            json!({"inputs":[{"name":"x","shape":[1,2],"datatype":"BYTES","data":["a","b"]}]})
+                .to_string()
+                .into_bytes(),
+            400,
+        ),
+        (
+            "wrong width",
+            infer,
+            json!({"inputs":[{"name":"x","shape":[1,3],"datatype":"FP64","data":[1,2,3]}]})
+                .to_string()
+                .into_bytes(),
+            400,
+        ),
+        (
+            "shape and data differ",
+            infer,
+            json!({"inputs":[{"name":"x","shape":[2,2],"datatype":"FP64","data":[1,2,3]}]})
+                .to_string()
+                .into_bytes(),
+            400,
+        ),
+        (
+            "NaN",
+            infer,
+            json!({"inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","data":["NaN", 1]}]})
+                .to_string()
+                .into_bytes(),
+            400,
+        ),
+        (
+            "huge shape",
+            infer,
+            json!({"inputs":[{"name":"x","shape":[1_000_000_000_000u64, 2],"datatype":"FP64","data":[1,2]}]})
+                .to_string()
+                .into_bytes(),
+            400,
+        ),
+        (
+            "unknown output",
+            infer,
+            json!({"inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","data":[1,2]}],"outputs":[{"name":"nope"}]})
+                .to_string()
+                .into_bytes(),
+            400,
+        ),
+        ("body over the limit", infer, vec![b' '; 100 * 1024], 413),
+        (
+            "unknown model",
+            "/v2/models/nope/infer",
+            infer_body(&[[1.0, 2.0]]).to_string().into_bytes(),
+            404,
+        ),
+        (
+            "unknown version",
+            "/v2/models/fraud/versions/9.9.9/infer",
+            infer_body(&[[1.0, 2.0]]).to_string().into_bytes(),
+            404,
+        ),
+        ("unknown endpoint", "/v2/nothing", b"{}".to_vec(), 404),
+    ];
+    for (what, path, body, want) in cases {
+        let (status, bytes) = http(addr, "POST", path, &[("Content-Type", "application/json")], &body);
+        assert_eq!(status, want, "{what}: {}", String::from_utf8_lossy(&bytes));
+        let err: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{what}: not JSON: {bytes:?}"));
+        assert!(err["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {err}");
+    }
+    let (status, bytes) = get(addr, infer);
+    assert_eq!(status, 405, "GET on infer");
+    assert!(serde_json::from_slice::<Value>(&bytes).expect("json")["error"].is_string());
+    assert_eq!(get(addr, "/v2/models/nope").0, 404);
+    assert_eq!(get(addr, "/v2/models/nope/ready").0, 404);
+    // Still serving after all that.
+    assert_eq!(post_json(addr, infer, &infer_body(&[[1.0, 2.0]])).0, 200);
+    let (_, metrics) = get(addr, "/metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("mp_request_errors_total{model=\"fraud\",outcome=\"bad_request\"} 8"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mp_request_errors_total{model=\"fraud\",outcome=\"too_large\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn not_ready_until_every_model_loads() {
+    let dir = tempfile::tempdir().expect("dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    let v = publish(&reg, "a", Version::new(1, 0, 0), &linear(1.0, 0.0));
+    reg.set_alias("a", "production", &v).expect("alias");
+    let cfg = config(vec![
+        ModelConfig::reference("a@production"),
+        ModelConfig::reference("b@production"),
+    ]);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let reg2 = reg.clone();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async move {
+            let server = Server::bind(&cfg, &reg2).await.expect("bind");
+            addr_tx.send(server.local_addr()).expect("send");
+            server
+                .run(async move {
+                    let _ = rx.await;
+                })
+                .await
+        })
+    });
+    let addr = addr_rx.recv().expect("addr");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(addr, "/v2/health/live").0, 200);
+    assert_eq!(get(addr, "/v2/health/ready").0, 400, "b has no version yet");
+    assert_eq!(get(addr, "/v2/models/b/ready").0, 400);
+    let (status, err) = post_json(addr, "/v2/models/b/infer", &infer_body(&[[1.0, 2.0]]));
+    assert_eq!(status, 400);
+    assert!(err["error"].as_str().expect("error").contains("not ready"), "{err}");
+    assert_eq!(post_json(addr, "/v2/models/a/infer", &infer_body(&[[1.0, 2.0]])).0, 200);
+    let w = publish(&reg, "b", Version::new(1, 0, 0), &linear(2.0, 0.0));
+    reg.set_alias("b", "production", &w).expect("alias");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(addr, "/v2/health/ready").0 != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(post_json(addr, "/v2/models/b/infer", &infer_body(&[[1.0, 2.0]])).0, 200);
+    let _ = tx.send(());
+    thread.join().expect("join").expect("served");
+}
+
+#[test]
+fn swaps_under_load_never_fail_or_mix_a_request() {
+    let dir = tempfile::tempdir().expect("dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    // Each good version has its own weights: its outputs identify it.
+    let mut expected: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let row = ndarray::array![[0.3, 0.7]];
+    let mut good = Vec::new();
+    for i in 0..10u64 {
+        let m = linear(0.5 + i as f64, 0.1 * i as f64);
+        let v = publish(&reg, "fraud", Version::new(1, i, 0), &m);
+        expected.insert(
+            v.to_string(),
+            m.scores(row.view()).expect("scores").iter().copied().collect(),
+        );
+        good.push(v);
+    }
+    // Bad versions the registry accepts but the server must refuse: one
+    // of a kind the server does not know, and one that takes three
+    // features instead of two (every request of the old width would fail).
+    let stranger = Stranger(linear(9.0, 0.0));
+    let stranger_card = ModelCard::builder("fraud", &stranger).build().expect("card");
+    let damaged = reg
+        .publish_model(&stranger, &stranger_card, VersionSpec::Exact(Version::new(2, 0, 0)))
+        .expect("publish")
+        .version;
+    let wide = LinearClassifier {
+        weights: vec![1.0, 1.0, 1.0],
+        bias: 0.0,
+    };
+    let wide_card = ModelCard::builder("fraud", &wide).build().expect("card");
+    let wide_v = reg
+        .publish_model(&wide, &wide_card, VersionSpec::Exact(Version::new(3, 0, 0)))
+        .expect("publish")
+        .version;
+    reg.set_alias("fraud", "production", &good[0]).expect("alias");
+    let server = start(config(vec![ModelConfig::reference("fraud@production")]), &reg);
+    let addr = server.addr;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let (stop, failures, answered, expected) = (
+                Arc::clone(&stop),
+                Arc::clone(&failures),
+                Arc::clone(&answered),
+                expected.clone(),
+            );
+            std::thread::spawn(move || {
+                let body = infer_body(&[[0.3, 0.7]]);
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, out) = post_json(addr, "/v2/models/fraud/infer", &body);
+                    let version = out["model_version"].as_str().unwrap_or("").to_owned();
+                    let got: Vec<f64> = out["outputs"][1]["data"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                        .unwrap_or_default();
+                    let ok = status == 200
+                        && expected.get(&version).is_some_and(|want| {
+                            want.iter().zip(&got).all(|(w, g)| (w - g).abs() < 1e-12) && got.len() == 2
+                        });
+                    if !ok {
+                        failures.lock().expect("lock").push(format!("{status} {out}"));
+                    }
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // 100 alias moves: good versions, with a bad one every fifth move.
+    for i in 0..100 {
+        let target = match i % 5 {
+            3 => damaged.clone(),
+            4 => wide_v.clone(),
+            _ => good[i % good.len()].clone(),
+        };
+        reg.set_alias("fraud", "production", &target).expect("move");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("client");
+    }
+    let failures = failures.lock().expect("lock");
+    assert!(
+        failures.is_empty(),
+        "{} failed of {}: {:?}",
+        failures.len(),
+        answered.load(Ordering::Relaxed),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(answered.load(Ordering::Relaxed) > 200, "the clients were busy");
+    let (_, metrics) = get(addr, "/metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    let swaps: u64 = metric_value(&metrics, "mp_swaps_total{model=\"fraud\"}");
+    let refused: u64 = metric_value(&metrics, "mp_refused_versions_total{model=\"fraud\"}");
+    assert!(swaps >= 20, "swaps: {swaps}\n{metrics}");
+    assert!(refused >= 2, "both bad versions refused: {refused}\n{metrics}");
+    assert!(
+        metrics.contains("mp_request_duration_seconds_bucket{model=\"fraud\",le=\"+Inf\"}"),
+        "{metrics}"
+    );
+}
+
+/// A model of a kind no one registered.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Stranger(LinearClassifier);
+
+impl Model for Stranger {
+    const KIND: &'static str = "test.stranger.v1";
+    type Output = usize;
+    fn n_features(&self) -> Option<usize> {
+        self.0.n_features()
+    }
+    fn check_structure(&self, n: usize) -> Result<(), model_persistence_core::StructureError> {
+        self.0.check_structure(n)
+    }
+    fn predict(&self, rows: ndarray::ArrayView2<'_, f64>) -> ndarray::Array1<usize> {
+        self.0.predict(rows)
+    }
+}
+
+fn metric_value(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+}
+
+#[test]
+fn ab_splits_are_sticky_and_counted() {
+    let dir = tempfile::tempdir().expect("dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    let a = publish(&reg, "churn", Version::new(1, 0, 0), &linear(1.0, 0.0));
+    let b = publish(&reg, "churn", Version::new(2, 0, 0), &linear(2.0, 0.0));
+    reg.set_alias("churn", "production", &a).expect("alias");
+    reg.set_alias("churn", "candidate", &b).expect("alias");
+    let model = ModelConfig {
+        name: Some("churn".into()),
+        reference: None,
+        ab: Some(AbConfig {
+            key: "header:x-user".into(),
+            variants: vec![
+                VariantConfig {
+                    name: "a".into(),
+                    reference: "churn@production".into(),
+                    weight: 50,
+                },
+                VariantConfig {
+                    name: "b".into(),
+                    reference: "churn@candidate".into(),
+                    weight: 50,
+                },
+            ],
+        }),
+        shadow: None,
+    };
+    let server = start(config(vec![model]), &reg);
+    let addr = server.addr;
+    let body = infer_body(&[[1.0, 0.5]]).to_string();
+    let mut by_user = BTreeMap::new();
+    for user in 0..40 {
+        let user = format!("user-{user}");
+        for _ in 0..3 {
+            let (status, bytes) = http(
+                addr,
+                "POST",
+                "/v2/models/churn/infer",
+                &[("x-user", &user)],
+                body.as_bytes(),
+            );
+            assert_eq!(status, 200);
+            let out: Value = serde_json::from_slice(&bytes).expect("json");
+            let variant = out["parameters"]["variant"].as_str().expect("variant").to_owned();
+            let version = out["model_version"].as_str().expect("version").to_owned();
+            assert_eq!(version, if variant == "a" { "1.0.0" } else { "2.0.0" });
+            let first = by_user.entry(user.clone()).or_insert_with(|| variant.clone());
+            assert_eq!(*first, variant, "{user} stays on one variant");
+        }
+    }
+    let on_a = by_user.values().filter(|v| *v == "a").count();
+    assert!((5..=35).contains(&on_a), "both variants get users: {on_a} of 40 on a");
+    let (_, metrics) = get(addr, "/metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    let a_count = metric_value(&metrics, "mp_variant_requests_total{model=\"churn\",variant=\"a\"}");
+    let b_count = metric_value(&metrics, "mp_variant_requests_total{model=\"churn\",variant=\"b\"}");
+    assert_eq!(a_count + b_count, 120);
+    assert_eq!(a_count, 3 * on_a as u64);
+    assert_eq!(get(addr, "/v2/models/churn/versions/2.0.0/ready").0, 200);
+}
+
+#[test]
+fn shutdown_finishes_requests_in_flight() {
+    let dir = tempfile::tempdir().expect("dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    let v = publish(&reg, "fraud", Version::new(1, 0, 0), &linear(1.0, 0.0));
+    reg.set_alias("fraud", "production", &v).expect("alias");
+    let mut server = start(config(vec![ModelConfig::reference("fraud@production")]), &reg);
+    let addr = server.addr;
+    // A large batch, so the request is still being answered when the stop comes.
+    let rows: Vec<[f64; 2]> = (0..200_000).map(|i| [f64::from(i % 7), 1.0]).collect();
+    let body = infer_body(&rows).to_string();
+    let client = std::thread::spawn(move || http(addr, "POST", "/v2/models/fraud/infer", &[], body.as_bytes()));
+    std::thread::sleep(Duration::from_millis(50));
+    if let Some(stop) = server.stop.take() {
+        let _ = stop.send(());
+    }
+    let (status, bytes) = client.join().expect("client");
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+    );
+    let out: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(out["outputs"][0]["data"].as_array().map(Vec::len), Some(200_000));
+    server
+        .thread
+        .take()
+        .expect("thread")
+        .join()
+        .expect("join")
+        .expect("clean exit");
+    assert!(TcpStream::connect(addr).is_err(), "no longer listening");
+}
