@@ -591,7 +591,7 @@ fn decode_binary(name: &str, datatype: &str, bytes: &[u8]) -> Result<Value, Requ
             )))
         }
     };
-    if bytes.len() % width != 0 {
+    if !bytes.len().is_multiple_of(width) {
         return Err(RequestError::bad(format!(
             "input {name:?}: {} bytes is not a whole number of {datatype} elements",
             bytes.len()

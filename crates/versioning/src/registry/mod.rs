@@ -64,7 +64,7 @@ pub struct Registry {
     reader: BundleReader,
     stale_after: Duration,
     kinds: Kinds,
-    cache: Option<BundleCache>,
+    cache: Option<Arc<BundleCache>>,
 }
 
 /// How long a marker of a writer on another machine (a claim, a pin, a
@@ -170,7 +170,7 @@ impl Registry {
     /// downloaded once per machine, then read from the cache (and verified)
     /// by every process that loads it.
     pub fn cache(mut self, cache: BundleCache) -> Self {
-        self.cache = Some(cache);
+        self.cache = Some(Arc::new(cache));
         self
     }
 
