@@ -244,7 +244,7 @@ impl AsyncRegistry {
         })
     }
 
-    /// Watches a model from now on; see [`AsyncWatch::next_event`].
+    /// Watches a model from now on; see [`AsyncWatch::next_events`].
     ///
     /// # Errors
     ///
@@ -297,7 +297,7 @@ pub struct AsyncWatch {
 }
 
 impl AsyncWatch {
-    /// How long [`next_event`](Self::next_event) sleeps between polls.
+    /// How long [`next_events`](Self::next_events) sleeps between polls.
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
