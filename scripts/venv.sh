@@ -19,6 +19,7 @@ fi
 missing=()
 for spec in "$@"; do
   name="${spec%%[=<>]*}"
+  name="${name%%\[*}"
   want="${spec#*==}"
   have="$( { "$venv/bin/python" -m pip show "$name" 2>/dev/null || true; } | sed -n "s/^Version: //p")"
   [ "$have" = "$want" ] || missing+=("$spec")
