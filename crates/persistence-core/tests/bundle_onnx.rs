@@ -49,6 +49,16 @@ fn scikit_learn_exports_match_onnxruntime() {
             "{name}: the graph is not stored as one blob"
         );
         let loaded = from_bytes::<OnnxModel>(&bytes).expect("loads");
+        // Tree models run on the flat forest, the others on tract.
+        let trees = matches!(name, "decision_tree" | "random_forest");
+        assert_eq!(loaded.model().runs_natively(), trees, "{name}");
+        assert_eq!(
+            card.extensions["onnx"]["runtime"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("flat forest")),
+            trees,
+            "{name}"
+        );
         let labels = Model::predict(loaded.model(), f.rows.view());
         let expected: Vec<ProbeValue> = f.labels.iter().map(|&l| ProbeValue::Label(l)).collect();
         assert_eq!(labels.to_vec(), expected, "{name}: labels differ from onnxruntime's");

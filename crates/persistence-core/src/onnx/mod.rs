@@ -39,6 +39,10 @@ use tract_onnx::tract_core::dims;
 
 use crate::model::{Model, ProbeValue, StructureError};
 
+mod trees;
+use trees::FlatForest;
+pub use trees::MAX_DEPTH as MAX_TREE_DEPTH;
+
 /// The tract version graphs are run with.
 pub const TRACT_VERSION: &str = "0.23.9";
 
@@ -62,6 +66,14 @@ pub enum OnnxError {
     #[error("unsupported graph signature: {reason}")]
     Signature {
         /// Why.
+        reason: String,
+    },
+    /// A tree ensemble that is not a sound tree: a child out of range or in
+    /// another tree, a loop, a feature past the input width, attribute
+    /// arrays of different lengths, a depth past [`MAX_TREE_DEPTH`].
+    #[error("refused tree ensemble: {reason}")]
+    Tree {
+        /// What is wrong.
         reason: String,
     },
     /// tract cannot type-check, optimise or run the graph (an unknown
@@ -92,6 +104,10 @@ pub struct OnnxModel {
     label_is_integer: bool,
     #[serde(skip)]
     plan: OnceLock<std::result::Result<Arc<Plan>, String>>,
+    /// The graph's tree ensemble lowered to a flat forest, when it is one
+    /// (see the `trees` module); built from the graph on first use.
+    #[serde(skip)]
+    forest: OnceLock<std::result::Result<Option<Arc<FlatForest>>, String>>,
 }
 
 impl std::fmt::Debug for OnnxModel {
@@ -246,8 +262,11 @@ impl OnnxModel {
             tree_labels,
             label_is_integer: g.output.first().and_then(elem_type).is_some_and(|t| matches!(t, 6 | 7)),
             plan: OnceLock::new(),
+            forest: OnceLock::new(),
         };
-        model.plan().map_err(|reason| OnnxError::Unsupported { reason })?;
+        if model.forest().map_err(|reason| OnnxError::Tree { reason })?.is_none() {
+            model.plan().map_err(|reason| OnnxError::Unsupported { reason })?;
+        }
         Ok(model)
     }
 
@@ -287,8 +306,42 @@ impl OnnxModel {
             "producer": format!("{} {}", proto.producer_name, proto.producer_version),
             "ir_version": proto.ir_version,
             "sha256": hex::encode(sha2::Sha256::digest(&self.graph.0)),
-            "runtime": format!("tract {TRACT_VERSION}"),
+            "runtime": match self.forest() {
+                Ok(Some(f)) => format!("flat forest ({} trees, {} nodes)", f.size().0, f.size().1),
+                _ => format!("tract {TRACT_VERSION}"),
+            },
         })
+    }
+
+    /// The flat forest of a graph that is one tree ensemble, built once.
+    fn forest(&self) -> std::result::Result<Option<&FlatForest>, String> {
+        self.forest
+            .get_or_init(|| {
+                let proto = parse(&self.graph.0).map_err(|e| e.to_string())?;
+                let Some(g) = proto.graph.as_ref() else {
+                    return Ok(None);
+                };
+                let initializers: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+                let Some(input) = g.input.iter().find(|i| !initializers.contains(&i.name.as_str())) else {
+                    return Ok(None);
+                };
+                Ok(trees::lower(g, &input.name, self.n_features)?.map(Arc::new))
+            })
+            .as_ref()
+            .map(|f| f.as_deref())
+            .map_err(Clone::clone)
+    }
+
+    /// Whether the graph runs on the project's flat forest (a lone tree
+    /// ensemble) rather than on tract.
+    pub fn runs_natively(&self) -> bool {
+        matches!(self.forest(), Ok(Some(_)))
+    }
+
+    fn forest_output(&self, rows: ArrayView2<'_, f64>) -> Option<trees::ForestOutput> {
+        let forest = self.forest().ok()??;
+        let data: Vec<f64> = rows.iter().copied().collect();
+        Some(forest.run(&data, rows.nrows()))
     }
 
     /// The runnable plan, built once: parsed, typed for `[batch,
@@ -373,6 +426,11 @@ impl Model for OnnxModel {
         if let Some(g) = proto.graph.as_ref() {
             check_no_external_data(g).map_err(|e| StructureError::new(e.to_string()))?;
         }
+        match self.forest() {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => {}
+            Err(reason) => return Err(StructureError::new(OnnxError::Tree { reason }.to_string())),
+        }
         self.plan()
             .map(|_| ())
             .map_err(|reason| StructureError::new(OnnxError::Unsupported { reason }.to_string()))
@@ -386,6 +444,16 @@ impl Model for OnnxModel {
             tracing::error!(error = %why, "the ONNX graph failed to run");
             Array1::from_elem(rows.nrows(), ProbeValue::Value(f64::NAN))
         };
+        if let Some(out) = self.forest_output(rows) {
+            return match out.labels {
+                Some(labels) => labels.into_iter().map(ProbeValue::Label).collect(),
+                None => out
+                    .scores
+                    .chunks(out.width.max(1))
+                    .map(|r| ProbeValue::Value(r[0]))
+                    .collect(),
+            };
+        }
         let outputs = match self.run(rows) {
             Ok(o) => o,
             Err(e) => return failed(e),
@@ -418,6 +486,9 @@ impl Model for OnnxModel {
 
     /// The probabilities output, when the graph has one.
     fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+        if let Some(out) = self.forest_output(rows) {
+            return Array2::from_shape_vec((rows.nrows(), out.width), out.scores).ok();
+        }
         let index = self.scores_output?;
         let outputs = self.run(rows).ok()?;
         let out = outputs.get(index)?.cast_to::<f64>().ok()?;
