@@ -49,6 +49,8 @@ pub mod guide {
     pub mod gate {}
     #[doc = include_str!("../docs/serving.md")]
     pub mod serving {}
+    #[doc = include_str!("../docs/server.md")]
+    pub mod server {}
     #[doc = include_str!("../docs/security.md")]
     pub mod security {}
     #[doc = include_str!("../docs/performance.md")]
