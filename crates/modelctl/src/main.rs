@@ -37,6 +37,11 @@ struct Cli {
     /// The registry: a directory, or a URL such as s3://bucket/prefix.
     #[arg(long, global = true, env = "MODELCTL_REGISTRY")]
     registry: Option<String>,
+    /// A trusted public key (PEM, repeatable): `verify` checks the bundle's
+    /// signature against it; `publish`, `promote` and `serve` refuse
+    /// versions no trusted key signed.
+    #[arg(long, global = true)]
+    trust: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,6 +75,24 @@ enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Create an ECDSA P-256 key pair for signing bundles: NAME.pem
+    /// (private, readable by the owner only) and NAME.pub.pem.
+    Keygen {
+        /// The files' name, such as `release` (writes release.pem, release.pub.pem).
+        name: PathBuf,
+    },
+    /// Sign a bundle file: writes BUNDLE.sig, a detached signature in the
+    /// OpenSSF model-signing format (`model_signing verify key` reads it).
+    Sign {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// The private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the signature (default: BUNDLE.sig).
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// List the models in the registry.
     Models {
@@ -255,6 +278,7 @@ enum Command {
 }
 
 fn run(cli: Cli) -> Outcome {
+    commands::signing::load_trust(&cli.trust)?;
     let at = Location(cli.registry.as_deref());
     let progress = if cli.progress {
         ProgressBar::Always
@@ -275,6 +299,8 @@ fn run(cli: Cli) -> Outcome {
             model,
             json,
         } => registry::verify(at, model.as_deref(), fmt(json)),
+        Command::Keygen { name } => commands::signing::keygen(&name),
+        Command::Sign { bundle, key, output } => commands::signing::sign(&bundle, &key, output.as_deref()),
         Command::Models { json } => registry::models(at, fmt(json)),
         Command::Versions { model, json } => registry::versions(at, &model, fmt(json)),
         Command::Show { reference } => registry::show(at, &reference),

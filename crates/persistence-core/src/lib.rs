@@ -60,6 +60,7 @@ mod metric;
 mod model;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+pub mod signing;
 #[cfg(feature = "testing")]
 pub mod synthetic;
 

@@ -107,6 +107,18 @@ pub enum Error {
         #[source]
         source: model_persistence_core::Error,
     },
+    /// A version's signature is missing or does not verify against the
+    /// registry's trusted keys ([`Registry::trust`](crate::Registry::trust)).
+    #[error("{model} {version}: signature refused")]
+    Signature {
+        /// The model.
+        model: String,
+        /// The version.
+        version: Version,
+        /// Why.
+        #[source]
+        source: model_persistence_core::signing::SignatureError,
+    },
     /// A bundle given to publish is not valid.
     #[error("the bundle to publish is not valid")]
     InvalidBundle {

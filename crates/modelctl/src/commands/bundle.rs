@@ -17,8 +17,13 @@ pub(crate) fn card(bundle: &Path) -> Outcome {
 pub(crate) fn verify(bundle: &Path, format: Format, progress: ProgressBar) -> Outcome {
     let mut bar = Progress::new("verifying", progress);
     let summary = persistence::BundleReader::default().verify_with_progress(bundle, &mut |d, t| bar.update(d, t))?;
+    let signer = super::signing::check_file(bundle)?;
     if format == Format::Json {
-        return json(&summary);
+        let mut value = serde_json::to_value(&summary)?;
+        if let Some(hint) = signer {
+            value["signed_by"] = serde_json::Value::from(hint);
+        }
+        return json(&value);
     }
     println!(
         "ok: {} {} v{} ({}), format {}.{}, {} bytes, payload {:?} level {}, content id {}",
@@ -33,5 +38,8 @@ pub(crate) fn verify(bundle: &Path, format: Format, progress: ProgressBar) -> Ou
         summary.payload.level,
         summary.content_id.short()
     );
+    if let Some(hint) = signer {
+        println!("signed by the trusted key {hint}");
+    }
     Ok(())
 }

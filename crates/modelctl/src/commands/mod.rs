@@ -7,3 +7,4 @@ pub(crate) mod predict;
 pub(crate) mod registry;
 #[cfg(feature = "server")]
 pub(crate) mod serve;
+pub(crate) mod signing;

@@ -22,10 +22,14 @@ impl Location<'_> {
     /// Opens the existing registry.
     pub(crate) fn open(&self) -> Result<Registry, Failure> {
         let location = self.get()?;
-        Ok(if location.contains("://") {
+        let registry = if location.contains("://") {
             Registry::open_url(location)?
         } else {
             Registry::open(location)?
+        };
+        Ok(match super::signing::trusted() {
+            Some(keys) => registry.trust(keys),
+            None => registry,
         })
     }
 }
@@ -128,7 +132,14 @@ pub(crate) fn publish(location: Location<'_>, bundle: &Path, format: Format, pro
     let mut bar = Progress::new("verifying", progress);
     persistence::BundleReader::default().verify_with_progress(bundle, &mut |d, t| bar.update(d, t))?;
     let bytes = std::fs::read(bundle).map_err(|e| Failure(format!("cannot read {}: {e}", bundle.display())))?;
-    let info = reg.publish_bundle(&bytes)?;
+    // A signature beside the bundle is published with it.
+    let sig_path = persistence::signing::signature_path(bundle);
+    let signature = match std::fs::read(&sig_path) {
+        Ok(sig) => Some(sig),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Failure(format!("cannot read {}: {e}", sig_path.display()))),
+    };
+    let info = reg.publish_signed(&bytes, signature.as_deref())?;
     if format == Format::Json {
         return json(&info);
     }

@@ -198,6 +198,7 @@ impl Registry {
         }
         let info = self.version(model, version)?;
         let bytes = self.bundle(model, version)?;
+        self.check_signature(&info, &bytes)?;
         if info.checked != super::Checked::Full {
             // A version published by a caller that did not know its kind:
             // run the load checks now if this caller does.

@@ -5,6 +5,7 @@
 //! <root>/<model>/versions/<semver>/claim.json             create-if-absent: who publishes this number
 //! <root>/<model>/versions/<semver>/model.bundle           immutable
 //! <root>/<model>/versions/<semver>/card.json
+//! <root>/<model>/versions/<semver>/model.bundle.sig       its model-signing signature, if signed
 //! <root>/<model>/versions/<semver>/version.json           written last: the version is visible
 //! <root>/<model>/versions/<semver>/attachments/<name>.json immutable
 //! <root>/<model>/versions/<semver>/pins/<unique>           a promote in progress: do not prune
@@ -76,4 +77,7 @@ pub(super) fn snapshot(model: &ModelName) -> String {
 }
 pub(super) fn journal(model: &ModelName) -> String {
     format!("{model}/index/journal")
+}
+pub(super) fn signature(model: &ModelName, v: &Version) -> String {
+    format!("{model}/versions/{v}/model.bundle.sig")
 }

@@ -128,6 +128,7 @@ impl Registry {
             layout::record(model, v),
             layout::card(model, v),
             layout::bundle(model, v),
+            layout::signature(model, v),
         ] {
             self.delete(&key)?;
         }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use model_persistence_core::signing::{PublicKey, SignatureError};
 use model_persistence_core::{BundleReader, BundleWriter, Kinds};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -65,6 +66,7 @@ pub struct Registry {
     stale_after: Duration,
     kinds: Kinds,
     cache: Option<Arc<BundleCache>>,
+    trusted: Option<Arc<[PublicKey]>>,
 }
 
 /// How long a marker of a writer on another machine (a claim, a pin, a
@@ -143,6 +145,7 @@ impl Registry {
             stale_after: DEFAULT_STALE_AFTER,
             kinds: Kinds::default(),
             cache: None,
+            trusted: None,
         }
     }
 
@@ -172,6 +175,36 @@ impl Registry {
     pub fn cache(mut self, cache: BundleCache) -> Self {
         self.cache = Some(Arc::new(cache));
         self
+    }
+
+    /// Requires every version this registry handle publishes, promotes or
+    /// loads to be signed by one of `keys` (a detached model-signing
+    /// signature, stored beside the bundle): an unsigned or wrongly signed
+    /// version is refused with [`Error::Signature`]. Default: no policy
+    /// (signatures are stored when given, not required).
+    pub fn trust(mut self, keys: Vec<PublicKey>) -> Self {
+        self.trusted = Some(keys.into());
+        self
+    }
+
+    /// Checks a version's signature against the trust policy, if any.
+    fn check_signature(&self, info: &VersionInfo, bundle: &[u8]) -> Result<()> {
+        let Some(keys) = &self.trusted else {
+            return Ok(());
+        };
+        let refused = |source| Error::Signature {
+            model: info.model.to_string(),
+            version: info.version.clone(),
+            source,
+        };
+        let key = layout::signature(&info.model, &info.version);
+        let (sig, _) = self
+            .storage
+            .get(&key)
+            .map_err(storage_err(&key))?
+            .ok_or_else(|| refused(SignatureError::Unsigned))?;
+        model_persistence_core::signing::verify(bundle, &sig, keys).map_err(refused)?;
+        Ok(())
     }
 
     /// The compression level of bundles published with

@@ -103,7 +103,14 @@ impl Registry {
                 .to_bytes(model, &card)
                 .map_err(|source| Error::InvalidBundle { source })?;
             let (summary, stored_card) = self.inspect(&bytes)?;
-            match self.claim_and_commit(&name, &summary, stored_card, &bytes, Checked::Full)? {
+            if self.trusted.is_some() {
+                return Err(Error::Signature {
+                    model: name.into(),
+                    version,
+                    source: model_persistence_core::signing::SignatureError::Unsigned,
+                });
+            }
+            match self.claim_and_commit(&name, &summary, stored_card, &bytes, Checked::Full, None)? {
                 Some(info) => return Ok(info),
                 None if matches!(spec, VersionSpec::Exact(_)) => {
                     return Err(Error::VersionExists {
@@ -132,10 +139,31 @@ impl Registry {
     /// does not reproduce are refused); of an unknown kind, only the hashes
     /// are checked, which the returned record says (`checked`).
     pub fn publish_bundle(&self, bytes: &[u8]) -> Result<VersionInfo> {
+        self.publish_signed(bytes, None)
+    }
+
+    /// [`publish_bundle`](Self::publish_bundle) with the bundle's detached
+    /// model-signing signature, stored beside it (and checked against the
+    /// registry's trusted keys when it has a [`trust`](Self::trust) policy,
+    /// under which a bundle without a signature is refused).
+    ///
+    /// # Errors
+    ///
+    /// Those of `publish_bundle`, and [`Error::Signature`].
+    pub fn publish_signed(&self, bytes: &[u8], signature: Option<&[u8]>) -> Result<VersionInfo> {
         let (summary, card) = self.inspect(bytes)?;
         let name = ModelName::new(card.name.as_str())?;
+        if let Some(keys) = &self.trusted {
+            let refused = |source| Error::Signature {
+                model: name.to_string(),
+                version: summary.version.clone(),
+                source,
+            };
+            let sig = signature.ok_or_else(|| refused(model_persistence_core::signing::SignatureError::Unsigned))?;
+            model_persistence_core::signing::verify(bytes, sig, keys).map_err(refused)?;
+        }
         let checked = self.full_check(bytes)?;
-        match self.claim_and_commit(&name, &summary, card, bytes, checked)? {
+        match self.claim_and_commit(&name, &summary, card, bytes, checked, signature)? {
             Some(info) => Ok(info),
             None => Err(Error::VersionExists {
                 model: summary.name,
@@ -193,6 +221,7 @@ impl Registry {
         card: ModelCard,
         bytes: &[u8],
         checked: Checked,
+        signature: Option<&[u8]>,
     ) -> Result<Option<VersionInfo>> {
         let version = &summary.version;
         if !self.claim(model, version)? {
@@ -202,6 +231,9 @@ impl Registry {
         let card_json = card.to_json().map_err(|source| Error::InvalidBundle { source })?;
         self.put_owned(&layout::bundle(model, version), bytes)?;
         self.put_owned(&layout::card(model, version), card_json.as_bytes())?;
+        if let Some(sig) = signature {
+            self.put_owned(&layout::signature(model, version), sig)?;
+        }
         let info = VersionInfo {
             model: model.clone(),
             version: version.clone(),

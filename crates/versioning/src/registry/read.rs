@@ -155,6 +155,16 @@ impl Registry {
             })
     }
 
+    /// A version's signature file, if it was published signed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], storage errors.
+    pub fn signature(&self, model: impl IntoName<ModelName>, version: &Version) -> Result<Option<Vec<u8>>> {
+        let key = layout::signature(&model.into_name()?, version);
+        Ok(self.storage.get(&key).map_err(storage_err(&key))?.map(|(b, _)| b))
+    }
+
     /// A version's bundle bytes, verified against its recorded content id.
     ///
     /// # Errors
@@ -221,6 +231,7 @@ impl Registry {
     /// [`Error::Bundle`], storage errors.
     pub fn load_version_as<S: Loadable>(&self, info: &VersionInfo) -> Result<Loaded<S>> {
         let check = |bytes: &[u8]| -> Result<Loaded<S>> {
+            self.check_signature(info, bytes)?;
             let loaded = S::load_bytes(&self.reader, &self.kinds, bytes).map_err(|source| Error::Bundle {
                 model: info.model.to_string(),
                 version: info.version.clone(),
