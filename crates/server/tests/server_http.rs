@@ -623,3 +623,51 @@ fn shutdown_finishes_requests_in_flight() {
         .expect("clean exit");
     assert!(TcpStream::connect(addr).is_err(), "no longer listening");
 }
+
+#[test]
+fn a_trust_policy_keeps_unsigned_versions_out_of_service() {
+    use model_persistence_core::signing::{sign, SigningKey};
+    let dir = tempfile::tempdir().expect("dir");
+    let open = Registry::create(dir.path()).expect("registry");
+    let key = SigningKey::generate();
+    let strict = open.clone().trust(vec![key.public_key()]);
+    let signed = |v: Version, m: &LinearClassifier| {
+        let mut card = ModelCard::builder("fraud", m).build().expect("card");
+        card.version = v;
+        let bytes = model_persistence_core::BundleWriter::default()
+            .to_bytes(m, &card)
+            .expect("bundle");
+        let sig = sign(&bytes, "fraud.bundle", &key).expect("sign");
+        strict.publish_signed(&bytes, Some(&sig)).expect("publish").version
+    };
+    let v1 = signed(Version::new(1, 0, 0), &linear(1.0, 0.0));
+    open.set_alias("fraud", "production", &v1).expect("alias");
+    let server = start(config(vec![ModelConfig::reference("fraud@production")]), &strict);
+    let addr = server.addr;
+    // An unsigned version, promoted by someone without the policy.
+    let v2 = publish(&open, "fraud", Version::new(2, 0, 0), &linear(2.0, 0.0));
+    open.set_alias("fraud", "production", &v2).expect("alias");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = get(addr, "/metrics");
+        if String::from_utf8_lossy(&metrics).contains("mp_refused_versions_total{model=\"fraud\"} 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the unsigned version was never refused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, out) = post_json(addr, "/v2/models/fraud/infer", &infer_body(&[[1.0, 2.0]]));
+    assert_eq!((status, out["model_version"].as_str()), (200, Some("1.0.0")), "{out}");
+    // A signed version is swapped in.
+    let v3 = signed(Version::new(3, 0, 0), &linear(3.0, 0.0));
+    open.set_alias("fraud", "production", &v3).expect("alias");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, out) = post_json(addr, "/v2/models/fraud/infer", &infer_body(&[[1.0, 2.0]]));
+        if out["model_version"] == "3.0.0" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the signed version was never served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
