@@ -331,6 +331,43 @@ pub fn verify(bundle: &[u8], signature: &[u8], trusted: &[PublicKey]) -> Result<
     Ok(signer)
 }
 
+/// Verifies a bundle file's signature (`<bundle>.sig`) against trusted
+/// keys before the bundle is loaded: the opt-in check for one load; the
+/// index of the key that signed.
+///
+/// ```no_run
+/// use model_persistence_core::signing::{verify_file, PublicKey};
+///
+/// let release = PublicKey::from_pem(&std::fs::read_to_string("release.pub.pem")?)?;
+/// verify_file("fraud.bundle".as_ref(), &[release])?;
+/// let loaded = model_persistence_core::Kinds::default().load("fraud.bundle")?;
+/// println!("{}", loaded.card().version);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// [`SignatureError::Unsigned`] without a signature file, the errors of
+/// [`verify`], and [`SignatureError::Malformed`] when a file cannot be read.
+pub fn verify_file(bundle: &std::path::Path, trusted: &[PublicKey]) -> Result<usize, SignatureError> {
+    let sig_path = signature_path(bundle);
+    let sig = match crate::files::open_regular(&sig_path) {
+        Ok((file, len)) => {
+            if len > MAX_SIGNATURE_LEN as u64 {
+                return Err(malformed(format!("{}: larger than any signature", sig_path.display())));
+            }
+            let mut bytes = Vec::with_capacity(len as usize);
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, len), &mut bytes)
+                .map_err(|e| malformed(format!("{}: {e}", sig_path.display())))?;
+            bytes
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SignatureError::Unsigned),
+        Err(e) => return Err(malformed(format!("{}: {e}", sig_path.display()))),
+    };
+    let bytes = std::fs::read(bundle).map_err(|e| malformed(format!("{}: {e}", bundle.display())))?;
+    verify(&bytes, &sig, trusted)
+}
+
 /// The signature file of a bundle file: `<bundle>.sig`.
 pub fn signature_path(bundle: &std::path::Path) -> std::path::PathBuf {
     let mut name = bundle.as_os_str().to_owned();
