@@ -1,5 +1,6 @@
-//! The scikit-learn forest exported to ONNX (tests/fixtures/onnx), run by
-//! tract through the server's predict path: one row and 1000 rows.
+//! The scikit-learn forest exported to ONNX (tests/fixtures/onnx), run on
+//! the flat forest (a lone tree ensemble is lowered to it) through the
+//! typed API and through the server's predict path: one row and 1000 rows.
 //! `scripts/bench-onnx.py` times onnxruntime on the same graph and rows;
 //! docs/performance.md has both, measured in one run.
 
@@ -35,6 +36,12 @@ fn onnx_forest(c: &mut Criterion) {
     let server = ModelServer::<AnyModel>::start(Source::bundle(&path), ReloadPolicy::Manual).expect("server");
     let mut group = c.benchmark_group("onnx_forest_30_trees_depth_8");
     let one = x.slice(s![..1, ..]).to_owned();
+    group.bench_function("model_predict_1_row", |b| {
+        b.iter(|| black_box(persistence::Model::predict(&model, one.view())))
+    });
+    group.bench_function("model_predict_1000_rows", |b| {
+        b.iter(|| black_box(persistence::Model::predict(&model, x.view())))
+    });
     group.bench_function("server_predict_1_row", |b| {
         b.iter(|| black_box(server.predict(one.view()).expect("ok")))
     });

@@ -12,6 +12,12 @@ labels (identical) and probabilities (within 1e-5). Everything is seeded:
 running it again gives the same graphs and the same outputs, which
 scripts/test.sh checks on every run.
 
+Tree ensembles (which run on the project's flat forest rather than tract)
+get more fixtures, on the same held-out rows with some values missing (NaN):
+extra trees, gradient boosting (two and three classes: base values, LOGISTIC
+and SOFTMAX), and two regressors, whose NAME.json holds "values" instead of
+labels and probabilities.
+
 Packages (pinned in scripts/test.sh): numpy, scikit-learn, skl2onnx,
 onnx, onnxruntime.
 """
@@ -25,6 +31,7 @@ import onnxruntime as ort
 import sklearn
 import skl2onnx
 from skl2onnx import to_onnx
+from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, GradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.tree import DecisionTreeClassifier
@@ -89,6 +96,49 @@ def main():
             json.dump(fixture, f, indent=1)
             f.write("\n")
         print(f"{name}: {len(graph)} bytes, {int(labels.sum())} of {len(labels)} held-out rows flagged")
+
+    tree_fixtures(out, train_x, train_y, rows, truth)
+
+
+def tree_fixtures(out, train_x, train_y, rows, truth):
+    """The tree ensembles: classifiers and regressors, NaN in some rows."""
+    rows = rows.copy()
+    rows[1::17, 3] = np.nan
+    rows[2::23, 0] = np.nan
+    three = train_y + (train_x[:, 1] > 1.0)
+    target = (0.5 * train_x[:, 0] + train_x[:, 2] - 0.25 * train_x[:, 5]).astype(np.float32)
+    cases = [
+        ("extra_trees", ExtraTreesClassifier(n_estimators=20, max_depth=8, random_state=0), train_y),
+        ("gradient_boosting", GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0), train_y),
+        ("gradient_boosting_3class", GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0), three),
+        ("random_forest_regressor", RandomForestRegressor(n_estimators=20, max_depth=8, random_state=0), target),
+        ("gradient_boosting_regressor", GradientBoostingRegressor(n_estimators=30, max_depth=3, random_state=0), target),
+    ]
+    for name, model, y in cases:
+        model.fit(train_x, y)
+        classifier = hasattr(model, "predict_proba")
+        options = {id(model): {"zipmap": False}} if classifier else None
+        onx = to_onnx(model, train_x[:1], options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+        graph = onx.SerializeToString()
+        with open(os.path.join(out, f"{name}.onnx"), "wb") as f:
+            f.write(graph)
+        session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+        outputs = session.run(None, {session.get_inputs()[0].name: rows})
+        fixture = {"model": name, "n_features": N_FEATURES, "rows": [[None if np.isnan(v) else float(v) for v in r] for r in rows.astype(np.float64)]}
+        if classifier:
+            fixture["labels"] = outputs[0].astype(np.int64).tolist()
+            fixture["probabilities"] = outputs[1].astype(np.float64).tolist()
+        else:
+            fixture["values"] = outputs[0].astype(np.float64).reshape(-1).tolist()
+        fixture["producer"] = {
+            "scikit-learn": sklearn.__version__,
+            "skl2onnx": skl2onnx.__version__,
+            "onnxruntime": ort.__version__,
+        }
+        with open(os.path.join(out, f"{name}.json"), "w") as f:
+            json.dump(fixture, f, indent=1)
+            f.write("\n")
+        print(f"{name}: {len(graph)} bytes")
 
 
 if __name__ == "__main__":

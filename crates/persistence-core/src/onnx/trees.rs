@@ -134,9 +134,20 @@ fn strings(node: &pb::NodeProto, name: &str) -> Vec<String> {
 /// or not a case implemented here: use tract"; `Err` is a hostile or
 /// inconsistent tree, refused.
 pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> Result<Option<FlatForest>, String> {
-    let [node] = graph.node.as_slice() else {
+    // One tree-ensemble node, and Identity nodes that only rename its
+    // outputs (skl2onnx writes one for gradient boosting).
+    let Some((node, rest)) = graph.node.split_first() else {
         return Ok(None);
     };
+    let mut renamed: HashMap<&str, &str> = HashMap::new();
+    for n in rest {
+        match (n.op_type.as_str(), n.input.as_slice(), n.output.as_slice()) {
+            ("Identity", [from], [to]) => {
+                renamed.insert(to.as_str(), from.as_str());
+            }
+            _ => return Ok(None),
+        }
+    }
     let classifier = match node.op_type.as_str() {
         "TreeEnsembleClassifier" => true,
         "TreeEnsembleRegressor" => false,
@@ -145,7 +156,11 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
     if node.input.as_slice() != [input.to_owned()] {
         return Ok(None);
     }
-    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    let outputs: Vec<&str> = graph
+        .output
+        .iter()
+        .map(|o| renamed.get(o.name.as_str()).copied().unwrap_or(o.name.as_str()))
+        .collect();
     let node_outputs: Vec<&str> = node.output.iter().map(String::as_str).collect();
     if outputs != node_outputs {
         return Ok(None);
@@ -209,12 +224,17 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
     if w_nodes.len() != m || w_ids.len() != m || w_weights.len() != m {
         return Err("the leaf weight attributes have different lengths".into());
     }
+    let mut leave_to_tract = false;
     let head = if classifier {
         let labels = ints(node, "classlabels_int64s");
         if labels.is_empty() {
             return Ok(None); // string labels: tract
         }
         let classes: std::collections::BTreeSet<i64> = w_ids.iter().copied().collect();
+        // onnxruntime labels two classes that both have weights 1/0 by the
+        // sign of the second score, whatever the class labels: left to
+        // tract, once the tree is validated.
+        leave_to_tract = labels.len() == 2 && classes.len() == 2;
         Head::Classifier {
             single_score: labels.len() == 2 && classes.len() == 1,
             all_positive: w_weights.iter().all(|&w| w >= 0.0),
@@ -241,15 +261,14 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
         return Err("no classes or targets".into());
     }
     let base_values: Vec<f64> = floats(node, "base_values").into_iter().map(f64::from).collect();
-    if !base_values.is_empty() && base_values.len() != n_outputs {
+    let single_score = matches!(&head, Head::Classifier { single_score: true, .. });
+    // A single score takes one base value (gradient boosting's prior); two
+    // base values follow onnxruntime conventions not implemented here.
+    if single_score && base_values.len() > 1 {
         return Ok(None);
     }
-    if let Head::Classifier { single_score: true, .. } = &head {
-        // onnxruntime's two-class conventions with base values are not
-        // implemented here.
-        if base_values.iter().any(|&b| b != 0.0) {
-            return Ok(None);
-        }
+    if !single_score && !base_values.is_empty() && base_values.len() != n_outputs {
+        return Ok(None);
     }
 
     // Global index of each (tree, node id); roots are each tree's first node.
@@ -357,6 +376,9 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
                 stack.push((node.b, depth + 1));
             }
         }
+    }
+    if leave_to_tract {
+        return Ok(None);
     }
     Ok(Some(FlatForest {
         nodes,
@@ -470,7 +492,7 @@ impl FlatForest {
                     single_score: true,
                     all_positive,
                 } => {
-                    let s = acc[0];
+                    let s = acc[0] + self.base_values.first().copied().unwrap_or(0.0);
                     let (label, pair) = if *all_positive {
                         (if s > 0.5 { classes[1] } else { classes[0] }, [1.0 - s, s])
                     } else {
@@ -564,8 +586,8 @@ mod tests {
         }
     }
 
-    /// One tree: node 0 splits feature `feature` at 0.5 into leaves 1
-    /// (true) and 2 (false); leaf 1 votes class 1, leaf 2 class 0.
+    /// One tree: node 0 splits feature 1 at 0.5 into leaves 1 (true) and 2
+    /// (false); one score (the second class's), 1 at leaf 1 and 0 at leaf 2.
     fn graph(edit: impl FnOnce(&mut Vec<pb::AttributeProto>)) -> pb::GraphProto {
         let mut attrs = vec![
             a_ints("nodes_treeids", &[0, 0, 0]),
@@ -578,8 +600,8 @@ mod tests {
             a_ints("nodes_missing_value_tracks_true", &[1, 0, 0]),
             a_ints("class_treeids", &[0, 0]),
             a_ints("class_nodeids", &[1, 2]),
-            a_ints("class_ids", &[1, 0]),
-            a_floats("class_weights", &[1.0, 1.0]),
+            a_ints("class_ids", &[0, 0]),
+            a_floats("class_weights", &[1.0, 0.0]),
             a_ints("classlabels_int64s", &[10, 20]),
         ];
         edit(&mut attrs);

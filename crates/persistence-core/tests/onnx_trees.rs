@@ -1,0 +1,75 @@
+//! scikit-learn tree ensembles exported with skl2onnx run on the flat forest
+//! as onnxruntime runs them, rows with missing values (NaN) included:
+//! identical labels, probabilities and values within 1e-5
+//! (fixtures from scripts/onnx-fixtures.py).
+#![cfg(feature = "onnx")]
+
+use model_persistence_core::onnx::OnnxModel;
+use model_persistence_core::{from_bytes, to_bytes, Model, ModelCard, ProbeValue};
+use ndarray::Array2;
+
+fn load(name: &str) -> (OnnxModel, Array2<f64>, serde_json::Value) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+    let graph = std::fs::read(dir.join(format!("{name}.onnx"))).unwrap_or_else(|e| {
+        panic!("{name}.onnx is missing ({e}): run `python scripts/onnx-fixtures.py` (scripts/test.sh does)")
+    });
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).expect("fixture json")).expect("json");
+    let rows: Vec<Vec<Option<f64>>> = serde_json::from_value(json["rows"].clone()).expect("rows");
+    let width = rows[0].len();
+    let flat: Vec<f64> = rows.concat().into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+    let rows = Array2::from_shape_vec((flat.len() / width, width), flat).expect("rows");
+    assert!(
+        rows.iter().any(|v| v.is_nan()),
+        "{name}: the fixture has rows with missing values"
+    );
+    let model = OnnxModel::from_graph(graph).expect(name);
+    assert!(model.runs_natively(), "{name} runs on the flat forest");
+    // Through a bundle, as it is served.
+    let card = ModelCard::builder(name, &model)
+        .extension("onnx", model.describe())
+        .build()
+        .expect("card");
+    let loaded = from_bytes::<OnnxModel>(&to_bytes(&model, &card).expect("bundle")).expect("loads");
+    let (model, _) = loaded.into_parts();
+    (model, rows, json)
+}
+
+fn close(name: &str, got: f64, want: f64) {
+    assert!((got - want).abs() <= 1e-5, "{name}: {got} vs onnxruntime {want}");
+}
+
+#[test]
+fn classifiers_match_onnxruntime_with_missing_values() {
+    for name in ["extra_trees", "gradient_boosting", "gradient_boosting_3class"] {
+        let (model, rows, json) = load(name);
+        let want: Vec<i64> = serde_json::from_value(json["labels"].clone()).expect("labels");
+        let labels: Vec<ProbeValue> = Model::predict(&model, rows.view()).to_vec();
+        let want_labels: Vec<ProbeValue> = want.iter().map(|&l| ProbeValue::Label(l)).collect();
+        assert_eq!(labels, want_labels, "{name}: labels");
+        let probabilities: Vec<Vec<f64>> = serde_json::from_value(json["probabilities"].clone()).expect("p");
+        let scores = Model::scores(&model, rows.view()).expect("scores");
+        assert_eq!(scores.ncols(), probabilities[0].len(), "{name}");
+        for (i, row) in probabilities.iter().enumerate() {
+            for (j, p) in row.iter().enumerate() {
+                close(name, scores[[i, j]], *p);
+            }
+        }
+    }
+}
+
+#[test]
+fn regressors_match_onnxruntime_with_missing_values() {
+    for name in ["random_forest_regressor", "gradient_boosting_regressor"] {
+        let (model, rows, json) = load(name);
+        let want: Vec<f64> = serde_json::from_value(json["values"].clone()).expect("values");
+        let got = Model::predict(&model, rows.view());
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            match g {
+                ProbeValue::Value(v) => close(name, *v, *w),
+                other => panic!("{name}: a regressor answered {other:?}"),
+            }
+        }
+    }
+}
