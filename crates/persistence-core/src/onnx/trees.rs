@@ -93,6 +93,9 @@ pub(crate) struct FlatForest {
     head: Head,
 }
 
+/// Batches at least this large are split over the machine's cores.
+const PARALLEL_ROWS: usize = 256;
+
 /// What the flat forest gives for a batch.
 #[derive(Debug, Clone)]
 pub(crate) struct ForestOutput {
@@ -418,8 +421,45 @@ impl FlatForest {
         node
     }
 
-    /// Evaluates `rows` (each `n_features` wide, row-major).
+    /// Evaluates `rows` (each `n_features` wide, row-major); large batches
+    /// on every core.
     pub(crate) fn run(&self, rows: &[f64], n_rows: usize) -> ForestOutput {
+        // Asked once: on Linux the answer reads the cgroup files.
+        static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let threads = *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if n_rows < PARALLEL_ROWS || threads < 2 {
+            return self.run_serial(rows, n_rows);
+        }
+        let per = n_rows.div_ceil(threads);
+        let parts: Vec<ForestOutput> = std::thread::scope(|s| {
+            let handles: Vec<_> = rows
+                .chunks(per * self.n_features)
+                .map(|chunk| s.spawn(move || self.run_serial(chunk, chunk.len() / self.n_features)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let width = parts.first().map_or(self.n_outputs, |p| p.width);
+        let mut out = ForestOutput {
+            labels: parts
+                .first()
+                .and_then(|p| p.labels.as_ref())
+                .map(|_| Vec::with_capacity(n_rows)),
+            scores: Vec::with_capacity(n_rows * width),
+            width,
+        };
+        for part in parts {
+            out.scores.extend(part.scores);
+            if let (Some(all), Some(mine)) = (out.labels.as_mut(), part.labels) {
+                all.extend(mine);
+            }
+        }
+        out
+    }
+
+    fn run_serial(&self, rows: &[f64], n_rows: usize) -> ForestOutput {
         let width = match &self.head {
             Head::Classifier { .. } => self.n_outputs,
             Head::Regressor { .. } => self.n_outputs,
