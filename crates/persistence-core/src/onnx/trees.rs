@@ -549,14 +549,22 @@ impl FlatForest {
                 }
                 Head::Classifier { labels: classes, .. } => {
                     for o in 0..self.n_outputs {
-                        out[o] = acc[o] + self.base_values.get(o).copied().unwrap_or(0.0);
+                        out[o] = acc[o];
+                        if let Some(b) = self.base_values.get(o) {
+                            out[o] += b;
+                            has[o] = true;
+                        }
                     }
-                    let best = out
-                        .iter()
-                        .enumerate()
-                        .fold(0, |b, (i, &x)| if x > out[b] { i } else { b });
+                    // The first class of highest score among those with a
+                    // score (onnxruntime's rule).
+                    let mut best: Option<usize> = None;
+                    for o in 0..self.n_outputs {
+                        if has[o] && best.is_none_or(|b| out[o] > out[b]) {
+                            best = Some(o);
+                        }
+                    }
                     if let Some(l) = labels.as_mut() {
-                        l.push(classes[best]);
+                        l.push(classes[best.unwrap_or(0)]);
                     }
                     post_vector(self.post, out);
                 }
@@ -681,6 +689,20 @@ mod tests {
         let out = forest.run(&[0.0, 0.2, 0.0, 0.9, 0.0, f64::NAN], 3);
         assert_eq!(out.labels, Some(vec![20, 10, 20]), "NaN goes down the true branch");
         assert_eq!(&out.scores[..2], &[0.0, 1.0]);
+    }
+
+    #[test]
+    fn the_label_is_the_best_class_among_those_with_a_score() {
+        // Three classes; only classes 1 and 2 get weights, both negative:
+        // class 0's implicit 0 never wins (onnxruntime's rule).
+        let g = graph(|a| {
+            set(a, a_ints("class_ids", &[1, 2]));
+            set(a, a_floats("class_weights", &[-1.0, -2.0]));
+            set(a, a_ints("classlabels_int64s", &[10, 20, 30]));
+        });
+        let forest = lower(&g, "X", 2).expect("sound").expect("lowered");
+        let out = forest.run(&[0.0, 0.2, 0.0, 0.9], 2);
+        assert_eq!(out.labels, Some(vec![20, 30]));
     }
 
     #[test]
