@@ -121,3 +121,42 @@ fn hostile_graphs_and_inputs_are_typed_errors() {
         Err(model_persistence_core::Error::NonFiniteInput { .. })
     ));
 }
+
+/// A PyTorch network (scripts/onnx-torch-fixture.py: torch.onnx.export of a
+/// 20-16-2 perceptron with a label and a probabilities output) runs on
+/// tract as onnxruntime runs it.
+#[test]
+fn a_pytorch_export_matches_onnxruntime() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx-torch");
+    let graph = std::fs::read(dir.join("mlp_torch.onnx")).expect("the committed PyTorch fixture");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("mlp_torch.json")).expect("fixture json")).expect("json");
+    let rows: Vec<Vec<f64>> = serde_json::from_value(json["rows"].clone()).expect("rows");
+    let rows = Array2::from_shape_vec((rows.len(), 20), rows.concat()).expect("rows");
+    let labels: Vec<i64> = serde_json::from_value(json["labels"].clone()).expect("labels");
+    let probabilities: Vec<Vec<f64>> = serde_json::from_value(json["probabilities"].clone()).expect("p");
+    let model = OnnxModel::from_graph(graph).expect("tract runs the PyTorch export");
+    assert!(!model.runs_natively(), "a network runs on tract");
+    let card = ModelCard::builder("mlp_torch", &model)
+        .extension("onnx", model.describe())
+        .probe(rows.view())
+        .build()
+        .expect("card");
+    assert!(card.extensions["onnx"]["producer"]
+        .as_str()
+        .is_some_and(|p| p.contains("pytorch")));
+    let loaded = from_bytes::<OnnxModel>(&to_bytes(&model, &card).expect("bundle")).expect("loads, probe replayed");
+    let got = Model::predict(loaded.model(), rows.view());
+    let want: Vec<ProbeValue> = labels.iter().map(|&l| ProbeValue::Label(l)).collect();
+    assert_eq!(got.to_vec(), want, "labels differ from onnxruntime's");
+    let scores = Model::scores(loaded.model(), rows.view()).expect("probabilities");
+    for (i, row) in probabilities.iter().enumerate() {
+        for (j, p) in row.iter().enumerate() {
+            assert!(
+                (scores[[i, j]] - p).abs() <= 1e-5,
+                "row {i} class {j}: {} vs {p}",
+                scores[[i, j]]
+            );
+        }
+    }
+}
