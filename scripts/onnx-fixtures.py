@@ -18,13 +18,23 @@ extra trees, gradient boosting (two and three classes: base values, LOGISTIC
 and SOFTMAX), and two regressors, whose NAME.json holds "values" instead of
 labels and probabilities.
 
+XGBoost and LightGBM models (converted by onnxmltools, which writes
+ai.onnx.ml opset 1 and ONNX opset 15) get fixtures of the same form.
+
 Packages (pinned in scripts/test.sh): numpy, scikit-learn, skl2onnx,
-onnx, onnxruntime.
+onnx, onnxruntime, xgboost-cpu, lightgbm, onnxmltools.
 """
 
 import json
 import os
 import sys
+
+# Converters iterate over sets (the order of opset imports, for one): with
+# Python's per-process string hashing the bytes of a graph could change
+# from run to run. Run with a fixed hash seed.
+if os.environ.get("PYTHONHASHSEED") != "0":
+    os.environ["PYTHONHASHSEED"] = "0"
+    os.execv(sys.executable, [sys.executable] + sys.argv)
 
 import numpy as np
 import onnxruntime as ort
@@ -98,6 +108,7 @@ def main():
         print(f"{name}: {len(graph)} bytes, {int(labels.sum())} of {len(labels)} held-out rows flagged")
 
     tree_fixtures(out, train_x, train_y, rows, truth)
+    boosting_fixtures(out, train_x, train_y, rows)
 
 
 def tree_fixtures(out, train_x, train_y, rows, truth):
@@ -133,6 +144,56 @@ def tree_fixtures(out, train_x, train_y, rows, truth):
         fixture["producer"] = {
             "scikit-learn": sklearn.__version__,
             "skl2onnx": skl2onnx.__version__,
+            "onnxruntime": ort.__version__,
+        }
+        with open(os.path.join(out, f"{name}.json"), "w") as f:
+            json.dump(fixture, f, indent=1)
+            f.write("\n")
+        print(f"{name}: {len(graph)} bytes")
+
+
+def boosting_fixtures(out, train_x, train_y, rows):
+    """XGBoost and LightGBM through onnxmltools, NaN in some rows."""
+    import lightgbm
+    import onnxmltools
+    import xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    rows = rows.copy()
+    rows[1::17, 3] = np.nan
+    rows[2::23, 0] = np.nan
+    three = train_y + (train_x[:, 1] > 1.0)
+    target = (0.5 * train_x[:, 0] + train_x[:, 2] - 0.25 * train_x[:, 5]).astype(np.float32)
+    types = [("input", FloatTensorType([None, N_FEATURES]))]
+    xgb = dict(max_depth=4, random_state=0, n_jobs=1, tree_method="exact")
+    lgb = dict(num_leaves=15, random_state=0, n_jobs=1, deterministic=True, force_row_wise=True, verbose=-1)
+    cases = [
+        ("xgboost", xgboost.XGBClassifier(n_estimators=30, **xgb), train_y, onnxmltools.convert_xgboost),
+        ("xgboost_3class", xgboost.XGBClassifier(n_estimators=15, **xgb), three, onnxmltools.convert_xgboost),
+        ("xgboost_regressor", xgboost.XGBRegressor(n_estimators=30, **xgb), target, onnxmltools.convert_xgboost),
+        ("lightgbm", lightgbm.LGBMClassifier(n_estimators=30, **lgb), train_y, onnxmltools.convert_lightgbm),
+        ("lightgbm_regressor", lightgbm.LGBMRegressor(n_estimators=30, **lgb), target, onnxmltools.convert_lightgbm),
+    ]
+    for name, model, y, convert in cases:
+        model.fit(train_x, y)
+        classifier = hasattr(model, "predict_proba")
+        extra = {"zipmap": False} if classifier and convert is onnxmltools.convert_lightgbm else {}
+        onx = convert(model, initial_types=types, target_opset=15, **extra)
+        onx.graph.name = name  # onnxmltools names graphs with a random UUID
+        graph = onx.SerializeToString()
+        with open(os.path.join(out, f"{name}.onnx"), "wb") as f:
+            f.write(graph)
+        session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+        outputs = session.run(None, {session.get_inputs()[0].name: rows})
+        fixture = {"model": name, "n_features": N_FEATURES, "rows": [[None if np.isnan(v) else float(v) for v in r] for r in rows.astype(np.float64)]}
+        if classifier:
+            fixture["labels"] = outputs[0].astype(np.int64).tolist()
+            fixture["probabilities"] = outputs[1].astype(np.float64).tolist()
+        else:
+            fixture["values"] = outputs[0].astype(np.float64).reshape(-1).tolist()
+        fixture["producer"] = {
+            type(model).__module__.split(".")[0]: __import__(type(model).__module__.split(".")[0]).__version__,
+            "onnxmltools": onnxmltools.__version__,
             "onnxruntime": ort.__version__,
         }
         with open(os.path.join(out, f"{name}.json"), "w") as f:

@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 py="$(scripts/venv.sh "numpy==2.4.6" "scikit-learn==1.9.1" "skl2onnx==1.20.0" "onnx==1.23.2" "onnxruntime==1.32.0" \
+  "xgboost-cpu==3.2.0" "lightgbm==4.7.0" "onnxmltools==1.16.0" \
   "tritonclient[http]==2.73.0" "model-signing==1.1.1" "pyopenssl==26.4.0")"
 export MP_PYTHON="$py"  # the server's test runs the protocol's reference client with it
 fixtures="$(mktemp -d)"

@@ -1,5 +1,6 @@
-//! scikit-learn tree ensembles exported with skl2onnx run on the flat forest
-//! as onnxruntime runs them, rows with missing values (NaN) included:
+//! Tree ensembles exported from scikit-learn (skl2onnx), XGBoost and LightGBM
+//! (onnxmltools) run here as onnxruntime runs them, on the flat forest when
+//! the graph is a lone tree ensemble, rows with missing values (NaN) included:
 //! identical labels, probabilities and values within 1e-5
 //! (fixtures from scripts/onnx-fixtures.py).
 #![cfg(feature = "onnx")]
@@ -9,6 +10,10 @@ use model_persistence_core::{from_bytes, to_bytes, Model, ModelCard, ProbeValue}
 use ndarray::Array2;
 
 fn load(name: &str) -> (OnnxModel, Array2<f64>, serde_json::Value) {
+    load_as(name, true)
+}
+
+fn load_as(name: &str, native: bool) -> (OnnxModel, Array2<f64>, serde_json::Value) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
     let graph = std::fs::read(dir.join(format!("{name}.onnx"))).unwrap_or_else(|e| {
         panic!("{name}.onnx is missing ({e}): run `python scripts/onnx-fixtures.py` (scripts/test.sh does)")
@@ -24,7 +29,7 @@ fn load(name: &str) -> (OnnxModel, Array2<f64>, serde_json::Value) {
         "{name}: the fixture has rows with missing values"
     );
     let model = OnnxModel::from_graph(graph).expect(name);
-    assert!(model.runs_natively(), "{name} runs on the flat forest");
+    assert_eq!(model.runs_natively(), native, "{name}: on the flat forest or on tract");
     // Through a bundle, as it is served.
     let card = ModelCard::builder(name, &model)
         .extension("onnx", model.describe())
@@ -41,8 +46,16 @@ fn close(name: &str, got: f64, want: f64) {
 
 #[test]
 fn classifiers_match_onnxruntime_with_missing_values() {
-    for name in ["extra_trees", "gradient_boosting", "gradient_boosting_3class"] {
-        let (model, rows, json) = load(name);
+    for (name, native) in [
+        ("extra_trees", true),
+        ("gradient_boosting", true),
+        ("gradient_boosting_3class", true),
+        ("xgboost", true),
+        ("xgboost_3class", true),
+        // LightGBM's converter writes a Cast and a product by 1 after the trees.
+        ("lightgbm", true),
+    ] {
+        let (model, rows, json) = load_as(name, native);
         let want: Vec<i64> = serde_json::from_value(json["labels"].clone()).expect("labels");
         let labels: Vec<ProbeValue> = Model::predict(&model, rows.view()).to_vec();
         let want_labels: Vec<ProbeValue> = want.iter().map(|&l| ProbeValue::Label(l)).collect();
@@ -60,7 +73,12 @@ fn classifiers_match_onnxruntime_with_missing_values() {
 
 #[test]
 fn regressors_match_onnxruntime_with_missing_values() {
-    for name in ["random_forest_regressor", "gradient_boosting_regressor"] {
+    for name in [
+        "random_forest_regressor",
+        "gradient_boosting_regressor",
+        "xgboost_regressor",
+        "lightgbm_regressor",
+    ] {
         let (model, rows, json) = load(name);
         let want: Vec<f64> = serde_json::from_value(json["values"].clone()).expect("values");
         let got = Model::predict(&model, rows.view());

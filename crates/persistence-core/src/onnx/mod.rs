@@ -246,14 +246,22 @@ impl OnnxModel {
             .skip(1)
             .find(|(_, o)| elem_type(o) == Some(FLOAT32) && dims(o).len() == 2)
             .map(|(i, _)| i);
-        let label_name = g.output.first().map(|o| o.name.as_str()).unwrap_or_default();
-        let tree_labels = g
+        // The one tree-ensemble classifier of a graph gives its labels
+        // (through renames and casts, as converters write them).
+        let classifiers: Vec<&pb::NodeProto> = g
             .node
             .iter()
-            .find(|n| n.op_type == "TreeEnsembleClassifier" && n.output.first().map(String::as_str) == Some(label_name))
-            .and_then(|n| n.attribute.iter().find(|a| a.name == "classlabels_int64s"))
-            .map(|a| a.ints.clone())
-            .filter(|l| !l.is_empty());
+            .filter(|n| n.op_type == "TreeEnsembleClassifier")
+            .collect();
+        let tree_labels = match classifiers.as_slice() {
+            [n] => n
+                .attribute
+                .iter()
+                .find(|a| a.name == "classlabels_int64s")
+                .map(|a| a.ints.clone())
+                .filter(|l| !l.is_empty()),
+            _ => None,
+        };
         let model = OnnxModel {
             graph: Blob(graph),
             n_features,

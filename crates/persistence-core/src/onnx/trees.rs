@@ -106,6 +106,21 @@ pub(crate) struct ForestOutput {
     pub(crate) width: usize,
 }
 
+/// Whether `name` is a constant (initializer) equal to 1 in every element.
+fn is_one(graph: &pb::GraphProto, name: &str) -> bool {
+    graph.initializer.iter().find(|t| t.name == name).is_some_and(|t| {
+        const FLOAT: i32 = 1;
+        const DOUBLE: i32 = 11;
+        match t.data_type {
+            FLOAT if !t.float_data.is_empty() => t.float_data.iter().all(|&v| v == 1.0),
+            FLOAT => !t.raw_data.is_empty() && t.raw_data.chunks(4).all(|c| c == 1.0f32.to_le_bytes()),
+            DOUBLE if !t.double_data.is_empty() => t.double_data.iter().all(|&v| v == 1.0),
+            DOUBLE => !t.raw_data.is_empty() && t.raw_data.chunks(8).all(|c| c == 1.0f64.to_le_bytes()),
+            _ => false,
+        }
+    })
+}
+
 fn attr<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
 }
@@ -137,16 +152,27 @@ fn strings(node: &pb::NodeProto, name: &str) -> Vec<String> {
 /// or not a case implemented here: use tract"; `Err` is a hostile or
 /// inconsistent tree, refused.
 pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> Result<Option<FlatForest>, String> {
-    // One tree-ensemble node, and Identity nodes that only rename its
-    // outputs (skl2onnx writes one for gradient boosting).
+    // One tree-ensemble node, and nodes after it that leave its outputs'
+    // values as they are: Identity, a Cast to float or int64, a product with
+    // the constant 1 (what skl2onnx and onnxmltools write around trees).
     let Some((node, rest)) = graph.node.split_first() else {
         return Ok(None);
     };
     let mut renamed: HashMap<&str, &str> = HashMap::new();
     for n in rest {
-        match (n.op_type.as_str(), n.input.as_slice(), n.output.as_slice()) {
-            ("Identity", [from], [to]) => {
-                renamed.insert(to.as_str(), from.as_str());
+        let passes = match (n.op_type.as_str(), n.input.as_slice()) {
+            ("Identity", [from]) => Some(from.as_str()),
+            ("Cast", [from]) => attr(n, "to")
+                .filter(|a| matches!(a.i, 1 | 7 | 11))
+                .map(|_| from.as_str()),
+            ("Mul", [a, b]) if is_one(graph, b) => Some(a.as_str()),
+            ("Mul", [a, b]) if is_one(graph, a) => Some(b.as_str()),
+            _ => None,
+        };
+        match (passes, n.output.as_slice()) {
+            (Some(from), [to]) => {
+                let origin = renamed.get(from).copied().unwrap_or(from);
+                renamed.insert(to.as_str(), origin);
             }
             _ => return Ok(None),
         }
