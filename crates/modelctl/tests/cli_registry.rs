@@ -367,3 +367,98 @@ fn watch_prints_each_event_once_and_resumes_from_its_cursor() {
     assert_eq!(next[0]["kind"]["alias"], "staging");
     assert_ne!(next[0]["id"], first[0]["id"]);
 }
+
+/// `modelctl serve` as operators run it: it prints where it listens, answers
+/// the protocol, and on SIGTERM stops and exits 0.
+#[cfg(unix)]
+#[test]
+fn serve_answers_and_stops_on_sigterm() {
+    use std::io::{BufRead, Read, Write};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = dir.path();
+    assert_eq!(modelctl(reg, &["init"]).status.code(), Some(0));
+    // A linfa tree: a kind the modelctl binary knows (the test models are not built into it).
+    assert_eq!(
+        modelctl(reg, &["publish", &fixture("tree-level3.bundle")])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        modelctl(reg, &["promote", "golden_tree", "production", "1.0.0"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_modelctl"))
+        .arg("--registry")
+        .arg(reg)
+        .args([
+            "serve",
+            "--model",
+            "golden_tree@production",
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-ms",
+            "50",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("modelctl serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .expect(&line)
+        .to_owned();
+    let request = |path: &str, body: &str| -> String {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !request("/v2/health/ready", "").starts_with("HTTP/1.1 200") {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let width = serde_json::from_slice::<serde_json::Value>(&modelctl(reg, &["show", "golden_tree@production"]).stdout)
+        .expect("card")["n_features"]
+        .as_u64()
+        .expect("width") as usize;
+    let body = serde_json::json!({"inputs": [{"name": "input", "shape": [1, width], "datatype": "FP64", "data": vec![0.5; width]}]});
+    let answer = request("/v2/models/golden_tree/infer", &body.to_string());
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"model_version\":\"1.0.0\""), "{answer}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("modelctl serve did not stop on SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "a clean exit after SIGTERM");
+}
