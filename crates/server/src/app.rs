@@ -458,6 +458,13 @@ async fn infer_common(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let start = Instant::now();
+    // Metrics are labelled by configured names only: names from the URL
+    // of unknown models would grow the series without bound.
+    let label = if state.by_name.contains_key(&name) {
+        name.clone()
+    } else {
+        "_unknown".to_owned()
+    };
     let body = match body {
         Ok(b) => b,
         Err(rejection) => {
@@ -469,7 +476,7 @@ async fn infer_common(
                     rejection.body_text()
                 },
             };
-            state.metrics.request(&name, "none", Outcome::of_status(e.status));
+            state.metrics.request(&label, "none", Outcome::of_status(e.status));
             return error(&e);
         }
     };
@@ -479,9 +486,13 @@ async fn infer_common(
         .map(|r| {
             r.inputs
                 .iter()
-                .map(|i| i.shape.iter().product::<i64>().max(0) as usize)
-                .sum::<usize>()
-                > INLINE_VALUES
+                .map(|i| {
+                    i.shape
+                        .iter()
+                        .fold(1u64, |n, &d| n.saturating_mul(d.max(0).unsigned_abs()))
+                })
+                .fold(0u64, u64::saturating_add)
+                > INLINE_VALUES as u64
         })
         .unwrap_or(false);
     let work = {
@@ -499,13 +510,13 @@ async fn infer_common(
     };
     match result {
         Ok((response, version)) => {
-            state.metrics.request(&name, &version, Outcome::Ok);
-            state.metrics.latency(&name).observe(start.elapsed());
+            state.metrics.request(&label, &version, Outcome::Ok);
+            state.metrics.latency(&label).observe(start.elapsed());
             json_response(StatusCode::OK, serde_json::to_vec(&response).unwrap_or_default())
         }
         Err((e, version)) => {
             state.metrics.request(
-                &name,
+                &label,
                 version.as_deref().unwrap_or("none"),
                 Outcome::of_status(e.status),
             );
