@@ -123,7 +123,10 @@ impl Default for Kinds {
             kinds.register::<crate::linfa::RandomForest>();
         }
         #[cfg(feature = "onnx")]
-        kinds.register::<crate::onnx::OnnxModel>();
+        {
+            kinds.register::<crate::onnx::OnnxModel>();
+            kinds.register::<crate::onnx::TreeEnsemble>();
+        }
         #[cfg(feature = "testing")]
         kinds.register::<crate::synthetic::LinearClassifier>();
         kinds

@@ -5,7 +5,7 @@
 //! (fixtures from scripts/onnx-fixtures.py).
 #![cfg(feature = "onnx")]
 
-use model_persistence_core::onnx::OnnxModel;
+use model_persistence_core::onnx::{OnnxModel, TreeEnsemble};
 use model_persistence_core::{from_bytes, to_bytes, Model, ModelCard, ProbeValue};
 use ndarray::Array2;
 
@@ -40,6 +40,28 @@ fn load_as(name: &str, native: bool) -> (OnnxModel, Array2<f64>, serde_json::Val
     (model, rows, json)
 }
 
+/// The lowered form stored in a bundle answers exactly as the graph does.
+fn stored(name: &str, model: &OnnxModel, rows: &Array2<f64>) {
+    let trees = model.tree_ensemble().expect("a lone tree ensemble");
+    let card = ModelCard::builder(name, &trees)
+        .extension("onnx", model.describe())
+        .probe(rows.view())
+        .build()
+        .expect("card");
+    assert_eq!(card.kind, "onnx.tree_ensemble.v1");
+    let loaded = from_bytes::<TreeEnsemble>(&to_bytes(&trees, &card).expect("bundle")).expect("loads, probe replayed");
+    assert_eq!(
+        Model::predict(loaded.model(), rows.view()),
+        Model::predict(model, rows.view()),
+        "{name}"
+    );
+    assert_eq!(
+        Model::scores(loaded.model(), rows.view()),
+        Model::scores(model, rows.view()),
+        "{name}"
+    );
+}
+
 fn close(name: &str, got: f64, want: f64) {
     assert!((got - want).abs() <= 1e-5, "{name}: {got} vs onnxruntime {want}");
 }
@@ -56,6 +78,7 @@ fn classifiers_match_onnxruntime_with_missing_values() {
         ("lightgbm", true),
     ] {
         let (model, rows, json) = load_as(name, native);
+        stored(name, &model, &rows);
         let want: Vec<i64> = serde_json::from_value(json["labels"].clone()).expect("labels");
         let labels: Vec<ProbeValue> = Model::predict(&model, rows.view()).to_vec();
         let want_labels: Vec<ProbeValue> = want.iter().map(|&l| ProbeValue::Label(l)).collect();
@@ -80,6 +103,7 @@ fn regressors_match_onnxruntime_with_missing_values() {
         "lightgbm_regressor",
     ] {
         let (model, rows, json) = load(name);
+        stored(name, &model, &rows);
         let want: Vec<f64> = serde_json::from_value(json["values"].clone()).expect("values");
         let got = Model::predict(&model, rows.view());
         assert_eq!(got.len(), want.len());

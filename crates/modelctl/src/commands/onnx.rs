@@ -24,9 +24,25 @@ pub(crate) struct Import<'a> {
 pub(crate) fn import(args: &Import<'_>) -> Outcome {
     let graph = std::fs::read(args.graph).map_err(|e| Failure(format!("cannot read {}: {e}", args.graph.display())))?;
     let model = OnnxModel::from_graph(graph)?;
-    let mut card = ModelCard::builder(args.name, &model)
-        .algorithm("ONNX graph")
-        .extension("onnx", model.describe());
+    let (description, width) = (model.describe(), model.input_width());
+    // A lone tree ensemble is stored lowered: loading then parses no ONNX.
+    match model.tree_ensemble() {
+        Some(trees) => write(args, &trees, "ONNX tree ensemble (flat forest)", description, width),
+        None => write(args, &model, "ONNX graph", description, width),
+    }
+}
+
+/// Builds the card and writes the bundle of an imported model.
+fn write<M: persistence::Model>(
+    args: &Import<'_>,
+    model: &M,
+    algorithm: &str,
+    description: serde_json::Value,
+    width: usize,
+) -> Outcome {
+    let mut card = ModelCard::builder(args.name, model)
+        .algorithm(algorithm)
+        .extension("onnx", description);
     if let Some(v) = args.version {
         card = card.version(Version::parse(v).map_err(|e| Failure(format!("invalid version {v:?}: {e}")))?);
     }
@@ -42,15 +58,15 @@ pub(crate) fn import(args: &Import<'_>) -> Outcome {
     if let Some(path) = args.train_data {
         let text =
             std::fs::read_to_string(path).map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
-        let rows = read_rows(&text, &[], model.input_width())?;
+        let rows = read_rows(&text, &[], width)?;
         card = card.training_data(rows.view(), path.display().to_string());
     } else {
-        card = card.n_features(model.input_width());
+        card = card.n_features(width);
     }
     let card = card.build()?;
     let default_out = format!("{}.bundle", args.name);
     let out = args.output.unwrap_or(Path::new(&default_out));
-    let saved = persistence::save(out, &model, &card)?;
+    let saved = persistence::save(out, model, &card)?;
     println!(
         "wrote {} ({} bytes, kind {}, {} features, content id {})",
         out.display(),

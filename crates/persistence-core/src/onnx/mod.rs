@@ -41,7 +41,7 @@ use crate::model::{Model, ProbeValue, StructureError};
 
 mod trees;
 use trees::FlatForest;
-pub use trees::MAX_DEPTH as MAX_TREE_DEPTH;
+pub use trees::{MAX_DEPTH as MAX_TREE_DEPTH, MAX_OUTPUTS as MAX_TREE_OUTPUTS};
 
 /// The tract version graphs are run with.
 pub const TRACT_VERSION: &str = "0.23.9";
@@ -340,6 +340,16 @@ impl OnnxModel {
             .map_err(Clone::clone)
     }
 
+    /// The graph's tree ensemble in its lowered form, to be stored as
+    /// such (see [`TreeEnsemble`]); `None` for a graph that runs on tract.
+    pub fn tree_ensemble(&self) -> Option<TreeEnsemble> {
+        let forest = self.forest().ok()??;
+        Some(TreeEnsemble {
+            forest: forest.clone(),
+            n_features: self.n_features,
+        })
+    }
+
     /// Whether the graph runs on the project's flat forest (a lone tree
     /// ensemble) rather than on tract.
     pub fn runs_natively(&self) -> bool {
@@ -509,5 +519,63 @@ impl Model for OnnxModel {
 
     fn dependencies() -> Vec<(&'static str, &'static str)> {
         vec![("tract-onnx", TRACT_VERSION)]
+    }
+}
+
+/// An ONNX tree ensemble stored in its lowered form: the flat forest's
+/// arrays, not the graph, so loading parses no ONNX and needs no tract.
+/// `modelctl import-onnx` writes this kind for graphs that are a lone tree
+/// ensemble ([`OnnxModel::tree_ensemble`]); the card's `onnx` extension
+/// keeps the original graph's description and SHA-256. Loading checks the
+/// arrays as lowering checks a graph (indices, loops, depth, features,
+/// outputs), so a hostile bundle is refused, never walked.
+///
+/// Trees send missing values where the graph says, so checked predictions
+/// accept NaN inputs for this kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TreeEnsemble {
+    forest: FlatForest,
+    n_features: usize,
+}
+
+impl TreeEnsemble {
+    /// The input width.
+    pub fn input_width(&self) -> usize {
+        self.n_features
+    }
+}
+
+impl Model for TreeEnsemble {
+    const KIND: &'static str = "onnx.tree_ensemble.v1";
+    const ACCEPTS_NON_FINITE: bool = true;
+    type Output = ProbeValue;
+
+    fn n_features(&self) -> Option<usize> {
+        Some(self.n_features)
+    }
+
+    fn check_structure(&self, n_features: usize) -> std::result::Result<(), StructureError> {
+        self.forest
+            .validate(n_features)
+            .map_err(|reason| StructureError::new(OnnxError::Tree { reason }.to_string()))
+    }
+
+    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<ProbeValue> {
+        let data: Vec<f64> = rows.iter().copied().collect();
+        let out = self.forest.run(&data, rows.nrows());
+        match out.labels {
+            Some(labels) => labels.into_iter().map(ProbeValue::Label).collect(),
+            None => out
+                .scores
+                .chunks(out.width.max(1))
+                .map(|r| ProbeValue::Value(r[0]))
+                .collect(),
+        }
+    }
+
+    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+        let data: Vec<f64> = rows.iter().copied().collect();
+        let out = self.forest.run(&data, rows.nrows());
+        Array2::from_shape_vec((rows.nrows(), out.width), out.scores).ok()
     }
 }

@@ -17,13 +17,14 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
 use tract_onnx::pb;
 
 /// The deepest tree lowered.
 pub const MAX_DEPTH: usize = 4_096;
 
 /// A comparison at a branch node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Mode {
     Leq,
     Lt,
@@ -36,7 +37,7 @@ enum Mode {
 
 /// One node: a branch (feature, threshold, children) or a leaf (a range of
 /// weights).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Node {
     mode: Mode,
     missing_true: bool,
@@ -48,7 +49,7 @@ struct Node {
     b: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Post {
     None,
     Logistic,
@@ -56,7 +57,7 @@ enum Post {
     SoftmaxZero,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Aggregate {
     Sum,
     Average,
@@ -65,7 +66,7 @@ enum Aggregate {
 }
 
 /// What the forest computes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 enum Head {
     /// Class scores, labels.
     Classifier {
@@ -79,7 +80,7 @@ enum Head {
 }
 
 /// A tree ensemble as flat arrays.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FlatForest {
     nodes: Vec<Node>,
     roots: Vec<u32>,
@@ -421,7 +422,83 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
     }))
 }
 
+/// The most classes or targets a stored forest may have (each row
+/// allocates one score per output).
+pub const MAX_OUTPUTS: usize = 1 << 16;
+
 impl FlatForest {
+    /// Checks a forest read from a bundle as lowering checks a graph: every
+    /// index in range, every tree a tree within [`MAX_DEPTH`], every output
+    /// id and feature within bounds, finite weights.
+    pub(crate) fn validate(&self, n_features: usize) -> Result<(), String> {
+        if self.n_features != n_features {
+            return Err(format!(
+                "the forest reads {} features, the card says {n_features}",
+                self.n_features
+            ));
+        }
+        if self.n_outputs == 0 || self.n_outputs > MAX_OUTPUTS {
+            return Err(format!("{} outputs", self.n_outputs));
+        }
+        if self.roots.is_empty() {
+            return Err("no trees".into());
+        }
+        match &self.head {
+            Head::Classifier {
+                labels, single_score, ..
+            } => {
+                if labels.len() != self.n_outputs || (*single_score && labels.len() != 2) {
+                    return Err(format!("{} labels for {} classes", labels.len(), self.n_outputs));
+                }
+            }
+            Head::Regressor { .. } => {}
+        }
+        if self.base_values.len() > self.n_outputs || self.base_values.iter().any(|b| !b.is_finite()) {
+            return Err("base values do not match the outputs".into());
+        }
+        if let Some((o, w)) = self
+            .weights
+            .iter()
+            .find(|(o, w)| *o as usize >= self.n_outputs || !w.is_finite())
+        {
+            return Err(format!("a leaf weight {w} for output {o} of {}", self.n_outputs));
+        }
+        let n = self.nodes.len();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let ok = if node.mode == Mode::Leaf {
+                node.a <= node.b && (node.b as usize) <= self.weights.len()
+            } else {
+                (node.feature as usize) < n_features && (node.a as usize) < n && (node.b as usize) < n
+            };
+            if !ok {
+                return Err(format!("node {i} points outside the forest"));
+            }
+        }
+        let mut seen = vec![false; n];
+        for &root in &self.roots {
+            if root as usize >= n {
+                return Err(format!("root {root} is not a node"));
+            }
+            let mut stack = vec![(root, 0usize)];
+            while let Some((at, depth)) = stack.pop() {
+                if depth > MAX_DEPTH {
+                    return Err(format!("a tree deeper than {MAX_DEPTH}"));
+                }
+                if std::mem::replace(&mut seen[at as usize], true) {
+                    return Err(format!(
+                        "node {at} is reached twice: the tree has a loop or a shared node"
+                    ));
+                }
+                let node = self.nodes[at as usize];
+                if node.mode != Mode::Leaf {
+                    stack.push((node.a, depth + 1));
+                    stack.push((node.b, depth + 1));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The leaf a row reaches in the tree at `root`.
     #[inline]
     fn leaf(&self, root: u32, row: &[f32]) -> Node {
@@ -766,6 +843,31 @@ mod tests {
             let err = lower(&g, "X", 2).expect_err(words);
             assert!(err.contains(words), "{words}: {err}");
         }
+    }
+
+    #[test]
+    fn a_stored_forest_is_checked_like_a_graph() {
+        let good = lower(&graph(|_| {}), "X", 2).expect("sound").expect("lowered");
+        assert!(good.validate(2).is_ok());
+        assert!(good.validate(3).is_err(), "another width");
+        let mut bad = good.clone();
+        bad.nodes[0].a = 99;
+        assert!(bad.validate(2).expect_err("out of range").contains("outside"));
+        let mut looped = good.clone();
+        looped.nodes[0].b = 0;
+        assert!(looped.validate(2).expect_err("loop").contains("twice"));
+        let mut wide = good.clone();
+        wide.nodes[0].feature = 7;
+        assert!(wide.validate(2).is_err());
+        let mut weight = good.clone();
+        weight.weights[0] = (5, 1.0);
+        assert!(weight.validate(2).is_err());
+        let mut leaf = good.clone();
+        leaf.nodes[1].b = 1000;
+        assert!(leaf.validate(2).is_err());
+        let mut nan = good;
+        nan.weights[0].1 = f64::NAN;
+        assert!(nan.validate(2).is_err());
     }
 
     #[test]
