@@ -39,51 +39,14 @@ use tract_onnx::tract_core::dims;
 
 use crate::model::{Model, ProbeValue, StructureError};
 
+mod error;
 mod trees;
+pub use error::OnnxError;
 use trees::FlatForest;
-pub use trees::{MAX_DEPTH as MAX_TREE_DEPTH, MAX_OUTPUTS as MAX_TREE_OUTPUTS};
+pub use trees::{TreeEnsemble, MAX_DEPTH as MAX_TREE_DEPTH, MAX_OUTPUTS as MAX_TREE_OUTPUTS};
 
 /// The tract version graphs are run with.
 pub const TRACT_VERSION: &str = "0.23.9";
-
-/// Why an ONNX graph cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum OnnxError {
-    /// The bytes are not an ONNX model.
-    #[error("not an ONNX model: {reason}")]
-    Malformed {
-        /// What the parser said.
-        reason: String,
-    },
-    /// The graph keeps tensors in external data files, which a bundle does not carry.
-    #[error("the graph keeps tensor {tensor:?} in an external data file; export it with the data inside the model")]
-    ExternalData {
-        /// The tensor.
-        tensor: String,
-    },
-    /// The graph's inputs or outputs are not what this adapter runs.
-    #[error("unsupported graph signature: {reason}")]
-    Signature {
-        /// Why.
-        reason: String,
-    },
-    /// A tree ensemble that is not a sound tree: a child out of range or in
-    /// another tree, a loop, a feature past the input width, attribute
-    /// arrays of different lengths, a depth past [`MAX_TREE_DEPTH`].
-    #[error("refused tree ensemble: {reason}")]
-    Tree {
-        /// What is wrong.
-        reason: String,
-    },
-    /// tract cannot type-check, optimise or run the graph (an unknown
-    /// operator, inconsistent shapes).
-    #[error("tract cannot run the graph: {reason}")]
-    Unsupported {
-        /// What tract said.
-        reason: String,
-    },
-}
 
 type Plan = TypedRunnableModel;
 
@@ -357,9 +320,7 @@ impl OnnxModel {
     }
 
     fn forest_output(&self, rows: ArrayView2<'_, f64>) -> Option<trees::ForestOutput> {
-        let forest = self.forest().ok()??;
-        let data: Vec<f64> = rows.iter().copied().collect();
-        Some(forest.run(&data, rows.nrows()))
+        Some(self.forest().ok()??.run_view(rows))
     }
 
     /// The runnable plan, built once: parsed, typed for `[batch,
@@ -463,14 +424,7 @@ impl Model for OnnxModel {
             Array1::from_elem(rows.nrows(), ProbeValue::Value(f64::NAN))
         };
         if let Some(out) = self.forest_output(rows) {
-            return match out.labels {
-                Some(labels) => labels.into_iter().map(ProbeValue::Label).collect(),
-                None => out
-                    .scores
-                    .chunks(out.width.max(1))
-                    .map(|r| ProbeValue::Value(r[0]))
-                    .collect(),
-            };
+            return out.predictions();
         }
         let outputs = match self.run(rows) {
             Ok(o) => o,
@@ -505,7 +459,7 @@ impl Model for OnnxModel {
     /// The probabilities output, when the graph has one.
     fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
         if let Some(out) = self.forest_output(rows) {
-            return Array2::from_shape_vec((rows.nrows(), out.width), out.scores).ok();
+            return out.into_scores(rows.nrows());
         }
         let index = self.scores_output?;
         let outputs = self.run(rows).ok()?;
@@ -519,63 +473,5 @@ impl Model for OnnxModel {
 
     fn dependencies() -> Vec<(&'static str, &'static str)> {
         vec![("tract-onnx", TRACT_VERSION)]
-    }
-}
-
-/// An ONNX tree ensemble stored in its lowered form: the flat forest's
-/// arrays, not the graph, so loading parses no ONNX and needs no tract.
-/// `modelctl import-onnx` writes this kind for graphs that are a lone tree
-/// ensemble ([`OnnxModel::tree_ensemble`]); the card's `onnx` extension
-/// keeps the original graph's description and SHA-256. Loading checks the
-/// arrays as lowering checks a graph (indices, loops, depth, features,
-/// outputs), so a hostile bundle is refused, never walked.
-///
-/// Trees send missing values where the graph says, so checked predictions
-/// accept NaN inputs for this kind.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TreeEnsemble {
-    forest: FlatForest,
-    n_features: usize,
-}
-
-impl TreeEnsemble {
-    /// The input width.
-    pub fn input_width(&self) -> usize {
-        self.n_features
-    }
-}
-
-impl Model for TreeEnsemble {
-    const KIND: &'static str = "onnx.tree_ensemble.v1";
-    const ACCEPTS_NON_FINITE: bool = true;
-    type Output = ProbeValue;
-
-    fn n_features(&self) -> Option<usize> {
-        Some(self.n_features)
-    }
-
-    fn check_structure(&self, n_features: usize) -> std::result::Result<(), StructureError> {
-        self.forest
-            .validate(n_features)
-            .map_err(|reason| StructureError::new(OnnxError::Tree { reason }.to_string()))
-    }
-
-    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<ProbeValue> {
-        let data: Vec<f64> = rows.iter().copied().collect();
-        let out = self.forest.run(&data, rows.nrows());
-        match out.labels {
-            Some(labels) => labels.into_iter().map(ProbeValue::Label).collect(),
-            None => out
-                .scores
-                .chunks(out.width.max(1))
-                .map(|r| ProbeValue::Value(r[0]))
-                .collect(),
-        }
-    }
-
-    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
-        let data: Vec<f64> = rows.iter().copied().collect();
-        let out = self.forest.run(&data, rows.nrows());
-        Array2::from_shape_vec((rows.nrows(), out.width), out.scores).ok()
     }
 }

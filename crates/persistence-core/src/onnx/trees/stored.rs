@@ -1,0 +1,55 @@
+//! The lowered form as a model kind of its own, stored in bundles.
+
+use ndarray::{Array1, Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use super::FlatForest;
+use crate::model::{Model, ProbeValue, StructureError};
+use crate::onnx::OnnxError;
+
+/// An ONNX tree ensemble stored in its lowered form: the flat forest's
+/// arrays, not the graph, so loading parses no ONNX and needs no tract.
+/// `modelctl import-onnx` writes this kind for graphs that are a lone tree
+/// ensemble ([`OnnxModel::tree_ensemble`](crate::onnx::OnnxModel::tree_ensemble)); the card's `onnx` extension
+/// keeps the original graph's description and SHA-256. Loading checks the
+/// arrays as lowering checks a graph (indices, loops, depth, features,
+/// outputs), so a hostile bundle is refused, never walked.
+///
+/// Trees send missing values where the graph says, so checked predictions
+/// accept NaN inputs for this kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TreeEnsemble {
+    pub(in crate::onnx) forest: FlatForest,
+    pub(in crate::onnx) n_features: usize,
+}
+
+impl TreeEnsemble {
+    /// The input width.
+    pub fn input_width(&self) -> usize {
+        self.n_features
+    }
+}
+
+impl Model for TreeEnsemble {
+    const KIND: &'static str = "onnx.tree_ensemble.v1";
+    const ACCEPTS_NON_FINITE: bool = true;
+    type Output = ProbeValue;
+
+    fn n_features(&self) -> Option<usize> {
+        Some(self.n_features)
+    }
+
+    fn check_structure(&self, n_features: usize) -> Result<(), StructureError> {
+        self.forest
+            .validate(n_features)
+            .map_err(|reason| StructureError::new(OnnxError::Tree { reason }.to_string()))
+    }
+
+    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<ProbeValue> {
+        self.forest.run_view(rows).predictions()
+    }
+
+    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+        self.forest.run_view(rows).into_scores(rows.nrows())
+    }
+}
