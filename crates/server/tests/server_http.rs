@@ -2,6 +2,10 @@
 //! protocol's endpoints, every kind of bad request answered with a 4xx and
 //! the error body, hot swaps under load with bad versions refused, A/B
 //! stickiness, metrics, and graceful shutdown.
+//!
+//! One file over 500 lines, on purpose: every test here drives the server
+//! through the same small HTTP harness (start, raw requests, stop), which
+//! belongs with them.
 
 #![allow(clippy::result_large_err)]
 
