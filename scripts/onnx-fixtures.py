@@ -111,13 +111,41 @@ def main():
     boosting_fixtures(out, train_x, train_y, rows)
 
 
-def tree_fixtures(out, train_x, train_y, rows, truth):
-    """The tree ensembles: classifiers and regressors, NaN in some rows."""
+def tree_data(train_x, train_y, rows):
+    """The held-out rows with some values missing, a three-class target and
+    a continuous one, shared by every tree-ensemble fixture."""
     rows = rows.copy()
     rows[1::17, 3] = np.nan
     rows[2::23, 0] = np.nan
     three = train_y + (train_x[:, 1] > 1.0)
     target = (0.5 * train_x[:, 0] + train_x[:, 2] - 0.25 * train_x[:, 5]).astype(np.float32)
+    return rows, three, target
+
+
+def write_tree_fixture(out, name, onx, rows, classifier, producer):
+    """NAME.onnx, and NAME.json with onnxruntime's outputs on `rows`
+    (labels and probabilities, or values); NaN as null."""
+    graph = onx.SerializeToString()
+    with open(os.path.join(out, f"{name}.onnx"), "wb") as f:
+        f.write(graph)
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {session.get_inputs()[0].name: rows})
+    fixture = {"model": name, "n_features": N_FEATURES, "rows": [[None if np.isnan(v) else float(v) for v in r] for r in rows.astype(np.float64)]}
+    if classifier:
+        fixture["labels"] = outputs[0].astype(np.int64).tolist()
+        fixture["probabilities"] = outputs[1].astype(np.float64).tolist()
+    else:
+        fixture["values"] = outputs[0].astype(np.float64).reshape(-1).tolist()
+    fixture["producer"] = {**producer, "onnxruntime": ort.__version__}
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump(fixture, f, indent=1)
+        f.write("\n")
+    print(f"{name}: {len(graph)} bytes")
+
+
+def tree_fixtures(out, train_x, train_y, rows, truth):
+    """The tree ensembles: classifiers and regressors, NaN in some rows."""
+    rows, three, target = tree_data(train_x, train_y, rows)
     cases = [
         ("extra_trees", ExtraTreesClassifier(n_estimators=20, max_depth=8, random_state=0), train_y),
         ("gradient_boosting", GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0), train_y),
@@ -130,26 +158,8 @@ def tree_fixtures(out, train_x, train_y, rows, truth):
         classifier = hasattr(model, "predict_proba")
         options = {id(model): {"zipmap": False}} if classifier else None
         onx = to_onnx(model, train_x[:1], options=options, target_opset={"": 17, "ai.onnx.ml": 3})
-        graph = onx.SerializeToString()
-        with open(os.path.join(out, f"{name}.onnx"), "wb") as f:
-            f.write(graph)
-        session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
-        outputs = session.run(None, {session.get_inputs()[0].name: rows})
-        fixture = {"model": name, "n_features": N_FEATURES, "rows": [[None if np.isnan(v) else float(v) for v in r] for r in rows.astype(np.float64)]}
-        if classifier:
-            fixture["labels"] = outputs[0].astype(np.int64).tolist()
-            fixture["probabilities"] = outputs[1].astype(np.float64).tolist()
-        else:
-            fixture["values"] = outputs[0].astype(np.float64).reshape(-1).tolist()
-        fixture["producer"] = {
-            "scikit-learn": sklearn.__version__,
-            "skl2onnx": skl2onnx.__version__,
-            "onnxruntime": ort.__version__,
-        }
-        with open(os.path.join(out, f"{name}.json"), "w") as f:
-            json.dump(fixture, f, indent=1)
-            f.write("\n")
-        print(f"{name}: {len(graph)} bytes")
+        producer = {"scikit-learn": sklearn.__version__, "skl2onnx": skl2onnx.__version__}
+        write_tree_fixture(out, name, onx, rows, classifier, producer)
 
 
 def boosting_fixtures(out, train_x, train_y, rows):
@@ -159,11 +169,7 @@ def boosting_fixtures(out, train_x, train_y, rows):
     import xgboost
     from onnxmltools.convert.common.data_types import FloatTensorType
 
-    rows = rows.copy()
-    rows[1::17, 3] = np.nan
-    rows[2::23, 0] = np.nan
-    three = train_y + (train_x[:, 1] > 1.0)
-    target = (0.5 * train_x[:, 0] + train_x[:, 2] - 0.25 * train_x[:, 5]).astype(np.float32)
+    rows, three, target = tree_data(train_x, train_y, rows)
     types = [("input", FloatTensorType([None, N_FEATURES]))]
     xgb = dict(max_depth=4, random_state=0, n_jobs=1, tree_method="exact")
     lgb = dict(num_leaves=15, random_state=0, n_jobs=1, deterministic=True, force_row_wise=True, verbose=-1)
@@ -180,26 +186,9 @@ def boosting_fixtures(out, train_x, train_y, rows):
         extra = {"zipmap": False} if classifier and convert is onnxmltools.convert_lightgbm else {}
         onx = convert(model, initial_types=types, target_opset=15, **extra)
         onx.graph.name = name  # onnxmltools names graphs with a random UUID
-        graph = onx.SerializeToString()
-        with open(os.path.join(out, f"{name}.onnx"), "wb") as f:
-            f.write(graph)
-        session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
-        outputs = session.run(None, {session.get_inputs()[0].name: rows})
-        fixture = {"model": name, "n_features": N_FEATURES, "rows": [[None if np.isnan(v) else float(v) for v in r] for r in rows.astype(np.float64)]}
-        if classifier:
-            fixture["labels"] = outputs[0].astype(np.int64).tolist()
-            fixture["probabilities"] = outputs[1].astype(np.float64).tolist()
-        else:
-            fixture["values"] = outputs[0].astype(np.float64).reshape(-1).tolist()
-        fixture["producer"] = {
-            type(model).__module__.split(".")[0]: __import__(type(model).__module__.split(".")[0]).__version__,
-            "onnxmltools": onnxmltools.__version__,
-            "onnxruntime": ort.__version__,
-        }
-        with open(os.path.join(out, f"{name}.json"), "w") as f:
-            json.dump(fixture, f, indent=1)
-            f.write("\n")
-        print(f"{name}: {len(graph)} bytes")
+        library = type(model).__module__.split(".")[0]
+        producer = {library: __import__(library).__version__, "onnxmltools": onnxmltools.__version__}
+        write_tree_fixture(out, name, onx, rows, classifier, producer)
 
 
 if __name__ == "__main__":
