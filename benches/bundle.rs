@@ -47,7 +47,7 @@ fn forest() -> (RandomForest, ModelCard) {
         .feature_proportion(0.6)
         .fit(&data)
         .expect("fits");
-    let forest = RandomForest::new(ensemble, FRAUD_FEATURES.len()).expect("consistent");
+    let forest = RandomForest::new(&ensemble, FRAUD_FEATURES.len()).expect("consistent");
     let card = ModelCard::builder("forest", &forest)
         .version(Version::new(1, 0, 0))
         .feature_names(FRAUD_FEATURES)

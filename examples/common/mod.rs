@@ -51,7 +51,7 @@ pub(crate) fn train_forest(data: &Split, trees: usize, seed: u64) -> Result<Rand
         .bootstrap_proportion(1.0)
         .feature_proportion(1.0)
         .fit(&data.train)?;
-    Ok(RandomForest::new(ensemble, FRAUD_FEATURES.len())?)
+    Ok(RandomForest::new(&ensemble, FRAUD_FEATURES.len())?)
 }
 
 /// Maximum depth of the reference forest's trees.

@@ -32,7 +32,7 @@ pub const MAGIC: [u8; 8] = [0x89, b'M', b'P', b'B', 0x0D, 0x0A, 0x1A, 0x0A];
 /// The format major version this crate writes and reads.
 pub const FORMAT_MAJOR: u16 = 1;
 /// The format minor version this crate writes.
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 /// Length of the fixed preamble (magic, versions, header length).
 pub const PREAMBLE_LEN: usize = 16;
 /// Length of a SHA-256.
@@ -358,8 +358,10 @@ pub(crate) fn decode_exact<T: serde::de::DeserializeOwned>(
     max_depth: usize,
     section: &'static str,
 ) -> Result<T> {
-    let mut rest = bytes;
-    let mut de = rmp_serde::Deserializer::new(&mut rest);
+    // Borrowed from the buffer: a blob's bytes reach its visitor without a
+    // copy in between (a reader-based decoder copies each into a scratch
+    // buffer grown step by step).
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(max_depth);
     let value = T::deserialize(&mut de).map_err(|source| match source {
         rmp_serde::decode::Error::DepthLimitExceeded => Error::LimitExceeded {
@@ -369,8 +371,11 @@ pub(crate) fn decode_exact<T: serde::de::DeserializeOwned>(
         },
         source => Error::Decode { section, source },
     })?;
-    drop(de);
-    let rest = rest.len();
+    let used = crate::msgpack_len::value_len(bytes).ok_or_else(|| Error::Invalid {
+        section,
+        reason: "the encoded value is malformed".to_owned(),
+    })?;
+    let rest = bytes.len() - used;
     if rest != 0 {
         return Err(Error::Invalid {
             section,
@@ -380,8 +385,11 @@ pub(crate) fn decode_exact<T: serde::de::DeserializeOwned>(
     Ok(value)
 }
 
-/// Assembles a bundle from an encoded header body and the stored payload.
-pub(crate) fn assemble<C: Serialize>(header: &Header<C>, stored_payload: &[u8]) -> Result<(Vec<u8>, ContentId)> {
+/// The bytes of a bundle before its payload (preamble, header, header
+/// hash), and the content id. A file is these bytes, then the stored
+/// payload: a save writes the two one after the other, never copying the
+/// payload into one buffer with the head.
+pub(crate) fn assemble_head<C: Serialize>(header: &Header<C>) -> Result<(Vec<u8>, ContentId)> {
     let header_bytes = rmp_serde::to_vec_named(header).map_err(|source| Error::Encode {
         section: "header",
         source,
@@ -391,7 +399,7 @@ pub(crate) fn assemble<C: Serialize>(header: &Header<C>, stored_payload: &[u8]) 
         limit_value: u64::from(u32::MAX),
         found: header_bytes.len() as u64,
     })?;
-    let mut out = Vec::with_capacity(PREAMBLE_LEN + header_bytes.len() + HASH_LEN + stored_payload.len());
+    let mut out = Vec::with_capacity(PREAMBLE_LEN + header_bytes.len() + HASH_LEN);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_MAJOR.to_le_bytes());
     out.extend_from_slice(&FORMAT_MINOR.to_le_bytes());
@@ -399,7 +407,6 @@ pub(crate) fn assemble<C: Serialize>(header: &Header<C>, stored_payload: &[u8]) 
     out.extend_from_slice(&header_bytes);
     let hash: [u8; HASH_LEN] = Sha256::digest(&out).into();
     out.extend_from_slice(&hash);
-    out.extend_from_slice(stored_payload);
     Ok((out, ContentId(hash)))
 }
 
@@ -412,35 +419,33 @@ pub(crate) fn encode_named<T: Serialize + ?Sized>(value: &T, section: &'static s
 
 /// Compresses the encoded model at `level` (0: stored as is) and describes
 /// it. An incompressible payload is stored as is, so a higher level never
-/// gives a larger file.
-pub(crate) fn encode_payload(raw: &[u8], level: u8) -> Result<(PayloadDescriptor, std::borrow::Cow<'_, [u8]>)> {
+/// gives a larger file. The stored bytes are `raw` itself when not
+/// deflated (moved, not copied).
+pub(crate) fn encode_payload(raw: Vec<u8>, level: u8) -> Result<(PayloadDescriptor, Vec<u8>)> {
     use std::io::Write as _;
-    let stored: std::borrow::Cow<'_, [u8]> = if level == 0 {
-        std::borrow::Cow::Borrowed(raw)
+    let raw_len = raw.len() as u64;
+    let (codec, stored) = if level == 0 {
+        (Codec::None, raw)
     } else {
         let mut enc = flate2::write::DeflateEncoder::new(
             Vec::with_capacity(raw.len() / 2),
             flate2::Compression::new(u32::from(level)),
         );
         let deflated = enc
-            .write_all(raw)
+            .write_all(&raw)
             .and_then(|()| enc.finish())
             .map_err(|source| Error::Inflate { source })?;
         if deflated.len() < raw.len() {
-            std::borrow::Cow::Owned(deflated)
+            (Codec::Deflate, deflated)
         } else {
-            std::borrow::Cow::Borrowed(raw)
+            (Codec::None, raw)
         }
-    };
-    let codec = match stored {
-        std::borrow::Cow::Borrowed(_) => Codec::None,
-        std::borrow::Cow::Owned(_) => Codec::Deflate,
     };
     let descriptor = PayloadDescriptor {
         codec,
         level,
         encoding: ENCODING_MSGPACK.to_owned(),
-        raw_len: raw.len() as u64,
+        raw_len,
         stored_len: stored.len() as u64,
         sha256: hex::encode(Sha256::digest(&stored)),
     };

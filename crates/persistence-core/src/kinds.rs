@@ -142,9 +142,13 @@ impl Kinds {
         }
     }
 
-    /// Registers a model type of your own under its [`Model::KIND`].
+    /// Registers a model type of your own under its [`Model::KIND`] and
+    /// its [`Model::EARLIER_KINDS`].
     pub fn register<M: Model + Send + Sync + std::fmt::Debug + 'static>(&mut self) -> &mut Self {
         self.table.insert(M::KIND, load_as::<M>);
+        for kind in M::EARLIER_KINDS {
+            self.table.insert(kind, load_as::<M>);
+        }
         self
     }
 

@@ -47,17 +47,20 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+pub mod blob;
 mod bundle;
 mod card;
 mod error;
 pub mod files;
 mod float;
+pub mod forest;
 pub mod format;
 mod kinds;
 #[cfg(feature = "linfa")]
 pub mod linfa;
 mod metric;
 mod model;
+mod msgpack_len;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod signing;
@@ -76,5 +79,5 @@ pub use error::{error_chain, Error, LimitKind, Result, Section};
 pub use format::{Codec, ContentId, Limits, PayloadDescriptor};
 pub use kinds::{AnyModel, DynModel, Kinds, Loadable, Predictions};
 pub use metric::Direction;
-pub use model::{Model, ProbeValue, StructureError};
+pub use model::{Earlier, Model, ProbeValue, StructureError};
 pub use semver::Version;

@@ -6,20 +6,21 @@
 //!   `linfa.decision_tree.v1`. Its structural check walks every node (without
 //!   recursion) and refuses a split without both children or with a feature
 //!   index past the feature count, either of which would panic at predict.
-//! - [`RandomForest`]: a random forest built with linfa-ensemble, whose
-//!   `EnsembleLearner` has no serde support; this wrapper persists its public
-//!   fields (the trees and each tree's feature subset) and votes
-//!   deterministically (ties go to the smallest label), where linfa's own
-//!   vote breaks ties in hash-map order.
+//! - [`RandomForest`]: a random forest built with linfa-ensemble (whose
+//!   `EnsembleLearner` has no serde support), flattened into the project's
+//!   flat forest: kind `linfa.random_forest.v2`, stored as blobs, voting
+//!   deterministically (ties go to the smallest label, where linfa's own
+//!   vote breaks ties in hash-map order); `v1` bundles are converted on load.
 
 use linfa::prelude::Predict;
 use linfa_ensemble::EnsembleLearner;
 use linfa_logistic::FittedLogisticRegression;
 use linfa_trees::DecisionTree;
-use ndarray::{Array1, ArrayView2, Axis};
+use ndarray::{Array1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Model, StructureError};
+use crate::forest::{Aggregate, FlatForest, Head, Mode, Node, Post, MAX_DEPTH, MAX_OUTPUTS};
+use crate::model::{Earlier, Model, StructureError};
 
 /// The linfa version these adapters were written against.
 pub const LINFA_VERSION: &str = "0.8.1";
@@ -133,7 +134,22 @@ impl Model for DecisionTree<f64, usize> {
     }
 }
 
-/// A random forest of linfa decision trees, as built by linfa-ensemble.
+/// A random forest of linfa decision trees, as built by linfa-ensemble,
+/// stored and run as a flat forest.
+///
+/// linfa-ensemble's `EnsembleLearner` has no serde support and votes by
+/// walking boxed nodes after copying each tree's feature columns. This type
+/// flattens the trees once, when it is built, into the project's
+/// [flat forest](crate::forest): node arrays, the feature of each split
+/// already mapped to the input's column, leaves that vote for their label.
+/// Prediction walks those arrays on the rows as given, without copying
+/// them; ties go to the smallest label (linfa's own vote breaks ties in
+/// hash-map order). Scores are each label's share of the votes, one column
+/// per label from 0 to the largest (at least two).
+///
+/// Kind `linfa.random_forest.v2` stores the arrays as blobs; bundles of
+/// `linfa.random_forest.v1` (linfa's trees, node by node) are converted on
+/// load, and their card's probe is replayed on the converted forest.
 ///
 /// # Examples
 ///
@@ -147,176 +163,213 @@ impl Model for DecisionTree<f64, usize> {
 /// let ensemble = EnsembleLearnerParams::new(DecisionTree::params())
 ///     .ensemble_size(100)
 ///     .fit(&dataset)?;
-/// let forest = RandomForest::new(ensemble, dataset.nfeatures())?;
-/// assert_eq!(forest.trees().len(), 100);
+/// let forest = RandomForest::new(&ensemble, dataset.nfeatures())?;
+/// assert_eq!(forest.n_trees(), 100);
 /// # Ok(()) }
 /// ```
-#[derive(Deserialize)]
-#[serde(from = "ForestRepr")]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RandomForest {
     n_features: usize,
-    ensemble: EnsembleLearner<DecisionTree<f64, usize>>,
+    forest: FlatForest<f64>,
 }
 
-impl std::fmt::Debug for RandomForest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RandomForest")
-            .field("n_features", &self.n_features)
-            .field("trees", &self.ensemble.models.len())
-            .finish()
-    }
-}
-
-/// The persisted fields of an `EnsembleLearner`.
+/// The fields `linfa.random_forest.v1` stored.
 #[derive(Deserialize)]
-struct ForestRepr {
+struct ForestV1 {
     n_features: usize,
     trees: Vec<DecisionTree<f64, usize>>,
     tree_features: Vec<Vec<usize>>,
 }
 
-/// The same fields, borrowed for saving.
-#[derive(Serialize)]
-struct ForestReprRef<'a> {
-    n_features: usize,
-    trees: &'a [DecisionTree<f64, usize>],
-    tree_features: &'a [Vec<usize>],
-}
-
-impl Serialize for RandomForest {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        ForestReprRef {
-            n_features: self.n_features,
-            trees: &self.ensemble.models,
-            tree_features: &self.ensemble.model_features,
-        }
-        .serialize(s)
-    }
-}
-
-impl From<ForestRepr> for RandomForest {
-    fn from(r: ForestRepr) -> Self {
-        RandomForest {
-            n_features: r.n_features,
-            ensemble: EnsembleLearner {
-                models: r.trees,
-                model_features: r.tree_features,
-            },
-        }
-    }
-}
-
 impl RandomForest {
-    /// Wraps a fitted ensemble trained on `n_features` columns.
+    /// Flattens a fitted ensemble trained on `n_features` columns.
     ///
     /// # Errors
     ///
-    /// A [`StructureError`] if the ensemble is inconsistent with `n_features`.
-    pub fn new(ensemble: EnsembleLearner<DecisionTree<f64, usize>>, n_features: usize) -> Result<Self, StructureError> {
-        let forest = RandomForest { n_features, ensemble };
-        forest.check_structure(n_features)?;
-        Ok(forest)
+    /// A [`StructureError`] if the ensemble is inconsistent with
+    /// `n_features` (no tree, a tree reading a feature past it, a split
+    /// without both children, a NaN split) or deeper than
+    /// [`MAX_DEPTH`](crate::forest::MAX_DEPTH).
+    pub fn new(
+        ensemble: &EnsembleLearner<DecisionTree<f64, usize>>,
+        n_features: usize,
+    ) -> Result<Self, StructureError> {
+        Ok(RandomForest {
+            n_features,
+            forest: flatten(&ensemble.models, &ensemble.model_features, n_features)?,
+        })
     }
 
-    /// The trees.
-    pub fn trees(&self) -> &[DecisionTree<f64, usize>] {
-        &self.ensemble.models
+    /// The number of trees.
+    pub fn n_trees(&self) -> usize {
+        self.forest.roots.len()
     }
 
-    /// The ensemble as linfa built it.
-    pub fn ensemble(&self) -> &EnsembleLearner<DecisionTree<f64, usize>> {
-        &self.ensemble
+    /// The number of nodes, leaves included, over all trees.
+    pub fn n_nodes(&self) -> usize {
+        self.forest.nodes.len()
     }
+}
 
-    /// The ensemble, giving up the wrapper.
-    pub fn into_ensemble(self) -> EnsembleLearner<DecisionTree<f64, usize>> {
-        self.ensemble
+/// The trees of an ensemble as one flat forest: each split's feature mapped
+/// through its tree's feature subset, `x < split` going to the left child
+/// (linfa's rule), each leaf one vote for its label.
+fn flatten(
+    trees: &[DecisionTree<f64, usize>],
+    subsets: &[Vec<usize>],
+    n_features: usize,
+) -> Result<FlatForest<f64>, StructureError> {
+    if trees.is_empty() {
+        return Err(StructureError::new("the forest has no tree"));
+    }
+    if trees.len() != subsets.len() {
+        return Err(StructureError::new(format!(
+            "{} trees but {} feature subsets",
+            trees.len(),
+            subsets.len()
+        )));
+    }
+    let mut nodes: Vec<Node<f64>> = Vec::new();
+    let mut weights = Vec::new();
+    let mut roots = Vec::with_capacity(trees.len());
+    let mut max_label = 1_usize;
+    let index = |i: usize| u32::try_from(i).map_err(|_| StructureError::new("more nodes than a u32 indexes"));
+    for (t, (tree, features)) in trees.iter().zip(subsets).enumerate() {
+        if let Some(f) = features.iter().find(|&&f| f >= n_features) {
+            return Err(StructureError::new(format!(
+                "tree {t} reads feature {f}, past the {n_features} features"
+            )));
+        }
+        check_tree(tree, features.len()).map_err(|e| StructureError::new(format!("tree {t}: {e}")))?;
+        roots.push(index(nodes.len())?);
+        // (node, where its index goes: the parent and which child)
+        let mut stack = vec![(tree.root_node(), None::<(usize, bool)>, 0_usize)];
+        while let Some((node, parent, depth)) = stack.pop() {
+            if depth > MAX_DEPTH {
+                return Err(StructureError::new(format!("tree {t} is deeper than {MAX_DEPTH}")));
+            }
+            let at = nodes.len();
+            if let Some((p, left)) = parent {
+                if left {
+                    nodes[p].a = index(at)?;
+                } else {
+                    nodes[p].b = index(at)?;
+                }
+            }
+            match (node.prediction(), node.children().as_slice()) {
+                (Some(label), _) => {
+                    max_label = max_label.max(label);
+                    let first = index(weights.len())?;
+                    weights.push((u32::try_from(label).unwrap_or(u32::MAX), 1.0));
+                    nodes.push(leaf(first, first + 1));
+                }
+                (None, [Some(l), Some(r)]) => {
+                    let (feature, split, _) = node.split();
+                    nodes.push(Node {
+                        mode: Mode::Lt,
+                        missing_true: false,
+                        feature: index(features[feature])?,
+                        threshold: split,
+                        a: 0,
+                        b: 0,
+                    });
+                    stack.push((r, Some((at, false)), depth + 1));
+                    stack.push((l, Some((at, true)), depth + 1));
+                }
+                // check_tree refused a split without both children.
+                (None, _) => {
+                    return Err(StructureError::new(format!(
+                        "tree {t} has a split without both children"
+                    )))
+                }
+            }
+        }
+    }
+    if max_label >= MAX_OUTPUTS {
+        return Err(StructureError::new(format!(
+            "a leaf votes for label {max_label}; labels stop at {}",
+            MAX_OUTPUTS - 1
+        )));
+    }
+    let forest = FlatForest {
+        nodes,
+        roots,
+        weights,
+        n_features,
+        n_outputs: max_label + 1,
+        base_values: Vec::new(),
+        post: Post::None,
+        head: Head::Classifier {
+            labels: (0..=max_label as i64).collect(),
+            single_score: false,
+            all_positive: true,
+            aggregate: Aggregate::Average,
+        },
+    };
+    forest.validate(n_features).map_err(StructureError::new)?;
+    Ok(forest)
+}
+
+fn leaf(first: u32, end: u32) -> Node<f64> {
+    Node {
+        mode: Mode::Leaf,
+        missing_true: false,
+        feature: 0,
+        threshold: 0.0,
+        a: first,
+        b: end,
     }
 }
 
 impl Model for RandomForest {
-    const KIND: &'static str = "linfa.random_forest.v1";
+    const KIND: &'static str = "linfa.random_forest.v2";
+    const EARLIER_KINDS: &'static [&'static str] = &["linfa.random_forest.v1"];
     type Output = usize;
 
     fn n_features(&self) -> Option<usize> {
         Some(self.n_features)
     }
 
+    /// The checks of any flat forest read from a file: every index in range,
+    /// every tree a tree of bounded depth, features within `n_features`.
     fn check_structure(&self, n_features: usize) -> Result<(), StructureError> {
-        let e = &self.ensemble;
-        if e.models.is_empty() {
-            return Err(StructureError::new("the forest has no tree"));
+        if !matches!(self.forest.head, Head::Classifier { .. }) {
+            return Err(StructureError::new("a random forest of linfa trees is a classifier"));
         }
-        if e.models.len() != e.model_features.len() {
-            return Err(StructureError::new(format!(
-                "{} trees but {} feature subsets",
-                e.models.len(),
-                e.model_features.len()
-            )));
-        }
-        for (i, (tree, features)) in e.models.iter().zip(&e.model_features).enumerate() {
-            if let Some(f) = features.iter().find(|&&f| f >= n_features) {
-                return Err(StructureError::new(format!(
-                    "tree {i} reads feature {f}, past the {n_features} features"
-                )));
-            }
-            check_tree(tree, features.len()).map_err(|e| StructureError::new(format!("tree {i}: {e}")))?;
-        }
-        Ok(())
+        self.forest.validate(n_features).map_err(StructureError::new)
     }
 
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<usize> {
-        self.votes(rows)
+        let out = self.forest.run_view(rows);
+        out.labels
+            .unwrap_or_default()
             .into_iter()
-            .map(|v| {
-                // Highest count; among equals the smallest label (BTreeMap order, first wins).
-                v.into_iter()
-                    .fold(None::<(usize, u32)>, |best, (label, count)| match best {
-                        Some((_, c)) if c >= count => best,
-                        _ => Some((label, count)),
-                    })
-                    .map_or(0, |(label, _)| label)
-            })
+            .map(|l| usize::try_from(l).unwrap_or(0))
             .collect()
     }
 
-    /// The share of trees voting for each class, one column per label from
-    /// 0 to the largest label voted (at least two columns).
+    /// The share of trees voting for each label, one column per label from
+    /// 0 to the largest any leaf votes for (at least two columns).
     fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<ndarray::Array2<f64>> {
-        let votes = self.votes(rows);
-        let classes = votes
-            .iter()
-            .filter_map(|v| v.keys().next_back())
-            .max()
-            .map_or(2, |&m| (m + 1).max(2));
-        let trees = self.ensemble.models.len().max(1) as f64;
-        let mut out = ndarray::Array2::zeros((votes.len(), classes));
-        for (i, v) in votes.iter().enumerate() {
-            for (&label, &count) in v {
-                out[[i, label]] = f64::from(count) / trees;
-            }
-        }
-        Some(out)
+        self.forest.run_view(rows).into_scores(rows.nrows())
+    }
+
+    fn from_earlier(_: &str, payload: Earlier<'_>) -> crate::Result<Self> {
+        let v1: ForestV1 = payload.decode()?;
+        let forest =
+            flatten(&v1.trees, &v1.tree_features, v1.n_features).map_err(|e| crate::Error::InvalidStructure {
+                kind: "linfa.random_forest.v1".to_owned(),
+                reason: e.reason().to_owned(),
+            })?;
+        Ok(RandomForest {
+            n_features: v1.n_features,
+            forest,
+        })
     }
 
     fn dependencies() -> Vec<(&'static str, &'static str)> {
         let mut deps = linfa_deps();
         deps.push(("linfa-ensemble", LINFA_VERSION));
         deps
-    }
-}
-
-impl RandomForest {
-    /// Each row's votes: label to number of trees.
-    fn votes(&self, rows: ArrayView2<'_, f64>) -> Vec<std::collections::BTreeMap<usize, u32>> {
-        let mut votes: Vec<std::collections::BTreeMap<usize, u32>> = vec![Default::default(); rows.nrows()];
-        for (tree, features) in self.ensemble.models.iter().zip(&self.ensemble.model_features) {
-            let sub = rows.select(Axis(1), features);
-            let predicted: Array1<usize> = Predict::predict(tree, &sub);
-            for (v, p) in votes.iter_mut().zip(predicted) {
-                *v.entry(p).or_insert(0) += 1;
-            }
-        }
-        votes
     }
 }

@@ -84,10 +84,53 @@ pub trait Model: Serialize + DeserializeOwned {
         None
     }
 
+    /// Kinds of earlier layouts of this type that loading still accepts,
+    /// each converted by [`from_earlier`](Model::from_earlier): how a type
+    /// changes its layout (a new kind) without orphaning its bundles.
+    /// Default: none.
+    const EARLIER_KINDS: &'static [&'static str] = &[];
+
+    /// Decodes a payload of one of [`EARLIER_KINDS`](Model::EARLIER_KINDS)
+    /// into this type; called with no other kind. The converted model then
+    /// passes the same checks as any other (structure, and the card's probe
+    /// replayed: the conversion must reproduce the earlier predictions).
+    ///
+    /// # Errors
+    ///
+    /// The decoding error of the payload. The default refuses the kind.
+    fn from_earlier(kind: &str, payload: Earlier<'_>) -> crate::Result<Self> {
+        let _ = payload;
+        Err(crate::Error::WrongModelKind {
+            expected: Self::KIND.to_owned(),
+            found: kind.to_owned(),
+        })
+    }
+
     /// Crates (name, version) the model's serialised form depends on; the
     /// card builder records them.
     fn dependencies() -> Vec<(&'static str, &'static str)> {
         Vec::new()
+    }
+}
+
+/// The payload of a bundle of an earlier kind, handed to
+/// [`Model::from_earlier`] to decode in the earlier layout.
+#[derive(Debug, Clone, Copy)]
+pub struct Earlier<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) max_depth: usize,
+}
+
+impl Earlier<'_> {
+    /// Decodes the payload as `T` under the reader's limits, refusing bytes
+    /// past the value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`](crate::Error::Decode) and the limit errors of any
+    /// payload.
+    pub fn decode<T: DeserializeOwned>(&self) -> crate::Result<T> {
+        crate::format::decode_exact(self.bytes, self.max_depth, "payload")
     }
 }
 

@@ -1,5 +1,7 @@
 //! Round trips of linfa's reference models, and their structural checks.
 
+mod common;
+
 use linfa::prelude::*;
 use linfa_ensemble::EnsembleLearnerParams;
 use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
@@ -108,8 +110,8 @@ fn random_forest_of_100_trees_round_trips() {
         .feature_proportion(0.6)
         .fit(&data.train)
         .expect("fits");
-    let forest = RandomForest::new(ensemble, FRAUD_FEATURES.len()).expect("consistent");
-    assert_eq!(forest.trees().len(), 100);
+    let forest = RandomForest::new(&ensemble, FRAUD_FEATURES.len()).expect("consistent");
+    assert_eq!(forest.n_trees(), 100);
     let (level0, level9) = round_trip("forest", &forest, &data);
     assert!(
         level9 < level0,
@@ -295,7 +297,7 @@ fn the_forest_votes_deterministically_on_ties() {
         models: vec![b, a],
         model_features: vec![vec![0, 1], vec![0, 1]],
     };
-    let forest = RandomForest::new(ensemble, 2).expect("consistent");
+    let forest = RandomForest::new(&ensemble, 2).expect("consistent");
     assert!(forest.predict(x.view()).iter().all(|&p| p == 0));
 }
 
@@ -308,5 +310,85 @@ fn a_forest_whose_tree_reads_a_feature_past_the_count_is_refused() {
         models: vec![tree],
         model_features: vec![vec![0, 5]],
     };
-    assert!(RandomForest::new(ensemble, 2).is_err());
+    assert!(RandomForest::new(&ensemble, 2).is_err());
+}
+
+/// The encoded forest with the first value of one of its `u32` columns
+/// (`a`: true children, `features`, `roots`) replaced.
+fn with_first(forest: &RandomForest, column: &str, value: u32) -> Vec<u8> {
+    let mut raw = rmp_serde::to_vec_named(forest).expect("encodes");
+    let mut key = vec![0xa0 | column.len() as u8];
+    key.extend_from_slice(column.as_bytes());
+    let at = raw
+        .windows(key.len() + 1)
+        .position(|w| w[..key.len()] == key[..] && matches!(w[key.len()], 0xc4..=0xc6))
+        .expect("the column is a blob");
+    let header = match raw[at + key.len()] {
+        0xc4 => 2,
+        0xc5 => 3,
+        _ => 5,
+    };
+    let start = at + key.len() + header;
+    raw[start..start + 4].copy_from_slice(&value.to_le_bytes());
+    raw
+}
+
+#[test]
+fn a_hostile_flat_forest_is_refused_on_load() {
+    let data = fraud(2_000);
+    let rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(1);
+    let ensemble = EnsembleLearnerParams::new_fixed_rng(DecisionTree::params().max_depth(Some(5)), rng)
+        .ensemble_size(3)
+        .fit(&data.train)
+        .expect("fits");
+    let forest = RandomForest::new(&ensemble, FRAUD_FEATURES.len()).expect("consistent");
+    let card = card_for("forest", &forest, &data);
+    // Unchanged, the crafted bundle loads: the edits below are what is refused.
+    let fine = common::craft(&card, &rmp_serde::to_vec_named(&forest).expect("encodes"), true);
+    model_persistence_core::from_bytes::<RandomForest>(&fine).expect("the untouched forest loads");
+    for (column, value, says) in [
+        ("a", u32::MAX - 1, "outside the forest"),
+        ("a", 0, "reached twice"),
+        ("features", 20, "outside the forest"),
+        ("roots", 1 << 30, "not a node"),
+    ] {
+        let bytes = common::craft(&card, &with_first(&forest, column, value), true);
+        match model_persistence_core::from_bytes::<RandomForest>(&bytes) {
+            Err(Error::InvalidStructure { reason, .. }) => {
+                assert!(reason.contains(says), "{column} = {value}: {reason}")
+            }
+            other => panic!("{column} = {value}: expected a structure error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_flat_forest_predicts_as_linfa_trees_vote() {
+    let data = fraud(4_000);
+    let rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(9);
+    let ensemble = EnsembleLearnerParams::new_fixed_rng(DecisionTree::params().max_depth(Some(8)), rng)
+        .ensemble_size(15)
+        .feature_proportion(0.5)
+        .fit(&data.train)
+        .expect("fits");
+    let forest = RandomForest::new(&ensemble, FRAUD_FEATURES.len()).expect("consistent");
+    // Each tree asked as linfa asks it: its own feature columns selected.
+    let rows = &data.test;
+    let mut votes = Array2::<u32>::zeros((rows.nrows(), 2));
+    for (tree, features) in ensemble.models.iter().zip(&ensemble.model_features) {
+        let sub = rows.select(ndarray::Axis(1), features);
+        let labels: Array1<usize> = linfa::prelude::Predict::predict(tree, &sub);
+        for (i, label) in labels.iter().enumerate() {
+            votes[[i, *label]] += 1;
+        }
+    }
+    let expected: Vec<usize> = votes.rows().into_iter().map(|v| usize::from(v[1] > v[0])).collect();
+    assert_eq!(forest.predict(rows.view()).to_vec(), expected);
+    let shares = forest.scores(rows.view()).expect("scores");
+    for (i, v) in votes.rows().into_iter().enumerate() {
+        assert_eq!(shares[[i, 1]], f64::from(v[1]) / 15.0);
+    }
+    // A view that is not in standard layout gives the same answers.
+    let transposed = rows.t().to_owned();
+    assert_eq!(forest.predict(transposed.t()).to_vec(), expected);
 }

@@ -10,6 +10,11 @@ use super::read::{read_up_to, ParsedHeader};
 use crate::error::{Error, Result};
 use crate::format::truncated;
 
+/// Payloads kept in memory from this size are hashed beside the reading.
+const PIPELINE_FROM: u64 = 8 << 20;
+/// Bytes read (and hashed) at a time.
+const CHUNK: usize = 1 << 20;
+
 /// What [`OpenBundle::read_payload`] keeps of the bytes it hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Keep {
@@ -30,23 +35,29 @@ pub(super) struct OpenBundle {
 
 impl OpenBundle {
     /// Reads the payload once, hashing it as it arrives; keeps it if asked.
+    ///
+    /// A large payload that is kept is hashed on a second thread while the
+    /// next chunk is read, so the load takes about as long as the slower
+    /// of reading and hashing, not their sum.
     pub(super) fn read_payload(
         &mut self,
         progress: &mut dyn FnMut(u64, u64),
         keep: Keep,
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let total = self.parsed.header.payload.stored_len;
-        let mut hasher = Sha256::new();
-        let mut kept = Vec::new();
-        let mut scratch = Vec::new();
-        if keep == Keep::Bytes {
-            kept.resize(total as usize, 0);
-        } else {
-            scratch.resize(total.min(1 << 20) as usize, 0);
+        if keep == Keep::Bytes && total >= PIPELINE_FROM {
+            return self.read_kept_pipelined(progress);
         }
+        let mut hasher = Sha256::new();
+        // Zeroed allocations are mapped lazily: no pass over the memory
+        // before the file's bytes land in it.
+        let (mut kept, mut scratch) = match keep {
+            Keep::Bytes => (vec![0_u8; total as usize], Vec::new()),
+            Keep::Nothing => (Vec::new(), vec![0_u8; total.min(CHUNK as u64) as usize]),
+        };
         let mut done = 0_u64;
         while done < total {
-            let want = (total - done).min(1 << 20) as usize;
+            let want = (total - done).min(CHUNK as u64) as usize;
             let buf = match keep {
                 Keep::Bytes => &mut kept[done as usize..done as usize + want],
                 Keep::Nothing => &mut scratch[..want],
@@ -60,6 +71,43 @@ impl OpenBundle {
             progress(done, total);
         }
         Ok((kept, hasher.finalize().to_vec()))
+    }
+
+    /// [`read_payload`](Self::read_payload) keeping the bytes, with the
+    /// hashing of chunk `i` overlapping the reading of chunk `i + 1`.
+    fn read_kept_pipelined(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<(Vec<u8>, Vec<u8>)> {
+        let total = self.parsed.header.payload.stored_len;
+        let mut kept = vec![0_u8; total as usize];
+        let (file, path, start) = (&mut self.file, &self.path, self.payload_start);
+        let hash = std::thread::scope(|scope| -> Result<Vec<u8>> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<&[u8]>(4);
+            let hasher = scope.spawn(move || {
+                let mut hasher = Sha256::new();
+                for chunk in rx {
+                    hasher.update(chunk);
+                }
+                hasher.finalize().to_vec()
+            });
+            let mut done = 0_u64;
+            for chunk in kept.chunks_mut(CHUNK) {
+                let got = read_up_to(file, chunk).map_err(|e| Error::io(path, e))?;
+                if got < chunk.len() {
+                    return Err(truncated("payload", start, total, done + got as u64));
+                }
+                done += got as u64;
+                let chunk: &[u8] = chunk;
+                if tx.send(chunk).is_err() {
+                    break;
+                }
+                progress(done, total);
+            }
+            drop(tx);
+            hasher.join().map_err(|_| Error::Invalid {
+                section: "payload",
+                reason: "the hashing thread failed".to_owned(),
+            })
+        })?;
+        Ok((kept, hash))
     }
 
     pub(super) fn rewind(&mut self) -> Result<()> {

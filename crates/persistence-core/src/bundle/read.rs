@@ -155,18 +155,15 @@ impl BundleReader {
         self.limits.check_file_len(bytes.len() as u64)?;
         let parsed = parse_header(bytes, &self.limits)?;
         let card = &parsed.header.card;
-        if card.kind != M::KIND {
-            return Err(Error::WrongModelKind {
-                expected: M::KIND.to_owned(),
-                found: card.kind.clone(),
-            });
-        }
+        check_kind::<M>(&card.kind)?;
         let stored = payload_slice(bytes, &parsed)?;
         check_payload_hash(&parsed.header.payload, &Sha256::digest(stored))?;
         let raw = inflate(&parsed.header.payload, stored, &self.limits)?;
-        let model: M = decode_exact(&raw, self.limits.max_depth, "payload")?;
+        let ParsedHeader {
+            mut header, content_id, ..
+        } = parsed;
+        let model: M = decode_model(&mut header.card, &raw, self.limits.max_depth)?;
         drop(raw);
-        let ParsedHeader { header, content_id, .. } = parsed;
         validate_model(&model, &header.card)?;
         Ok(Loaded {
             model,
@@ -191,12 +188,7 @@ impl BundleReader {
     pub fn load<M: Model>(&self, path: impl AsRef<Path>) -> Result<Loaded<M>> {
         let mut open = self.open(path.as_ref())?;
         let card = &open.parsed.header.card;
-        if card.kind != M::KIND {
-            return Err(Error::WrongModelKind {
-                expected: M::KIND.to_owned(),
-                found: card.kind.clone(),
-            });
-        }
+        check_kind::<M>(&card.kind)?;
         let d = open.parsed.header.payload.clone();
         let raw = match d.codec {
             Codec::None => {
@@ -219,9 +211,11 @@ impl BundleReader {
                 raw
             }
         };
-        let model: M = decode_exact(&raw, self.limits.max_depth, "payload")?;
+        let ParsedHeader {
+            mut header, content_id, ..
+        } = open.parsed;
+        let model: M = decode_model(&mut header.card, &raw, self.limits.max_depth)?;
         drop(raw);
-        let ParsedHeader { header, content_id, .. } = open.parsed;
         validate_model(&model, &header.card)?;
         Ok(Loaded {
             model,
@@ -335,6 +329,30 @@ impl BundleReader {
             parsed,
         })
     }
+}
+
+/// Refuses a kind that is neither `M`'s nor one of its earlier kinds.
+fn check_kind<M: Model>(kind: &str) -> Result<()> {
+    if kind == M::KIND || M::EARLIER_KINDS.contains(&kind) {
+        return Ok(());
+    }
+    Err(Error::WrongModelKind {
+        expected: M::KIND.to_owned(),
+        found: kind.to_owned(),
+    })
+}
+
+/// Decodes the payload as `M`, converting an earlier kind; the card then
+/// names the kind the model now is (the bundle's own header keeps the kind
+/// it was written with).
+fn decode_model<M: Model>(card: &mut ModelCard, raw: &[u8], max_depth: usize) -> Result<M> {
+    if card.kind == M::KIND {
+        return decode_exact(raw, max_depth, "payload");
+    }
+    let model = M::from_earlier(&card.kind, crate::model::Earlier { bytes: raw, max_depth })?;
+    tracing::debug!(from = %card.kind, to = M::KIND, "converted a model of an earlier kind");
+    card.kind = M::KIND.to_owned();
+    Ok(model)
 }
 
 /// Opens `path` for reading only if it is a regular file, without blocking

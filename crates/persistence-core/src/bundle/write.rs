@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::validate_model;
 use crate::card::ModelCard;
 use crate::error::{Error, Result};
-use crate::format::{assemble, encode_named, encode_payload, ContentId, Header};
+use crate::format::{assemble_head, encode_named, encode_payload, ContentId, Header};
 use crate::model::Model;
 
 /// The default compression level: a balance of size and speed.
@@ -30,6 +30,7 @@ pub const DEFAULT_LEVEL: u8 = 3;
 pub struct BundleWriter {
     level: u8,
     write_card_json: bool,
+    fsync: bool,
 }
 
 impl Default for BundleWriter {
@@ -37,8 +38,19 @@ impl Default for BundleWriter {
         BundleWriter {
             level: DEFAULT_LEVEL,
             write_card_json: true,
+            fsync: true,
         }
     }
+}
+
+/// A bundle encoded in memory: the head (preamble, header, header hash)
+/// and the stored payload, kept apart so that saving writes them without
+/// joining them first.
+struct Encoded {
+    head: Vec<u8>,
+    stored: Vec<u8>,
+    content_id: ContentId,
+    raw_len: u64,
 }
 
 /// What a save produced.
@@ -99,21 +111,38 @@ impl BundleWriter {
     /// The error [`load`](crate::load) would give for the same model and card, or
     /// [`Error::Encode`] if the model cannot be serialised.
     pub fn to_bytes<M: Model>(&self, model: &M, card: &ModelCard) -> Result<Vec<u8>> {
-        Ok(self.encode(model, card)?.0)
+        let Encoded { mut head, stored, .. } = self.encode(model, card)?;
+        head.extend_from_slice(&stored);
+        Ok(head)
     }
 
-    fn encode<M: Model>(&self, model: &M, card: &ModelCard) -> Result<(Vec<u8>, ContentId, u64)> {
+    /// Skips the fsyncs of [`save`](Self::save): the rename still replaces
+    /// the file in one step, but after a power loss (not a process crash)
+    /// the file may be empty or partial. For scratch files, caches and
+    /// benchmarks only; a registry always syncs.
+    pub fn without_fsync(mut self) -> Self {
+        self.fsync = false;
+        self
+    }
+
+    fn encode<M: Model>(&self, model: &M, card: &ModelCard) -> Result<Encoded> {
         card.check()?;
         validate_model(model, card)?;
         let raw = encode_named(model, "payload")?;
-        let (payload, stored) = encode_payload(&raw, self.level)?;
+        let raw_len = raw.len() as u64;
+        let (payload, stored) = encode_payload(raw, self.level)?;
         let header = Header {
             card: card.clone(),
             payload,
             flags: 0,
         };
-        let (bytes, id) = assemble(&header, &stored)?;
-        Ok((bytes, id, raw.len() as u64))
+        let (head, content_id) = assemble_head(&header)?;
+        Ok(Encoded {
+            head,
+            stored,
+            content_id,
+            raw_len,
+        })
     }
 
     /// Saves `model` with `card` to `path`, atomically: a temporary file in
@@ -126,21 +155,27 @@ impl BundleWriter {
     /// Those of [`to_bytes`](Self::to_bytes), and [`Error::Io`] with the path.
     pub fn save<M: Model>(&self, path: impl AsRef<Path>, model: &M, card: &ModelCard) -> Result<Saved> {
         let path = path.as_ref();
-        let (bytes, content_id, raw_len) = self.encode(model, card)?;
-        write_atomic(path, &bytes)?;
+        let Encoded {
+            head,
+            stored,
+            content_id,
+            raw_len,
+        } = self.encode(model, card)?;
+        write_parts_atomic(path, &[&head, &stored], self.fsync)?;
+        let file_len = (head.len() + stored.len()) as u64;
         let card_path = if self.write_card_json {
             let card_path = card_json_path(path);
-            write_atomic(&card_path, card.to_json()?.as_bytes())?;
+            write_parts_atomic(&card_path, &[card.to_json()?.as_bytes()], self.fsync)?;
             Some(card_path)
         } else {
             None
         };
-        tracing::debug!(path = %path.display(), %content_id, len = bytes.len(), "saved bundle");
+        tracing::debug!(path = %path.display(), %content_id, len = file_len, "saved bundle");
         Ok(Saved {
             path: path.to_owned(),
             card_path,
             content_id,
-            file_len: bytes.len() as u64,
+            file_len,
             raw_len,
         })
     }
@@ -161,6 +196,12 @@ pub fn card_json_path(bundle: &Path) -> PathBuf {
 ///
 /// [`Error::Io`] naming the path that failed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_parts_atomic(path, &[bytes], true)
+}
+
+/// [`write_atomic`] of the concatenation of `parts`, with or without the
+/// fsyncs.
+fn write_parts_atomic(path: &Path, parts: &[&[u8]], fsync: bool) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -173,10 +214,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     // A file replaced keeps its mode; a new one gets 0666 minus the umask.
     let mode = std::fs::metadata(path).ok().map(|m| m.permissions());
     let mut tmp = crate::files::temp_file_in(dir, &prefix, mode).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    for part in parts {
+        tmp.write_all(part).map_err(|e| Error::io(tmp.path(), e))?;
+    }
+    if fsync {
+        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    sync_dir(dir)
+    if fsync {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 #[cfg(unix)]

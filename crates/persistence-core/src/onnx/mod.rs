@@ -70,7 +70,7 @@ pub struct OnnxModel {
     /// The graph's tree ensemble lowered to a flat forest, when it is one
     /// (see the `trees` module); built from the graph on first use.
     #[serde(skip)]
-    forest: OnceLock<std::result::Result<Option<Arc<FlatForest>>, String>>,
+    forest: OnceLock<std::result::Result<Option<Arc<FlatForest<f32>>>, String>>,
 }
 
 impl std::fmt::Debug for OnnxModel {
@@ -285,7 +285,7 @@ impl OnnxModel {
     }
 
     /// The flat forest of a graph that is one tree ensemble, built once.
-    fn forest(&self) -> std::result::Result<Option<&FlatForest>, String> {
+    fn forest(&self) -> std::result::Result<Option<&FlatForest<f32>>, String> {
         self.forest
             .get_or_init(|| {
                 let proto = parse(&self.graph.0).map_err(|e| e.to_string())?;

@@ -149,3 +149,51 @@ pub fn craft(card: &ModelCard, raw: &[u8], deflate: bool) -> Vec<u8> {
     };
     assemble(1, card, descriptor, &stored)
 }
+
+/// `y = w·x + b` with its numbers as blobs (format 1.1): kind
+/// `test.dense.v2`, reading `test.linear.v1` bundles as its earlier kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dense {
+    #[serde(with = "model_persistence_core::blob")]
+    pub weights: Vec<f64>,
+    pub bias: f64,
+    #[serde(with = "model_persistence_core::blob")]
+    pub ids: Vec<u32>,
+    #[serde(with = "model_persistence_core::blob::array")]
+    pub scale: Array2<f32>,
+}
+
+impl Dense {
+    pub fn from_linear(l: &Linear) -> Dense {
+        Dense {
+            weights: l.weights.clone(),
+            bias: l.bias,
+            ids: (0..l.weights.len() as u32).collect(),
+            scale: Array2::from_elem((2, l.weights.len()), 0.5),
+        }
+    }
+}
+
+impl Model for Dense {
+    const KIND: &'static str = "test.dense.v2";
+    const EARLIER_KINDS: &'static [&'static str] = &["test.linear.v1"];
+    type Output = f64;
+    fn n_features(&self) -> Option<usize> {
+        Some(self.weights.len())
+    }
+    fn check_structure(&self, n_features: usize) -> Result<(), StructureError> {
+        if self.weights.len() != n_features || self.ids.len() != n_features || self.scale.ncols() != n_features {
+            return Err(StructureError::new("column counts differ from the feature count"));
+        }
+        Ok(())
+    }
+    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
+        rows.rows()
+            .into_iter()
+            .map(|r| r.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f64>() + self.bias)
+            .collect()
+    }
+    fn from_earlier(_: &str, payload: model_persistence_core::Earlier<'_>) -> model_persistence_core::Result<Self> {
+        Ok(Dense::from_linear(&payload.decode::<Linear>()?))
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use tract_onnx::pb;
 
-use super::{Aggregate, FlatForest, Head, Mode, Node, Post, MAX_DEPTH};
+use crate::forest::{Aggregate, FlatForest, Head, Mode, Node, Post};
 
 /// Whether `name` is a constant (initializer) equal to 1 in every element.
 fn is_one(graph: &pb::GraphProto, name: &str) -> bool {
@@ -52,7 +52,7 @@ fn strings(node: &pb::NodeProto, name: &str) -> Vec<String> {
 /// Why a graph is not lowered: `Ok(None)` means "not a lone tree ensemble
 /// or not a case implemented here: use tract"; `Err` is a hostile or
 /// inconsistent tree, refused.
-pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> Result<Option<FlatForest>, String> {
+pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> Result<Option<FlatForest<f32>>, String> {
     // One tree-ensemble node, and nodes after it that leave its outputs'
     // values as they are: Identity, a Cast to float or int64, a product with
     // the constant 1 (what skl2onnx and onnxmltools write around trees).
@@ -169,6 +169,7 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
             single_score: labels.len() == 2 && classes.len() == 1,
             all_positive: w_weights.iter().all(|&w| w >= 0.0),
             labels,
+            aggregate: Aggregate::Sum,
         }
     } else {
         Head::Regressor {
@@ -285,32 +286,7 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
     if by_leaf.keys().next().is_some() {
         return Err("a weight is attached to a branch node".into());
     }
-    // Every tree is a tree: no node reached twice, bounded depth.
-    let mut seen = vec![false; n];
-    for &root in &roots {
-        let mut stack = vec![(root, 0usize)];
-        while let Some((at, depth)) = stack.pop() {
-            if depth > MAX_DEPTH {
-                return Err(format!("a tree deeper than {MAX_DEPTH}"));
-            }
-            let slot = &mut seen[at as usize];
-            if *slot {
-                return Err(format!(
-                    "node {at} is reached twice: the tree has a loop or a shared node"
-                ));
-            }
-            *slot = true;
-            let node = nodes[at as usize];
-            if node.mode != Mode::Leaf {
-                stack.push((node.a, depth + 1));
-                stack.push((node.b, depth + 1));
-            }
-        }
-    }
-    if leave_to_tract {
-        return Ok(None);
-    }
-    Ok(Some(FlatForest {
+    let forest = FlatForest {
         nodes,
         roots,
         weights,
@@ -319,5 +295,9 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
         base_values,
         post,
         head,
-    }))
+    };
+    // Every tree is a tree (no node reached twice, bounded depth), with
+    // the checks of a forest read from a bundle.
+    forest.validate(n_features)?;
+    Ok((!leave_to_tract).then_some(forest))
 }

@@ -4,7 +4,8 @@ use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use super::FlatForest;
-use crate::model::{Model, ProbeValue, StructureError};
+use crate::forest::FlatForestV1;
+use crate::model::{Earlier, Model, ProbeValue, StructureError};
 use crate::onnx::OnnxError;
 
 /// An ONNX tree ensemble stored in its lowered form: the flat forest's
@@ -17,10 +18,20 @@ use crate::onnx::OnnxError;
 ///
 /// Trees send missing values where the graph says, so checked predictions
 /// accept NaN inputs for this kind.
+///
+/// Kind `onnx.tree_ensemble.v2` stores the forest one blob per column;
+/// bundles of `onnx.tree_ensemble.v1` (a map per node) are converted on load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TreeEnsemble {
-    pub(in crate::onnx) forest: FlatForest,
+    pub(in crate::onnx) forest: FlatForest<f32>,
     pub(in crate::onnx) n_features: usize,
+}
+
+/// The layout of `onnx.tree_ensemble.v1`.
+#[derive(Deserialize)]
+struct TreeEnsembleV1 {
+    forest: FlatForestV1,
+    n_features: usize,
 }
 
 impl TreeEnsemble {
@@ -31,7 +42,8 @@ impl TreeEnsemble {
 }
 
 impl Model for TreeEnsemble {
-    const KIND: &'static str = "onnx.tree_ensemble.v1";
+    const KIND: &'static str = "onnx.tree_ensemble.v2";
+    const EARLIER_KINDS: &'static [&'static str] = &["onnx.tree_ensemble.v1"];
     const ACCEPTS_NON_FINITE: bool = true;
     type Output = ProbeValue;
 
@@ -43,6 +55,14 @@ impl Model for TreeEnsemble {
         self.forest
             .validate(n_features)
             .map_err(|reason| StructureError::new(OnnxError::Tree { reason }.to_string()))
+    }
+
+    fn from_earlier(_: &str, payload: Earlier<'_>) -> crate::Result<Self> {
+        let v1: TreeEnsembleV1 = payload.decode()?;
+        Ok(TreeEnsemble {
+            forest: v1.forest.into(),
+            n_features: v1.n_features,
+        })
     }
 
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<ProbeValue> {

@@ -3,7 +3,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2};
 
-use super::{Aggregate, FlatForest, ForestOutput, Head, Mode, Node, Post, MAX_DEPTH, PARALLEL_ROWS};
+use super::{Aggregate, FlatForest, ForestOutput, Head, Mode, Node, Post, Precision, MAX_DEPTH, PARALLEL_ROWS};
 use crate::model::ProbeValue;
 
 impl ForestOutput {
@@ -29,7 +29,7 @@ impl ForestOutput {
 /// allocates one score per output).
 pub const MAX_OUTPUTS: usize = 1 << 16;
 
-impl FlatForest {
+impl<T: Precision> FlatForest<T> {
     /// Checks a forest read from a bundle as lowering checks a graph: every
     /// index in range, every tree a tree within [`MAX_DEPTH`], every output
     /// id and feature within bounds, finite weights.
@@ -55,6 +55,12 @@ impl FlatForest {
                 }
             }
             Head::Regressor { .. } => {}
+        }
+        if self.nodes.len() > u32::MAX as usize || self.weights.len() > u32::MAX as usize {
+            return Err("more nodes or weights than a u32 indexes".into());
+        }
+        if self.nodes.iter().any(|n| n.mode != Mode::Leaf && n.threshold.is_nan()) {
+            return Err("a branch compares with NaN".into());
         }
         if self.base_values.len() > self.n_outputs || self.base_values.iter().any(|b| !b.is_finite()) {
             return Err("base values do not match the outputs".into());
@@ -104,7 +110,7 @@ impl FlatForest {
 
     /// The leaf a row reaches in the tree at `root`.
     #[inline]
-    fn leaf(&self, root: u32, row: &[f32]) -> Node {
+    fn leaf(&self, root: u32, row: &[T]) -> Node<T> {
         let mut node = self.nodes[root as usize];
         while node.mode != Mode::Leaf {
             let x = row[node.feature as usize];
@@ -127,10 +133,13 @@ impl FlatForest {
         node
     }
 
-    /// Evaluates the rows of a matrix.
+    /// Evaluates the rows of a matrix, in place when it is in standard
+    /// (row-major, contiguous) layout.
     pub(crate) fn run_view(&self, rows: ArrayView2<'_, f64>) -> ForestOutput {
-        let data: Vec<f64> = rows.iter().copied().collect();
-        self.run(&data, rows.nrows())
+        match rows.as_slice() {
+            Some(data) => self.run(data, rows.nrows()),
+            None => self.run(&rows.iter().copied().collect::<Vec<f64>>(), rows.nrows()),
+        }
     }
 
     /// Evaluates `rows` (each `n_features` wide, row-major); large batches
@@ -172,30 +181,21 @@ impl FlatForest {
     }
 
     fn run_serial(&self, rows: &[f64], n_rows: usize) -> ForestOutput {
-        let width = match &self.head {
-            Head::Classifier { .. } => self.n_outputs,
-            Head::Regressor { .. } => self.n_outputs,
-        };
+        let width = self.n_outputs;
         let mut scores = vec![0.0f64; n_rows * width];
         let mut labels = matches!(self.head, Head::Classifier { .. }).then(|| Vec::with_capacity(n_rows));
-        let mut row32 = vec![0f32; self.n_features];
+        let mut buf: Vec<T> = bytemuck::zeroed_vec(self.n_features);
         let mut acc = vec![0f64; self.n_outputs];
         let mut has = vec![false; self.n_outputs];
         for r in 0..n_rows {
-            for (dst, &src) in row32
-                .iter_mut()
-                .zip(&rows[r * self.n_features..(r + 1) * self.n_features])
-            {
-                *dst = src as f32;
-            }
+            let row = T::row(&rows[r * self.n_features..(r + 1) * self.n_features], &mut buf);
             acc.iter_mut().for_each(|a| *a = 0.0);
             has.iter_mut().for_each(|h| *h = false);
             let aggregate = match &self.head {
-                Head::Regressor { aggregate } => *aggregate,
-                Head::Classifier { .. } => Aggregate::Sum,
+                Head::Regressor { aggregate } | Head::Classifier { aggregate, .. } => *aggregate,
             };
             for &root in &self.roots {
-                let leaf = self.leaf(root, &row32);
+                let leaf = self.leaf(root, row);
                 let leaf_weights = &self.weights[leaf.a as usize..leaf.b as usize];
                 match aggregate {
                     Aggregate::Sum | Aggregate::Average => {
@@ -243,6 +243,7 @@ impl FlatForest {
                     labels: classes,
                     single_score: true,
                     all_positive,
+                    ..
                 } => {
                     let s = acc[0] + self.base_values.first().copied().unwrap_or(0.0);
                     let (label, pair) = if *all_positive {

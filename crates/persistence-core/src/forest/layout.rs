@@ -1,0 +1,142 @@
+//! The stored form of a flat forest: one blob per column (modes, features,
+//! thresholds, children, leaf weights), so a forest of any size decodes in
+//! a handful of copies, with no field name or marker per node.
+
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{FlatForest, Head, Mode, Node, Post, Precision};
+
+const MODES: [Mode; 7] = [
+    Mode::Leq,
+    Mode::Lt,
+    Mode::Gte,
+    Mode::Gt,
+    Mode::Eq,
+    Mode::Neq,
+    Mode::Leaf,
+];
+/// The bit of a mode byte that sends missing values down the true branch.
+const MISSING_TRUE: u8 = 0x80;
+
+#[derive(Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Precision", deserialize = "T: Precision"))]
+struct Columns<T> {
+    n_features: u64,
+    n_outputs: u64,
+    /// The mode's index in [`MODES`], with [`MISSING_TRUE`].
+    #[serde(with = "crate::blob")]
+    modes: Vec<u8>,
+    #[serde(with = "crate::blob")]
+    features: Vec<u32>,
+    #[serde(with = "crate::blob")]
+    thresholds: Vec<T>,
+    #[serde(with = "crate::blob")]
+    a: Vec<u32>,
+    #[serde(with = "crate::blob")]
+    b: Vec<u32>,
+    #[serde(with = "crate::blob")]
+    roots: Vec<u32>,
+    #[serde(with = "crate::blob")]
+    weight_outputs: Vec<u32>,
+    #[serde(with = "crate::blob")]
+    weight_values: Vec<f64>,
+    #[serde(with = "crate::blob")]
+    base_values: Vec<f64>,
+    post: Post,
+    head: Head,
+}
+
+impl<T: Precision> Serialize for FlatForest<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mode_byte = |n: &Node<T>| {
+            let i = MODES.iter().position(|m| *m == n.mode).unwrap_or(MODES.len() - 1) as u8;
+            i | if n.missing_true { MISSING_TRUE } else { 0 }
+        };
+        Columns {
+            n_features: self.n_features as u64,
+            n_outputs: self.n_outputs as u64,
+            modes: self.nodes.iter().map(mode_byte).collect(),
+            features: self.nodes.iter().map(|n| n.feature).collect(),
+            thresholds: self.nodes.iter().map(|n| n.threshold).collect(),
+            a: self.nodes.iter().map(|n| n.a).collect(),
+            b: self.nodes.iter().map(|n| n.b).collect(),
+            roots: self.roots.clone(),
+            weight_outputs: self.weights.iter().map(|w| w.0).collect(),
+            weight_values: self.weights.iter().map(|w| w.1).collect(),
+            base_values: self.base_values.clone(),
+            post: self.post,
+            head: self.head.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de, T: Precision> Deserialize<'de> for FlatForest<T> {
+    /// Decodes the columns and checks they describe whole nodes; what they
+    /// point at is checked by `validate`, as for any forest read from a file.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let c = Columns::<T>::deserialize(d)?;
+        let n = c.modes.len();
+        if [c.features.len(), c.thresholds.len(), c.a.len(), c.b.len()] != [n; 4] {
+            return Err(de::Error::custom("the node columns have different lengths"));
+        }
+        if c.weight_outputs.len() != c.weight_values.len() {
+            return Err(de::Error::custom("the weight columns have different lengths"));
+        }
+        let size = |v: u64| usize::try_from(v).map_err(|_| de::Error::custom("a size past the address space"));
+        let mut nodes = Vec::with_capacity(n);
+        for i in 0..n {
+            let byte = c.modes[i];
+            let mode = *MODES
+                .get(usize::from(byte & !MISSING_TRUE))
+                .ok_or_else(|| de::Error::custom(format!("node {i} has an unknown mode {byte}")))?;
+            nodes.push(Node {
+                mode,
+                missing_true: byte & MISSING_TRUE != 0,
+                feature: c.features[i],
+                threshold: c.thresholds[i],
+                a: c.a[i],
+                b: c.b[i],
+            });
+        }
+        Ok(FlatForest {
+            nodes,
+            roots: c.roots,
+            weights: c.weight_outputs.into_iter().zip(c.weight_values).collect(),
+            n_features: size(c.n_features)?,
+            n_outputs: size(c.n_outputs)?,
+            base_values: c.base_values,
+            post: c.post,
+            head: c.head,
+        })
+    }
+}
+
+/// The layout `onnx.tree_ensemble.v1` stored (a map per node), read to
+/// convert bundles of that kind.
+#[derive(Deserialize)]
+pub(crate) struct FlatForestV1 {
+    nodes: Vec<Node<f32>>,
+    roots: Vec<u32>,
+    weights: Vec<(u32, f64)>,
+    n_features: usize,
+    n_outputs: usize,
+    base_values: Vec<f64>,
+    post: Post,
+    head: Head,
+}
+
+impl From<FlatForestV1> for FlatForest<f32> {
+    fn from(v: FlatForestV1) -> Self {
+        FlatForest {
+            nodes: v.nodes,
+            roots: v.roots,
+            weights: v.weights,
+            n_features: v.n_features,
+            n_outputs: v.n_outputs,
+            base_values: v.base_values,
+            post: v.post,
+            head: v.head,
+        }
+    }
+}
