@@ -112,7 +112,7 @@ pub fn from_le_bytes<T: Element>(bytes: &[u8]) -> Result<Vec<T>, String> {
             T::NAME
         ));
     }
-    let mut values: Vec<T> = bytemuck::zeroed_vec(bytes.len() / width);
+    let mut values: Vec<T> = crate::memory::zeroed_vec(bytes.len() / width);
     let out: &mut [u8] = bytemuck::cast_slice_mut(&mut values);
     out.copy_from_slice(bytes);
     if cfg!(target_endian = "big") {

@@ -413,43 +413,69 @@ pub(crate) fn assemble_head<C: Serialize>(header: &Header<C>) -> Result<(Vec<u8>
 // Encoding and decoding of the payload: the same bytes the table above
 // describes, read and written here and nowhere else.
 
+/// Encodes `value` into a buffer of exactly its size: a first pass counts
+/// the bytes (cheap: a blob is one write), so a large payload is never
+/// copied by a growing buffer, and lands in huge pages.
 pub(crate) fn encode_named<T: Serialize + ?Sized>(value: &T, section: &'static str) -> Result<Vec<u8>> {
-    rmp_serde::to_vec_named(value).map_err(|source| Error::Encode { section, source })
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    rmp_serde::encode::write_named(&mut count, value).map_err(|source| Error::Encode { section, source })?;
+    let mut out = crate::memory::with_capacity(count.0);
+    rmp_serde::encode::write_named(&mut out, value).map_err(|source| Error::Encode { section, source })?;
+    Ok(out)
 }
 
-/// Compresses the encoded model at `level` (0: stored as is) and describes
-/// it. An incompressible payload is stored as is, so a higher level never
-/// gives a larger file. The stored bytes are `raw` itself when not
-/// deflated (moved, not copied).
-pub(crate) fn encode_payload(raw: Vec<u8>, level: u8) -> Result<(PayloadDescriptor, Vec<u8>)> {
+/// Compresses the encoded model at `level` (0: stored as is). An
+/// incompressible payload is stored as is, so a higher level never gives a
+/// larger file. The stored bytes are `raw` itself when not deflated (moved,
+/// not copied).
+pub(crate) fn compress(raw: Vec<u8>, level: u8) -> Result<(Codec, Vec<u8>)> {
     use std::io::Write as _;
-    let raw_len = raw.len() as u64;
-    let (codec, stored) = if level == 0 {
-        (Codec::None, raw)
+    if level == 0 {
+        return Ok((Codec::None, raw));
+    }
+    let mut enc = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(raw.len() / 2),
+        flate2::Compression::new(u32::from(level)),
+    );
+    let deflated = enc
+        .write_all(&raw)
+        .and_then(|()| enc.finish())
+        .map_err(|source| Error::Inflate { source })?;
+    Ok(if deflated.len() < raw.len() {
+        (Codec::Deflate, deflated)
     } else {
-        let mut enc = flate2::write::DeflateEncoder::new(
-            Vec::with_capacity(raw.len() / 2),
-            flate2::Compression::new(u32::from(level)),
-        );
-        let deflated = enc
-            .write_all(&raw)
-            .and_then(|()| enc.finish())
-            .map_err(|source| Error::Inflate { source })?;
-        if deflated.len() < raw.len() {
-            (Codec::Deflate, deflated)
-        } else {
-            (Codec::None, raw)
-        }
-    };
-    let descriptor = PayloadDescriptor {
+        (Codec::None, raw)
+    })
+}
+
+/// The descriptor of a stored payload whose SHA-256 is `sha256`.
+pub(crate) fn descriptor(codec: Codec, level: u8, raw_len: u64, stored_len: u64, sha256: &[u8]) -> PayloadDescriptor {
+    PayloadDescriptor {
         codec,
         level,
         encoding: ENCODING_MSGPACK.to_owned(),
         raw_len,
-        stored_len: stored.len() as u64,
-        sha256: hex::encode(Sha256::digest(&stored)),
-    };
-    Ok((descriptor, stored))
+        stored_len,
+        sha256: hex::encode(sha256),
+    }
+}
+
+/// [`compress`], then the descriptor of what is stored.
+pub(crate) fn encode_payload(raw: Vec<u8>, level: u8) -> Result<(PayloadDescriptor, Vec<u8>)> {
+    let raw_len = raw.len() as u64;
+    let (codec, stored) = compress(raw, level)?;
+    let d = descriptor(codec, level, raw_len, stored.len() as u64, &Sha256::digest(&stored));
+    Ok((d, stored))
 }
 
 pub(crate) fn check_payload_len(d: &PayloadDescriptor, payload_start: u64, file_len: u64) -> Result<()> {

@@ -58,6 +58,7 @@ pub mod format;
 mod kinds;
 #[cfg(feature = "linfa")]
 pub mod linfa;
+mod memory;
 mod metric;
 mod model;
 mod msgpack_len;

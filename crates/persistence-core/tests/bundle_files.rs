@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use model_persistence_core::{BundleReader, Error};
+use model_persistence_core::{BundleReader, BundleWriter, Error, ModelCard};
 
 #[cfg(unix)]
 #[test]
@@ -77,4 +77,41 @@ fn saving_gives_new_files_0666_minus_the_umask_and_keeps_a_replaced_files_mode()
     model_persistence_core::save(&path, &model, &common::linear_card(&model)).expect("save again");
     let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
     assert_eq!(mode, 0o640, "replacing the bundle changed its mode");
+}
+
+/// A save writes the payload first (hashed beside the write) and the head
+/// before it last: the file must be exactly the bytes `to_bytes` gives, for
+/// payloads below and above the size where the hashing moves to a thread.
+#[test]
+fn a_saved_file_is_exactly_the_encoded_bundle() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (n, level) in [(3_usize, 0_u8), (3, 6), (1_200_000, 0), (1_200_000, 1)] {
+        let model = common::Dense {
+            weights: (0..n).map(|i| (i as f64).sin()).collect(),
+            bias: 0.5,
+            ids: (0..n as u32).collect(),
+            scale: ndarray::Array2::from_elem((1, n), 0.25),
+        };
+        let card = ModelCard::builder("dense", &model)
+            .version(semver::Version::new(1, 0, 0))
+            .build()
+            .expect("card");
+        for writer in [
+            BundleWriter::default().level(level),
+            BundleWriter::default().level(level).without_fsync(),
+        ] {
+            let path = dir.path().join(format!("dense-{n}-{level}.bundle"));
+            let saved = writer.save(&path, &model, &card).expect("saves");
+            let bytes = std::fs::read(&path).expect("reads");
+            assert_eq!(
+                bytes,
+                writer.to_bytes(&model, &card).expect("encodes"),
+                "n {n}, level {level}"
+            );
+            assert_eq!(saved.file_len(), bytes.len() as u64);
+            let loaded = model_persistence_core::load::<common::Dense>(&path).expect("loads");
+            assert_eq!(loaded.content_id(), saved.content_id());
+            assert_eq!(loaded.model(), &model);
+        }
+    }
 }

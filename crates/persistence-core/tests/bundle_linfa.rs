@@ -349,6 +349,7 @@ fn a_hostile_flat_forest_is_refused_on_load() {
     for (column, value, says) in [
         ("a", u32::MAX - 1, "outside the forest"),
         ("a", 0, "reached twice"),
+        ("b", 1, "reached twice"),
         ("features", 20, "outside the forest"),
         ("roots", 1 << 30, "not a node"),
     ] {

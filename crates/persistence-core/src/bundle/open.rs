@@ -52,7 +52,7 @@ impl OpenBundle {
         // Zeroed allocations are mapped lazily: no pass over the memory
         // before the file's bytes land in it.
         let (mut kept, mut scratch) = match keep {
-            Keep::Bytes => (vec![0_u8; total as usize], Vec::new()),
+            Keep::Bytes => (crate::memory::zeroed_vec(total as usize), Vec::new()),
             Keep::Nothing => (Vec::new(), vec![0_u8; total.min(CHUNK as u64) as usize]),
         };
         let mut done = 0_u64;
@@ -77,7 +77,7 @@ impl OpenBundle {
     /// hashing of chunk `i` overlapping the reading of chunk `i + 1`.
     fn read_kept_pipelined(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<(Vec<u8>, Vec<u8>)> {
         let total = self.parsed.header.payload.stored_len;
-        let mut kept = vec![0_u8; total as usize];
+        let mut kept = crate::memory::zeroed_vec(total as usize);
         let (file, path, start) = (&mut self.file, &self.path, self.payload_start);
         let hash = std::thread::scope(|scope| -> Result<Vec<u8>> {
             let (tx, rx) = std::sync::mpsc::sync_channel::<&[u8]>(4);

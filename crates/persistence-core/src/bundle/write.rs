@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::validate_model;
 use crate::card::ModelCard;
 use crate::error::{Error, Result};
-use crate::format::{assemble_head, encode_named, encode_payload, ContentId, Header};
+use crate::format::{assemble_head, compress, descriptor, encode_named, encode_payload, ContentId, Header, HASH_LEN};
 use crate::model::Model;
 
 /// The default compression level: a balance of size and speed.
@@ -41,16 +41,6 @@ impl Default for BundleWriter {
             fsync: true,
         }
     }
-}
-
-/// A bundle encoded in memory: the head (preamble, header, header hash)
-/// and the stored payload, kept apart so that saving writes them without
-/// joining them first.
-struct Encoded {
-    head: Vec<u8>,
-    stored: Vec<u8>,
-    content_id: ContentId,
-    raw_len: u64,
 }
 
 /// What a save produced.
@@ -111,9 +101,17 @@ impl BundleWriter {
     /// The error [`load`](crate::load) would give for the same model and card, or
     /// [`Error::Encode`] if the model cannot be serialised.
     pub fn to_bytes<M: Model>(&self, model: &M, card: &ModelCard) -> Result<Vec<u8>> {
-        let Encoded { mut head, stored, .. } = self.encode(model, card)?;
-        head.extend_from_slice(&stored);
-        Ok(head)
+        card.check()?;
+        validate_model(model, card)?;
+        let (payload, stored) = encode_payload(encode_named(model, "payload")?, self.level)?;
+        let header = Header {
+            card: card.clone(),
+            payload,
+            flags: 0,
+        };
+        let (mut bytes, _) = assemble_head(&header)?;
+        bytes.extend_from_slice(&stored);
+        Ok(bytes)
     }
 
     /// Skips the fsyncs of [`save`](Self::save): the rename still replaces
@@ -123,26 +121,6 @@ impl BundleWriter {
     pub fn without_fsync(mut self) -> Self {
         self.fsync = false;
         self
-    }
-
-    fn encode<M: Model>(&self, model: &M, card: &ModelCard) -> Result<Encoded> {
-        card.check()?;
-        validate_model(model, card)?;
-        let raw = encode_named(model, "payload")?;
-        let raw_len = raw.len() as u64;
-        let (payload, stored) = encode_payload(raw, self.level)?;
-        let header = Header {
-            card: card.clone(),
-            payload,
-            flags: 0,
-        };
-        let (head, content_id) = assemble_head(&header)?;
-        Ok(Encoded {
-            head,
-            stored,
-            content_id,
-            raw_len,
-        })
     }
 
     /// Saves `model` with `card` to `path`, atomically: a temporary file in
@@ -155,17 +133,46 @@ impl BundleWriter {
     /// Those of [`to_bytes`](Self::to_bytes), and [`Error::Io`] with the path.
     pub fn save<M: Model>(&self, path: impl AsRef<Path>, model: &M, card: &ModelCard) -> Result<Saved> {
         let path = path.as_ref();
-        let Encoded {
-            head,
-            stored,
-            content_id,
-            raw_len,
-        } = self.encode(model, card)?;
-        write_parts_atomic(path, &[&head, &stored], self.fsync)?;
-        let file_len = (head.len() + stored.len()) as u64;
+        card.check()?;
+        validate_model(model, card)?;
+        let raw = encode_named(model, "payload")?;
+        let raw_len = raw.len() as u64;
+        let (codec, stored) = compress(raw, self.level)?;
+        // The header's length does not depend on the payload's hash (a
+        // fixed-width hex string): the payload is written at its offset
+        // while a second thread hashes it, then the head is written before it.
+        let mut header = Header {
+            card: card.clone(),
+            payload: descriptor(codec, self.level, raw_len, stored.len() as u64, &[0; HASH_LEN]),
+            flags: 0,
+        };
+        let head_len = assemble_head(&header)?.0.len();
+        let mut content_id = None;
+        write_atomic_with(path, self.fsync, |file| {
+            use std::io::{Seek, SeekFrom};
+            file.seek(SeekFrom::Start(head_len as u64))?;
+            let hash = write_hashing(file, &stored)?;
+            header.payload = descriptor(codec, self.level, raw_len, stored.len() as u64, &hash);
+            let (head, id) = assemble_head(&header).map_err(std::io::Error::other)?;
+            if head.len() != head_len {
+                return Err(std::io::Error::other(
+                    "the header changed length when its hash was filled in",
+                ));
+            }
+            file.seek(SeekFrom::Start(0))?;
+            file.write_all(&head)?;
+            content_id = Some(id);
+            Ok(())
+        })?;
+        let content_id = content_id.ok_or_else(|| Error::Invalid {
+            section: "header",
+            reason: "the bundle was written without its head".to_owned(),
+        })?;
+        let file_len = (head_len + stored.len()) as u64;
         let card_path = if self.write_card_json {
             let card_path = card_json_path(path);
-            write_parts_atomic(&card_path, &[card.to_json()?.as_bytes()], self.fsync)?;
+            let json = card.to_json()?;
+            write_atomic_with(&card_path, self.fsync, |f| f.write_all(json.as_bytes()))?;
             Some(card_path)
         } else {
             None
@@ -179,6 +186,24 @@ impl BundleWriter {
             raw_len,
         })
     }
+}
+
+/// Writes `bytes` to `file` and returns their SHA-256, hashed on a second
+/// thread while large payloads are written.
+fn write_hashing(file: &mut File, bytes: &[u8]) -> std::io::Result<[u8; HASH_LEN]> {
+    use sha2::{Digest, Sha256};
+    if bytes.len() < 8 << 20 {
+        file.write_all(bytes)?;
+        return Ok(Sha256::digest(bytes).into());
+    }
+    std::thread::scope(|s| {
+        let hasher = s.spawn(|| -> [u8; HASH_LEN] { Sha256::digest(bytes).into() });
+        let written = file.write_all(bytes);
+        let hash = hasher
+            .join()
+            .map_err(|_| std::io::Error::other("the hashing thread failed"))?;
+        written.map(|()| hash)
+    })
 }
 
 /// The path of the card JSON written beside a bundle: `<bundle>.card.json`.
@@ -196,12 +221,12 @@ pub fn card_json_path(bundle: &Path) -> PathBuf {
 ///
 /// [`Error::Io`] naming the path that failed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_parts_atomic(path, &[bytes], true)
+    write_atomic_with(path, true, |f| f.write_all(bytes))
 }
 
-/// [`write_atomic`] of the concatenation of `parts`, with or without the
-/// fsyncs.
-fn write_parts_atomic(path: &Path, parts: &[&[u8]], fsync: bool) -> Result<()> {
+/// [`write_atomic`] of what `fill` writes into the temporary file, with or
+/// without the fsyncs.
+fn write_atomic_with(path: &Path, fsync: bool, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -214,9 +239,7 @@ fn write_parts_atomic(path: &Path, parts: &[&[u8]], fsync: bool) -> Result<()> {
     // A file replaced keeps its mode; a new one gets 0666 minus the umask.
     let mode = std::fs::metadata(path).ok().map(|m| m.permissions());
     let mut tmp = crate::files::temp_file_in(dir, &prefix, mode).map_err(|e| Error::io(dir, e))?;
-    for part in parts {
-        tmp.write_all(part).map_err(|e| Error::io(tmp.path(), e))?;
-    }
+    fill(tmp.as_file_mut()).map_err(|e| Error::io(tmp.path(), e))?;
     if fsync {
         tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
     }

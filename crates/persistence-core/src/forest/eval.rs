@@ -83,11 +83,61 @@ impl<T: Precision> FlatForest<T> {
                 return Err(format!("node {i} points outside the forest"));
             }
         }
-        let mut seen = vec![false; n];
+        if let Some(&root) = self.roots.iter().find(|&&r| r as usize >= n) {
+            return Err(format!("root {root} is not a node"));
+        }
+        if self.children_follow_parents() {
+            self.check_trees_in_order()
+        } else {
+            self.check_trees_by_walking()
+        }
+    }
+
+    /// Whether every branch's children come after it in the node array (as
+    /// the forests built and lowered here are laid out): then one pass in
+    /// order checks the trees.
+    fn children_follow_parents(&self) -> bool {
+        self.nodes
+            .iter()
+            .enumerate()
+            .all(|(i, n)| n.mode == Mode::Leaf || (n.a as usize > i && n.b as usize > i))
+    }
+
+    /// The trees' check when children follow parents: no loop is possible,
+    /// so a node reached twice is one with two parents (or a root that is
+    /// also a child), and depths are known parent before child.
+    fn check_trees_in_order(&self) -> Result<(), String> {
+        let n = self.nodes.len();
+        let mut parents = vec![0_u8; n];
+        let mut depth = vec![0_u32; n];
+        let twice = |at: u32| format!("node {at} is reached twice: the tree has a loop or a shared node");
         for &root in &self.roots {
-            if root as usize >= n {
-                return Err(format!("root {root} is not a node"));
+            if std::mem::replace(&mut parents[root as usize], 1) != 0 {
+                return Err(twice(root));
             }
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.mode == Mode::Leaf {
+                continue;
+            }
+            let d = depth[i] + 1;
+            if d as usize > MAX_DEPTH {
+                return Err(format!("a tree deeper than {MAX_DEPTH}"));
+            }
+            for child in [node.a, node.b] {
+                if std::mem::replace(&mut parents[child as usize], 1) != 0 {
+                    return Err(twice(child));
+                }
+                depth[child as usize] = d;
+            }
+        }
+        Ok(())
+    }
+
+    /// The trees' check for any layout: a walk from every root.
+    fn check_trees_by_walking(&self) -> Result<(), String> {
+        let mut seen = vec![false; self.nodes.len()];
+        for &root in &self.roots {
             let mut stack = vec![(root, 0usize)];
             while let Some((at, depth)) = stack.pop() {
                 if depth > MAX_DEPTH {

@@ -15,6 +15,10 @@
 //! of a forest read from a file), `layout` (the stored form: one blob per
 //! column).
 
+// Each user of the forest (linfa, onnx) is behind its feature; with one of
+// them off, what only the other uses is unused.
+#![cfg_attr(not(all(feature = "linfa", feature = "onnx")), allow(dead_code, unused_imports))]
+
 use serde::{Deserialize, Serialize};
 
 /// The deepest tree accepted.
