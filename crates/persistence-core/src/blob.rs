@@ -33,7 +33,7 @@
 //! ```
 //!
 //! A field that switches to a blob still reads its earlier layout: the
-//! deserialiser also takes a sequence of numbers (and, for [`array`],
+//! deserialiser also takes a sequence of numbers (and, for [`array`](mod@array),
 //! ndarray's own `{v, dim, data}` map), so bundles written before the
 //! switch keep loading. Bundles holding blobs are written as format 1.1
 //! (see `docs/format.md`).

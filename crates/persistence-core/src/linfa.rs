@@ -189,7 +189,7 @@ impl RandomForest {
     /// A [`StructureError`] if the ensemble is inconsistent with
     /// `n_features` (no tree, a tree reading a feature past it, a split
     /// without both children, a NaN split) or deeper than
-    /// [`MAX_DEPTH`](crate::forest::MAX_DEPTH).
+    /// [`crate::forest::MAX_DEPTH`].
     pub fn new(
         ensemble: &EnsembleLearner<DecisionTree<f64, usize>>,
         n_features: usize,
