@@ -10,33 +10,9 @@ use linfa::prelude::*;
 use linfa_ensemble::EnsembleLearnerParams;
 use linfa_trees::DecisionTree;
 use model_persistence::persistence::linfa::RandomForest;
-use model_persistence::persistence::synthetic::{fraud_like, SplitMix64, FRAUD_FEATURES};
+use model_persistence::persistence::synthetic::{fraud_like, DenseVector, SplitMix64, FRAUD_FEATURES};
 use model_persistence::prelude::*;
-use ndarray::{Array1, ArrayView2};
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
-
-/// A model that is one large vector of weights, stored as a blob.
-#[derive(Serialize, Deserialize)]
-struct Dense {
-    #[serde(with = "model_persistence::persistence::blob")]
-    weights: Vec<f64>,
-}
-
-impl Model for Dense {
-    const KIND: &'static str = "bench.dense.v1";
-    type Output = f64;
-    fn n_features(&self) -> Option<usize> {
-        Some(1)
-    }
-    fn check_structure(&self, _: usize) -> Result<(), StructureError> {
-        Ok(())
-    }
-    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
-        rows.column(0)
-            .mapv(|x| x * self.weights.first().copied().unwrap_or(0.0))
-    }
-}
 
 fn forest() -> (RandomForest, ModelCard) {
     let (x, y) = fraud_like(10_000, 0.1, 42);
@@ -85,7 +61,7 @@ fn bench_forest(c: &mut Criterion) {
 fn bench_large(c: &mut Criterion) {
     let mut rng = SplitMix64::new(1);
     // 100 MB of encoded payload: 12.5 M floats of 8 bytes in one blob.
-    let model = Dense {
+    let model = DenseVector {
         weights: (0..12_500_000).map(|_| rng.next_normal()).collect(),
     };
     let card = ModelCard::builder("dense", &model)
@@ -110,7 +86,7 @@ fn bench_large(c: &mut Criterion) {
             b.iter(|| writer.save(&path, &model, &card).expect("saves"))
         });
         group.bench_with_input(BenchmarkId::new("load", level), &level, |b, _| {
-            b.iter(|| black_box(persistence::load::<Dense>(&path).expect("loads")))
+            b.iter(|| black_box(persistence::load::<DenseVector>(&path).expect("loads")))
         });
         group.bench_with_input(BenchmarkId::new("verify", level), &level, |b, _| {
             b.iter(|| black_box(persistence::verify(&path).expect("verifies")))

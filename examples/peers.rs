@@ -26,34 +26,10 @@ use linfa::prelude::*;
 use linfa_ensemble::EnsembleLearnerParams;
 use linfa_trees::DecisionTree;
 use model_persistence::persistence::linfa::RandomForest;
-use model_persistence::persistence::synthetic::{fraud_like, SplitMix64, FRAUD_FEATURES};
+use model_persistence::persistence::synthetic::{fraud_like, DenseVector, SplitMix64, FRAUD_FEATURES};
 use model_persistence::prelude::*;
-use ndarray::{Array1, ArrayView2};
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 use sha2::Digest;
-
-/// One large vector of weights, stored as a blob.
-#[derive(Serialize, Deserialize)]
-struct Dense {
-    #[serde(with = "model_persistence::persistence::blob")]
-    weights: Vec<f64>,
-}
-
-impl Model for Dense {
-    const KIND: &'static str = "bench.dense.v2";
-    type Output = f64;
-    fn n_features(&self) -> Option<usize> {
-        Some(1)
-    }
-    fn check_structure(&self, _: usize) -> Result<(), StructureError> {
-        Ok(())
-    }
-    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
-        rows.column(0)
-            .mapv(|x| x * self.weights.first().copied().unwrap_or(0.0))
-    }
-}
 
 /// The median of `runs` timings of `f`, in seconds.
 fn median(runs: usize, mut f: impl FnMut()) -> f64 {
@@ -88,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // A fresh process: its peak memory is the load's.
         let path = args.next().ok_or("--peak-load needs a bundle")?;
         let before = peak_rss().unwrap_or(0);
-        let loaded = persistence::load::<Dense>(&path)?;
+        let loaded = persistence::load::<DenseVector>(&path)?;
         std::hint::black_box(loaded.model().weights.len());
         println!("{} {}", before, peak_rss().unwrap_or(0));
         return Ok(());
@@ -103,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The 100 MB vector.
     let mut rng = SplitMix64::new(1);
-    let model = Dense {
+    let model = DenseVector {
         weights: (0..12_500_000).map(|_| rng.next_normal()).collect(),
     };
     write_f64(&dir.join("vector.f64"), model.weights.iter().copied())?;
@@ -124,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     put(
         "vector_load_verified",
         median(9, || {
-            std::hint::black_box(persistence::load::<Dense>(&path).expect("loads"));
+            std::hint::black_box(persistence::load::<DenseVector>(&path).expect("loads"));
         }),
     );
     put(

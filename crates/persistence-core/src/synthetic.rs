@@ -173,3 +173,31 @@ impl LinearClassifier {
         row.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f64>() + self.bias
     }
 }
+
+/// One large vector of weights stored as a blob: the shape of a dense
+/// model's payload, for benchmarks of large bundles. Predicts each row's
+/// first column times the first weight.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DenseVector {
+    /// The weights.
+    #[serde(with = "crate::blob")]
+    pub weights: Vec<f64>,
+}
+
+impl crate::Model for DenseVector {
+    const KIND: &'static str = "synthetic.dense_vector.v1";
+    type Output = f64;
+
+    fn n_features(&self) -> Option<usize> {
+        Some(1)
+    }
+
+    fn check_structure(&self, _: usize) -> Result<(), crate::StructureError> {
+        Ok(())
+    }
+
+    fn predict(&self, rows: ndarray::ArrayView2<'_, f64>) -> Array1<f64> {
+        rows.column(0)
+            .mapv(|x| x * self.weights.first().copied().unwrap_or(0.0))
+    }
+}
