@@ -115,3 +115,56 @@ fn a_saved_file_is_exactly_the_encoded_bundle() {
         }
     }
 }
+
+/// Payloads from 8 MiB are read on one thread and hashed on another: a
+/// flipped byte anywhere in them, or a file cut short, is still refused
+/// before the model is decoded.
+#[test]
+fn a_damaged_large_payload_is_refused_on_the_pipelined_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 800_000; // about 9.6 MB of payload
+    let model = common::Dense {
+        weights: (0..n).map(|i| i as f64).collect(),
+        bias: 0.0,
+        ids: (0..n as u32).collect(),
+        scale: ndarray::Array2::from_elem((0, n), 1.0),
+    };
+    let card = ModelCard::builder("large", &model)
+        .version(semver::Version::new(1, 0, 0))
+        .build()
+        .expect("card");
+    let path = dir.path().join("large.bundle");
+    let saved = BundleWriter::default()
+        .level(0)
+        .save(&path, &model, &card)
+        .expect("saves");
+    assert!(saved.raw_len() > 8 << 20, "the payload takes the pipelined path");
+    assert_eq!(
+        model_persistence_core::load::<common::Dense>(&path)
+            .expect("loads")
+            .model(),
+        &model
+    );
+    let good = std::fs::read(&path).expect("reads");
+    for at in [
+        good.len() - saved.raw_len() as usize + 5,
+        good.len() / 2,
+        good.len() - 1,
+    ] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x01;
+        std::fs::write(&path, &bad).expect("writes");
+        match model_persistence_core::load::<common::Dense>(&path) {
+            Err(Error::ChecksumMismatch {
+                section: model_persistence_core::Section::Payload,
+                ..
+            }) => {}
+            other => panic!("a flip at {at}: expected a payload checksum mismatch, got {other:?}"),
+        }
+    }
+    std::fs::write(&path, &good[..good.len() - 3]).expect("writes");
+    assert!(matches!(
+        model_persistence_core::load::<common::Dense>(&path),
+        Err(Error::Truncated { section: "payload", .. })
+    ));
+}

@@ -9,6 +9,14 @@ use ndarray::{array, Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// `w·x + b` for each row.
+pub fn affine(rows: ArrayView2<'_, f64>, weights: &[f64], bias: f64) -> Array1<f64> {
+    rows.rows()
+        .into_iter()
+        .map(|r| r.iter().zip(weights).map(|(x, w)| x * w).sum::<f64>() + bias)
+        .collect()
+}
+
 /// `y = w·x + b`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Linear {
@@ -29,10 +37,7 @@ impl Model for Linear {
         Ok(())
     }
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
-        rows.rows()
-            .into_iter()
-            .map(|r| r.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f64>() + self.bias)
-            .collect()
+        affine(rows, &self.weights, self.bias)
     }
 }
 
@@ -188,10 +193,7 @@ impl Model for Dense {
         Ok(())
     }
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
-        rows.rows()
-            .into_iter()
-            .map(|r| r.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f64>() + self.bias)
-            .collect()
+        affine(rows, &self.weights, self.bias)
     }
     fn from_earlier(_: &str, payload: model_persistence_core::Earlier<'_>) -> model_persistence_core::Result<Self> {
         Ok(Dense::from_linear(&payload.decode::<Linear>()?))
