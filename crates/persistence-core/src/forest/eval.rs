@@ -232,36 +232,47 @@ impl<T: Precision> FlatForest<T> {
 
     fn run_serial(&self, rows: &[f64], n_rows: usize) -> ForestOutput {
         let width = self.n_outputs;
+        let no = self.n_outputs;
         let mut scores = vec![0.0f64; n_rows * width];
         let mut labels = matches!(self.head, Head::Classifier { .. }).then(|| Vec::with_capacity(n_rows));
-        let mut buf: Vec<T> = bytemuck::zeroed_vec(self.n_features);
-        let mut acc = vec![0f64; self.n_outputs];
-        let mut has = vec![false; self.n_outputs];
-        for r in 0..n_rows {
-            let row = T::row(&rows[r * self.n_features..(r + 1) * self.n_features], &mut buf);
-            acc.iter_mut().for_each(|a| *a = 0.0);
-            has.iter_mut().for_each(|h| *h = false);
-            let aggregate = match &self.head {
-                Head::Regressor { aggregate } | Head::Classifier { aggregate, .. } => *aggregate,
-            };
-            for &root in &self.roots {
-                let leaf = self.leaf(root, row);
-                let leaf_weights = &self.weights[leaf.a as usize..leaf.b as usize];
-                match aggregate {
-                    Aggregate::Sum | Aggregate::Average => {
-                        for &(o, w) in leaf_weights {
-                            acc[o as usize] += w;
-                            has[o as usize] = true;
+        let aggregate = match &self.head {
+            Head::Regressor { aggregate } | Head::Classifier { aggregate, .. } => *aggregate,
+        };
+        // The rows in the trees' precision, converted once for the batch.
+        let mut buf: Vec<T> = bytemuck::zeroed_vec(if T::CONVERTS { rows.len() } else { 0 });
+        let rows = T::row(rows, &mut buf);
+        let nf = self.n_features;
+        let mut acc = vec![0f64; n_rows * no];
+        let mut has = vec![false; n_rows * no];
+        match aggregate {
+            // Tree by tree over the whole batch: one tree's nodes stay in
+            // the cache while every row walks it. Each row still adds the
+            // trees in their order, so the sums are the row-by-row sums.
+            Aggregate::Sum | Aggregate::Average => {
+                for &root in &self.roots {
+                    for r in 0..n_rows {
+                        let leaf = self.leaf(root, &rows[r * nf..(r + 1) * nf]);
+                        for &(o, w) in &self.weights[leaf.a as usize..leaf.b as usize] {
+                            acc[r * no + o as usize] += w;
+                            has[r * no + o as usize] = true;
                         }
                     }
-                    Aggregate::Min | Aggregate::Max => {
-                        let mut tree = vec![0f64; self.n_outputs];
-                        let mut touched = vec![false; self.n_outputs];
-                        for &(o, w) in leaf_weights {
+                }
+            }
+            Aggregate::Min | Aggregate::Max => {
+                let mut tree = vec![0f64; no];
+                let mut touched = vec![false; no];
+                for r in 0..n_rows {
+                    let (acc, has) = (&mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
+                    for &root in &self.roots {
+                        let leaf = self.leaf(root, &rows[r * nf..(r + 1) * nf]);
+                        tree.iter_mut().for_each(|t| *t = 0.0);
+                        touched.iter_mut().for_each(|t| *t = false);
+                        for &(o, w) in &self.weights[leaf.a as usize..leaf.b as usize] {
                             tree[o as usize] += w;
                             touched[o as usize] = true;
                         }
-                        for o in 0..self.n_outputs {
+                        for o in 0..no {
                             if touched[o] {
                                 let better = if aggregate == Aggregate::Min {
                                     tree[o] < acc[o]
@@ -277,6 +288,9 @@ impl<T: Precision> FlatForest<T> {
                     }
                 }
             }
+        }
+        for r in 0..n_rows {
+            let (acc, has) = (&mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
             if aggregate == Aggregate::Average {
                 let trees = self.roots.len() as f64;
                 acc.iter_mut().for_each(|a| *a /= trees);

@@ -94,14 +94,17 @@ pub(crate) enum Head {
 pub(crate) trait Precision:
     crate::blob::Element + PartialOrd + std::fmt::Debug + Serialize + for<'de> Deserialize<'de> + Send + Sync
 {
+    /// Whether rows (always `f64`) are converted to be compared.
+    const CONVERTS: bool;
     /// A threshold is never NaN; a row value may be.
     fn is_nan(self) -> bool;
-    /// The row in this precision: `f64` rows as they are, others converted
-    /// into `buf`.
+    /// Rows in this precision: `f64` rows as they are, others converted
+    /// into `buf` (as long as `src` when [`CONVERTS`](Self::CONVERTS)).
     fn row<'a>(src: &'a [f64], buf: &'a mut [Self]) -> &'a [Self];
 }
 
 impl Precision for f32 {
+    const CONVERTS: bool = true;
     fn is_nan(self) -> bool {
         f32::is_nan(self)
     }
@@ -114,6 +117,7 @@ impl Precision for f32 {
 }
 
 impl Precision for f64 {
+    const CONVERTS: bool = false;
     fn is_nan(self) -> bool {
         f64::is_nan(self)
     }
