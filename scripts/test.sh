@@ -7,9 +7,11 @@
 #     holds the Open Inference Protocol's reference client (tritonclient[http])
 #     that the server's tests drive, and the OpenSSF model_signing tool the
 #     signing tests check signatures against;
-#  2. starts the S3-compatible test server (SeaweedFS from PyPI, on 127.0.0.1);
-#  3. runs `cargo test --workspace --all-features`;
-#  4. stops the server, whatever the outcome.
+#  2. installs headless Chromium (Debian's `chromium` package) if it is not
+#     there: the report page's test renders the page with it;
+#  3. starts the S3-compatible test server (SeaweedFS from PyPI, on 127.0.0.1);
+#  4. runs `cargo test --workspace --all-features`;
+#  5. stops the server, whatever the outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,16 @@ for f in tests/fixtures/onnx/*; do
   fi
 done
 echo "ONNX fixtures reproduced from scikit-learn, skl2onnx and onnxruntime"
+
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  as_root=""
+  [ "$(id -u)" -eq 0 ] || as_root="sudo"
+  echo "installing Chromium (apt-get install chromium) for the report page's test" >&2
+  { $as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq --no-install-recommends chromium; } >/dev/null || {
+    echo "could not install Chromium: run apt-get install chromium (the report page's test needs it)" >&2
+    exit 1
+  }
+fi
 
 eval "$(scripts/s3-server.sh start)"
 cargo test --workspace --all-features

@@ -19,6 +19,7 @@
 
 pub use model_persistence_core as persistence;
 pub use model_persistence_gate as gate;
+pub use model_persistence_report as report;
 pub use model_persistence_serving as serving;
 pub use model_persistence_versioning as versioning;
 

@@ -140,6 +140,21 @@ enum Command {
         /// The alias.
         alias: String,
     },
+    /// Write a model's report as one self-contained HTML page: the card,
+    /// every version with its metrics and gate decision, the alias
+    /// timeline, the features' training distributions (and drift, given
+    /// live statistics).
+    Report {
+        /// `MODEL`, `MODEL@ALIAS` or `MODEL@VERSION` (the card shown).
+        reference: String,
+        /// Where to write the page.
+        #[arg(short, long)]
+        output: std::path::PathBuf,
+        /// Live statistics: a drift report as JSON (what a server's status
+        /// holds under `drift`), shown as PSI and live histograms.
+        #[arg(long)]
+        live: Option<std::path::PathBuf>,
+    },
     /// The event history of a model.
     History {
         /// The model name.
@@ -313,6 +328,11 @@ fn run(cli: Cli) -> Outcome {
         } => registry::promote(at, &model, &alias, &version, expect.as_deref()),
         Command::Rollback { model, alias } => registry::rollback(at, &model, &alias),
         Command::History { model, json } => registry::history(at, &model, fmt(json)),
+        Command::Report {
+            reference,
+            output,
+            live,
+        } => registry::report(at, &reference, &output, live.as_deref()),
         #[cfg(feature = "server")]
         Command::Serve {
             models,

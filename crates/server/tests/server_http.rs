@@ -675,3 +675,54 @@ fn a_trust_policy_keeps_unsigned_versions_out_of_service() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn the_report_page_shows_the_served_version_and_its_live_drift() {
+    let dir = tempfile::tempdir().expect("dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    let m = linear(1.0, 0.0);
+    let training = ndarray::Array2::from_shape_fn((200, 2), |(i, j)| ((i * 7 + j * 3) % 20) as f64 / 10.0);
+    for v in [Version::new(1, 0, 0), Version::new(1, 1, 0)] {
+        let card = ModelCard::builder("fraud", &m)
+            .metric("f1", if v.minor == 0 { 0.81 } else { 0.86 })
+            .training_data(training.view(), "report test")
+            .build()
+            .expect("card");
+        reg.publish_model(&m, &card, VersionSpec::Exact(v)).expect("publish");
+    }
+    reg.set_alias("fraud", "production", &Version::new(1, 0, 0))
+        .expect("alias");
+    let mut cfg = config(vec![ModelConfig::reference("fraud@production")]);
+    cfg.drift_window = 5;
+    let server = start(cfg, &reg);
+    let addr = server.addr;
+
+    let (status, index) = get(addr, "/");
+    assert_eq!(status, 200);
+    let index = String::from_utf8(index).expect("utf-8");
+    assert!(index.contains("href=\"/models/fraud\""), "{index}");
+
+    // Live rows far outside the training range: once the drift window has
+    // filled, the page shows the PSI beside the histograms.
+    let rows: Vec<[f64; 2]> = (0..20).map(|i| [50.0 + f64::from(i), -50.0]).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let (status, _) = post_json(addr, "/v2/models/fraud/infer", &infer_body(&rows));
+        assert_eq!(status, 200);
+        let (status, page) = get(addr, "/models/fraud");
+        assert_eq!(status, 200);
+        let page = String::from_utf8(page).expect("utf-8");
+        if page.contains("PSI") || Instant::now() > deadline {
+            break page;
+        }
+    };
+    assert!(page.contains("fraud 1.0.0"), "the card of the version served");
+    assert!(page.contains("0.8600"), "every version's metrics");
+    assert!(page.contains("Live window: 5 rows"), "the live drift");
+    assert!(page.contains("<svg"), "the charts");
+    assert!(!page.contains("<script"));
+
+    let (status, body) = get(addr, "/models/nobody");
+    assert_eq!(status, 404);
+    assert!(String::from_utf8(body).expect("utf-8").contains("no model named"));
+}

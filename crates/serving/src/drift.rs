@@ -44,6 +44,10 @@ pub struct FeatureDrift {
     pub psi: f64,
     /// Whether it is above the threshold.
     pub drifting: bool,
+    /// Share of the window's values in each training-decile bin (the
+    /// training shares are the card's `bin_fractions`).
+    #[serde(default)]
+    pub live_fractions: Vec<f64>,
 }
 
 /// The drift of every feature, once the window is full.
@@ -137,10 +141,12 @@ impl DriftWindow {
             .zip(&self.counts)
             .map(|(s, c)| {
                 let psi = psi(c, &s.bin_fractions);
+                let total = c.iter().sum::<u64>().max(1) as f64;
                 FeatureDrift {
                     name: s.name.clone(),
                     psi,
                     drifting: psi > self.config.threshold,
+                    live_fractions: c.iter().map(|&n| n as f64 / total).collect(),
                 }
             })
             .collect();

@@ -1,5 +1,5 @@
 //! Commands on a registry: `init`, `models`, `versions`, `show`, `publish`,
-//! `promote`, `rollback`, `history`, `watch`, `compare`, `best`, `prune`, `verify`.
+//! `promote`, `rollback`, `history`, `report`, `watch`, `compare`, `best`, `prune`, `verify`.
 
 use std::path::Path;
 
@@ -186,6 +186,39 @@ pub(crate) fn history(location: Location<'_>, model: &str, format: Format) -> Ou
     for e in events {
         println!("{}  {}", rfc3339(e.at), e.kind);
     }
+    Ok(())
+}
+
+/// `modelctl report MODEL[@ALIAS|@VERSION] -o FILE [--live FILE]`.
+pub(crate) fn report(location: Location<'_>, reference: &str, output: &Path, live: Option<&Path>) -> Outcome {
+    let reg = location.open()?;
+    let reference: ModelRef = reference.parse()?;
+    existing_model(&reg, reference.model.as_str())?;
+    let live = match live {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+            let value: serde_json::Value =
+                serde_json::from_slice(&text).map_err(|e| Failure(format!("{}: not JSON: {e}", path.display())))?;
+            // A drift report, or a server status holding one under `drift`.
+            let drift = value.get("drift").cloned().unwrap_or(value);
+            Some(
+                serde_json::from_value(drift)
+                    .map_err(|e| Failure(format!("{}: not a drift report: {e}", path.display())))?,
+            )
+        }
+    };
+    let report = model_persistence::report::gather(&reg, &reference)
+        .map_err(|e| Failure(e.to_string()))?
+        .with_live(live);
+    persistence::write_atomic(output, model_persistence::report::render(&report).as_bytes())?;
+    println!(
+        "wrote {} ({} {}, {} versions)",
+        output.display(),
+        report.card.name,
+        report.card.version,
+        report.versions.len()
+    );
     Ok(())
 }
 

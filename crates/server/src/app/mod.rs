@@ -45,6 +45,7 @@ struct Slot {
 /// The shared state of the application.
 pub struct AppState {
     slots: Vec<Slot>,
+    registry: Registry,
     by_name: HashMap<String, usize>,
     metrics: Metrics,
     shutdown: AtomicBool,
@@ -81,6 +82,7 @@ impl AppState {
         }
         let state = Arc::new(AppState {
             slots,
+            registry: registry.clone(),
             by_name,
             metrics: Metrics::default(),
             shutdown: AtomicBool::new(false),
@@ -223,7 +225,8 @@ fn load_route(m: &ModelConfig, registry: &Registry, config: &ServeConfig) -> Res
 }
 
 /// The router of the Open Inference Protocol's REST endpoints, `/metrics`,
-/// and protocol errors for everything else.
+/// the pages for people (`/`, `/models/{name}`), and protocol errors for
+/// everything else.
 pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
     Router::new()
         .route("/v2", get(endpoints::server_metadata))
@@ -242,6 +245,8 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         )
         .route("/v2/models/{name}/versions/{version}/infer", post(infer::infer_at))
         .route("/metrics", get(endpoints::metrics))
+        .route("/", get(pages::index))
+        .route("/models/{name}", get(pages::model))
         .fallback(endpoints::not_found)
         .method_not_allowed_fallback(endpoints::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -250,3 +255,4 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
 
 mod endpoints;
 mod infer;
+mod pages;
