@@ -307,7 +307,7 @@ fn timeline(out: &mut String, r: &Report) {
         }
         out.push_str("</p>");
     }
-    out.push_str("<table><tr><th>when</th><th>alias</th><th>from</th><th>to</th><th>what</th></tr>");
+    out.push_str("<table><tr><th>when</th><th>alias</th><th>from</th><th>to</th><th>what</th><th>by</th></tr>");
     let mut rows = 0;
     for e in &r.history {
         let (alias, from, to, what) = match &e.kind {
@@ -325,19 +325,18 @@ fn timeline(out: &mut String, r: &Report) {
         rows += 1;
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{what}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{what}</td><td>{}</td></tr>",
             when(e.at),
             escape(alias.as_str()),
             escape(&from),
-            escape(&to.to_string())
+            escape(&to.to_string()),
+            escape(e.by.as_deref().unwrap_or("–"))
         );
     }
     if rows == 0 {
-        out.push_str("<tr><td colspan=\"5\" class=\"muted\">no alias has been set</td></tr>");
+        out.push_str("<tr><td colspan=\"6\" class=\"muted\">no alias has been set</td></tr>");
     }
-    out.push_str(
-        "</table><p class=\"muted\">The registry records when an alias moved, not who moved it.</p></section>",
-    );
+    out.push_str("</table></section>");
 }
 
 fn features(out: &mut String, r: &Report) {

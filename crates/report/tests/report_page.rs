@@ -34,7 +34,9 @@ fn card(name: &str, f1: f64, accuracy: f64, note: &str) -> (LinearClassifier, Mo
 /// published), `production` moved and rolled back once.
 fn registry() -> (tempfile::TempDir, Registry) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let registry = Registry::create(dir.path()).expect("registry");
+    let registry = Registry::create(dir.path())
+        .expect("registry")
+        .actor(format!("mallory{HOSTILE}"));
     let gate = Gate::new([
         Rule::higher_is_better("f1")
             .threshold(0.7)
@@ -105,6 +107,7 @@ fn the_page_shows_the_card_versions_gate_decisions_timeline_and_drift() {
         "fraud_like(500, 0.1, 3)", // the dataset
         "gated for production against 1.0.0",
         "rolled back",
+        "mallory&lt;script&gt;", // who moved the alias
         "PSI",
         "0.4200",
         "<svg",

@@ -17,6 +17,11 @@ pub struct Event {
     pub at: OffsetDateTime,
     /// What happened.
     pub kind: EventKind,
+    /// Who did it: the registry's actor ([`Registry::actor`](crate::Registry::actor);
+    /// `user@host` by default). Absent for publications (the card says who
+    /// trained the model) and in events written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// What happened.

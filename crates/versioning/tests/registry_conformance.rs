@@ -371,3 +371,38 @@ fn attachments_are_immutable_and_any_valid_name_is_stored() {
         assert_eq!(reg.card("m", &v("1.0.0")).expect(backend).name, "m");
     }
 }
+
+#[test]
+fn the_history_says_who_moved_an_alias() {
+    for (backend, reg, _dir) in backends() {
+        let m = model(1.0);
+        for s in ["1.0.0", "1.1.0"] {
+            reg.publish_model(&m, &card("fraud", &m, &[("f1", 0.8)]), VersionSpec::Exact(v(s)))
+                .expect(backend);
+        }
+        let alice = reg.clone().actor("alice@ops");
+        let bob = reg.clone().actor("bob@ci");
+        alice.set_alias("fraud", "production", &v("1.0.0")).expect(backend);
+        bob.set_alias("fraud", "production", &v("1.1.0")).expect(backend);
+        alice.rollback("fraud", "production").expect(backend);
+        let moves: Vec<(String, Option<String>)> = reg
+            .history("fraud")
+            .expect(backend)
+            .into_iter()
+            .filter(|e| !matches!(e.kind, EventKind::Published { .. }) || e.by.is_some())
+            .map(|e| (e.kind.to_string(), e.by))
+            .collect();
+        assert_eq!(
+            moves,
+            [
+                ("production: (new) -> 1.0.0".to_owned(), Some("alice@ops".to_owned())),
+                ("production: 1.0.0 -> 1.1.0".to_owned(), Some("bob@ci".to_owned())),
+                (
+                    "production: rolled back 1.1.0 -> 1.0.0".to_owned(),
+                    Some("alice@ops".to_owned())
+                ),
+            ],
+            "{backend}"
+        );
+    }
+}

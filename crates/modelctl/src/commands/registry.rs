@@ -184,7 +184,10 @@ pub(crate) fn history(location: Location<'_>, model: &str, format: Format) -> Ou
         return json(&events);
     }
     for e in events {
-        println!("{}  {}", rfc3339(e.at), e.kind);
+        match &e.by {
+            Some(by) => println!("{}  {}  (by {by})", rfc3339(e.at), e.kind),
+            None => println!("{}  {}", rfc3339(e.at), e.kind),
+        }
     }
     Ok(())
 }

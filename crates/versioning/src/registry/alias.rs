@@ -50,6 +50,9 @@ pub(super) struct AliasMove {
     pub(super) from: Option<Version>,
     pub(super) to: Version,
     pub(super) kind: MoveKind,
+    /// Who moved it (absent in logs written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) by: Option<String>,
 }
 
 impl AliasRecord {
@@ -247,6 +250,7 @@ impl Registry {
                 from,
                 to: version.clone(),
                 kind,
+                by: Some(self.actor.to_string()),
             });
             let next = AliasRecord {
                 version: version.clone(),

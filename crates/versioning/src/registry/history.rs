@@ -49,6 +49,7 @@ impl Registry {
                     version: info.version.clone(),
                     content_id: info.content_id,
                 },
+                by: None,
             })
             .collect();
         let live: BTreeSet<&Version> = records.iter().map(|r| &r.version).collect();
@@ -86,6 +87,7 @@ impl Registry {
                                     version: version.clone(),
                                     content_id: *id,
                                 },
+                                by: None,
                             });
                         }
                     }
@@ -147,12 +149,14 @@ impl Registry {
                     from,
                     to,
                     kind: MoveKind::Set,
+                    by: e.by,
                 }),
                 EventKind::RolledBack { alias: a, from, to } if &a == alias => Some(AliasMove {
                     at: e.at,
                     from: Some(from),
                     to,
                     kind: MoveKind::Rollback,
+                    by: e.by,
                 }),
                 _ => None,
             })
@@ -191,5 +195,9 @@ fn move_event(alias: &AliasName, m: &AliasMove) -> Event {
             to: m.to.clone(),
         },
     };
-    Event { at: m.at, kind }
+    Event {
+        at: m.at,
+        kind,
+        by: m.by.clone(),
+    }
 }

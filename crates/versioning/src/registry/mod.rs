@@ -67,6 +67,22 @@ pub struct Registry {
     kinds: Kinds,
     cache: Option<Arc<BundleCache>>,
     trusted: Option<Arc<[PublicKey]>>,
+    actor: Arc<str>,
+}
+
+/// Who a registry's changes are recorded as by default: the environment's
+/// `MODEL_PERSISTENCE_ACTOR`, else `user@host`.
+fn default_actor() -> Arc<str> {
+    if let Ok(actor) = std::env::var("MODEL_PERSISTENCE_ACTOR") {
+        if !actor.trim().is_empty() {
+            return actor.trim().into();
+        }
+    }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("{user}@{}", crate::owner::host_name()).into()
 }
 
 /// How long a marker of a writer on another machine (a claim, a pin, a
@@ -146,7 +162,16 @@ impl Registry {
             kinds: Kinds::default(),
             cache: None,
             trusted: None,
+            actor: default_actor(),
         }
+    }
+
+    /// Who this handle's alias moves, rollbacks and prunings are recorded
+    /// as in the history (`Event::by`). Default: the environment's
+    /// `MODEL_PERSISTENCE_ACTOR`, else `user@host`.
+    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into().into();
+        self
     }
 
     /// The model kinds this registry's caller knows: publishing and
@@ -296,9 +321,14 @@ impl Registry {
     }
 
     fn record_event(&self, model: &ModelName, kind: EventKind) -> Result<Event> {
+        let by = match kind {
+            EventKind::Published { .. } => None,
+            _ => Some(self.actor.to_string()),
+        };
         let event = Event {
             at: OffsetDateTime::now_utc(),
             kind,
+            by,
         };
         let json = to_json(&layout::events(model), &event)?;
         loop {
