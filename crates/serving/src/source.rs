@@ -14,8 +14,8 @@ pub enum Source {
     Bundle(PathBuf),
     /// A registry reference, usually an alias such as `fraud@production`.
     Registry {
-        /// The registry.
-        registry: Registry,
+        /// The registry (boxed: a handle is much larger than a path).
+        registry: Box<Registry>,
         /// The model and version, alias or latest.
         reference: ModelRef,
     },
@@ -37,7 +37,10 @@ impl Source {
             source_name: reference.to_owned(),
             source: Box::new(source),
         })?;
-        Ok(Source::Registry { registry, reference })
+        Ok(Source::Registry {
+            registry: Box::new(registry),
+            reference,
+        })
     }
 
     /// The source in words.
