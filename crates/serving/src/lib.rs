@@ -36,6 +36,8 @@ mod error;
 mod server;
 mod source;
 
+pub mod outcomes;
+
 pub use ab::{AbSplit, VariantCount};
 pub use drift::{psi, DriftConfig, DriftReport, FeatureDrift};
 pub use error::{Error, Result};
