@@ -6,7 +6,8 @@
 #     so a fresh machine proves they are reproducible; the same environment
 #     holds the Open Inference Protocol's reference client (tritonclient[http])
 #     that the server's tests drive, and the OpenSSF model_signing tool the
-#     signing tests check signatures against;
+#     signing tests check signatures against, and scipy and statsmodels,
+#     which the gate's and the live tests' statistics are checked against;
 #  2. installs headless Chromium (Debian's `chromium` package) if it is not
 #     there: the report page's test renders the page with it;
 #  3. starts the S3-compatible test server (SeaweedFS from PyPI, on 127.0.0.1);
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 py="$(scripts/venv.sh "numpy==2.4.6" "scikit-learn==1.9.1" "skl2onnx==1.20.0" "onnx==1.23.2" "onnxruntime==1.32.0" \
   "xgboost-cpu==3.2.0" "lightgbm==4.7.0" "onnxmltools==1.16.0" \
-  "tritonclient[http]==2.73.0" "model-signing==1.1.1" "pyopenssl==26.4.0")"
+  "tritonclient[http]==2.73.0" "model-signing==1.1.1" "pyopenssl==26.4.0" "scipy==1.17.1" "statsmodels==0.15.0")"
 export MP_PYTHON="$py"  # the server's test runs the protocol's reference client with it
 fixtures="$(mktemp -d)"
 trap 'rm -rf "$fixtures"; scripts/s3-server.sh stop' EXIT

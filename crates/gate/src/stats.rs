@@ -62,7 +62,8 @@ impl McNemar {
             candidate_only: b,
             baseline_only: c,
             statistic: Some(stat),
-            p_value: erfc((stat / 2.0).sqrt()),
+            // The approximation of erfc(0) is 1.00000003: a p-value is at most 1.
+            p_value: erfc((stat / 2.0).sqrt()).min(1.0),
             exact: false,
         }
     }

@@ -386,3 +386,77 @@ fn a_decided_ab_test_promotes_or_recommends_its_winner_with_the_evidence() {
         }
     }
 }
+
+/// The closed form of the mixture likelihood ratio against scipy's
+/// numerical integral of the same mixture: `∫ N(Δ; θ, V) N(θ; 0, τ²) dθ /
+/// N(Δ; 0, V)`, with `V` the smoothed variance the module documents.
+#[test]
+fn the_mixture_likelihood_ratio_matches_scipys_integral() {
+    let venv = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/venv/bin/python");
+    let py = std::env::var_os("MP_PYTHON").map_or(venv, std::path::PathBuf::from);
+    let cases: Vec<(u64, u64, u64, u64, f64)> = vec![
+        (90, 100, 90, 100, 0.05),
+        (850, 1000, 900, 1000, 0.05),
+        (450, 500, 430, 500, 0.02),
+        (180, 200, 199, 200, 0.1),
+        (9_000, 10_000, 9_050, 10_000, 0.05),
+    ];
+    let script = r#"
+import json, sys, math
+from scipy import integrate
+from scipy.stats import norm
+out = []
+for sa, na, sb, nb, tau in json.load(sys.stdin):
+    pa, pb = (sa + 1) / (na + 2), (sb + 1) / (nb + 2)
+    v = pa * (1 - pa) / na + pb * (1 - pb) / nb
+    d = sb / nb - sa / na
+    sd = math.sqrt(v)
+    f = lambda t: norm.pdf(d, loc=t, scale=sd) * norm.pdf(t, scale=tau)
+    num, _ = integrate.quad(f, -1, 1, points=[0.0, d], epsabs=0, epsrel=1e-12, limit=500)
+    out.append(num / norm.pdf(d, scale=sd))
+print(json.dumps(out))
+"#;
+    let mut child = std::process::Command::new(&py)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run scripts/test.sh (it installs scipy into target/venv)",
+                py.display()
+            )
+        });
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(serde_json::to_string(&cases).expect("json").as_bytes())
+            .expect("writes");
+    }
+    let out = child.wait_with_output().expect("python ends");
+    assert!(
+        out.status.success(),
+        "scipy is needed (scripts/test.sh installs it into target/venv): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Vec<f64> = serde_json::from_slice(&out.stdout).expect("json");
+    for (&(sa, na, sb, nb, tau), want) in cases.iter().zip(theirs) {
+        let ours = likelihood_ratio(
+            Proportion {
+                successes: sa,
+                trials: na,
+            },
+            Proportion {
+                successes: sb,
+                trials: nb,
+            },
+            tau,
+        );
+        assert!(
+            (ours - want).abs() <= 1e-6 * want.abs().max(1.0),
+            "{sa}/{na} vs {sb}/{nb}, tau {tau}: ours {ours}, scipy {want}"
+        );
+    }
+}
