@@ -10,6 +10,13 @@
 //!
 //! [[models]]
 //! reference = "fraud@production"        # served as "fraud"
+//! [models.outcomes]                     # predictions waiting for their outcome
+//! window_s = 604800                     # 7 days
+//! capacity = 200000
+//! [models.guardrail]                    # rolls production back from a worse version
+//! metric = "accuracy"
+//! min_samples = 200
+//! floor = 0.8
 //!
 //! [[models]]
 //! name = "churn"                        # an A/B split, sticky by a header
@@ -19,6 +26,10 @@
 //!   { name = "a", reference = "churn@production", weight = 90 },
 //!   { name = "b", reference = "churn@candidate", weight = 10 },
 //! ]
+//! [models.ab.decide]                    # an A/B test that decides (always-valid mSPRT)
+//! alias = "production"                  # moved to the winner
+//! metric = "accuracy"                   # or precision, recall
+//! on_decision = "promote"               # or "recommend": store the decision only
 //! [models.shadow]
 //! reference = "churn@staging"
 //! share = 1.0
@@ -28,6 +39,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use model_persistence_serving::outcomes::{AbTest, FeedbackConfig, Guardrail};
 use serde::Deserialize;
 
 /// The default request body limit: 16 MiB.
@@ -79,6 +91,56 @@ pub struct ModelConfig {
     /// A shadow model that also predicts, off the request path.
     #[serde(default)]
     pub shadow: Option<ShadowConfig>,
+    /// How long predictions wait for their outcome, and how many.
+    #[serde(default)]
+    pub outcomes: OutcomesConfig,
+    /// A guardrail on the alias of `reference`: rolls it back when the
+    /// version it points at does worse live.
+    #[serde(default)]
+    pub guardrail: Option<Guardrail>,
+}
+
+/// Predictions waiting for their outcomes (`POST /v2/models/{name}/outcomes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutcomesConfig {
+    /// Seconds a prediction waits for its outcome. Default: 7 days.
+    pub window_s: u64,
+    /// The most predictions waiting at once. Default: 200,000.
+    pub capacity: usize,
+    /// The label counted as positive. Default: 1.
+    pub positive: i64,
+}
+
+impl Default for OutcomesConfig {
+    fn default() -> Self {
+        OutcomesConfig {
+            window_s: 7 * 24 * 3600,
+            capacity: 200_000,
+            positive: 1,
+        }
+    }
+}
+
+impl OutcomesConfig {
+    /// The feedback settings.
+    pub fn feedback(&self) -> FeedbackConfig {
+        FeedbackConfig {
+            window: Duration::from_secs(self.window_s),
+            capacity: self.capacity.max(1),
+            positive: self.positive,
+        }
+    }
+}
+
+/// An A/B test that decides, and the alias it moves.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DecideConfig {
+    /// The alias moved to the winner (or named in the recommendation).
+    pub alias: String,
+    /// The test.
+    #[serde(flatten)]
+    pub test: AbTest,
 }
 
 /// An A/B split.
@@ -89,6 +151,9 @@ pub struct AbConfig {
     pub key: String,
     /// The variants.
     pub variants: Vec<VariantConfig>,
+    /// Decide between the two variants on their live outcomes.
+    #[serde(default)]
+    pub decide: Option<DecideConfig>,
 }
 
 /// One variant of a split.
@@ -212,6 +277,19 @@ impl ServeConfig {
                     return Err(format!("{name}: an A/B split needs a variant with a positive weight"));
                 }
             }
+            if let Some(d) = m.ab.as_ref().and_then(|ab| ab.decide.as_ref().map(|d| (ab, d))) {
+                if d.0.variants.len() != 2 {
+                    return Err(format!("{name}: an A/B test decides between two variants"));
+                }
+                if d.1.test.sequential.alpha <= 0.0 || d.1.test.sequential.alpha >= 1.0 {
+                    return Err(format!("{name}: alpha must be within 0 and 1"));
+                }
+            }
+            if m.guardrail.is_some() && !m.reference.as_deref().is_some_and(|r| r.contains('@')) {
+                return Err(format!(
+                    "{name}: a guardrail needs a reference to an alias (model@alias)"
+                ));
+            }
             if let Some(shadow) = &m.shadow {
                 if !(0.0..=1.0).contains(&shadow.share) {
                     return Err(format!("{name}: the shadow share must be within 0 and 1"));
@@ -230,6 +308,8 @@ impl ModelConfig {
             reference: Some(reference.to_owned()),
             ab: None,
             shadow: None,
+            outcomes: OutcomesConfig::default(),
+            guardrail: None,
         }
     }
 
@@ -273,6 +353,20 @@ mod tests {
         config.validate().expect("the example is valid");
         assert_eq!(config.models.len(), 2);
         assert_eq!(config.models[0].served_name().expect("name"), "fraud");
+        let guard = config.models[0].guardrail.as_ref().expect("a guardrail");
+        assert_eq!((guard.min_samples, guard.floor), (200, Some(0.8)));
+        assert!(
+            guard.not_worse.is_some(),
+            "the default: not worse than the previous version"
+        );
+        assert_eq!(config.models[0].outcomes.capacity, 200_000);
+        let decide = config.models[1]
+            .ab
+            .as_ref()
+            .and_then(|ab| ab.decide.as_ref())
+            .expect("decides");
+        assert_eq!(decide.alias, "production");
+        assert_eq!(decide.test.sequential.alpha, 0.05);
         assert_eq!(
             KeySource::parse(&config.models[1].ab.as_ref().expect("ab").key),
             Ok(KeySource::Header("x-user-id".into()))

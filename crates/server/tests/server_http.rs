@@ -556,8 +556,11 @@ fn ab_splits_are_sticky_and_counted() {
                     weight: 50,
                 },
             ],
+            decide: None,
         }),
         shadow: None,
+        outcomes: Default::default(),
+        guardrail: None,
     };
     let server = start(config(vec![model]), &reg);
     let addr = server.addr;
@@ -725,4 +728,124 @@ fn the_report_page_shows_the_served_version_and_its_live_drift() {
     let (status, body) = get(addr, "/models/nobody");
     assert_eq!(status, 404);
     assert!(String::from_utf8(body).expect("utf-8").contains("no model named"));
+}
+
+/// Sends one row with an id; returns the version that answered and its label.
+fn predict_one(addr: SocketAddr, id: &str, row: [f64; 2]) -> (String, i64) {
+    let mut body = infer_body(&[row]);
+    body["id"] = json!(id);
+    let (status, out) = post_json(addr, "/v2/models/fraud/infer", &body);
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["id"], id);
+    (
+        out["model_version"].as_str().expect("version").to_owned(),
+        out["outputs"][0]["data"][0].as_i64().expect("label"),
+    )
+}
+
+#[test]
+fn outcomes_reported_by_id_roll_a_worse_version_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    let good = publish(&reg, "fraud", Version::new(1, 0, 0), &linear(1.0, 0.0));
+    let bad = publish(&reg, "fraud", Version::new(2, 0, 0), &linear(-1.0, 0.0));
+    reg.set_alias("fraud", "production", &good).expect("alias");
+    let mut model = ModelConfig::reference("fraud@production");
+    model.guardrail = Some(model_persistence_serving::outcomes::Guardrail {
+        min_samples: 40,
+        floor: Some(0.7),
+        ..Default::default()
+    });
+    let server = start(config(vec![model]), &reg);
+    let addr = server.addr;
+    // The truth: 1 when the first feature is the larger.
+    let truth = |i: u32| i64::from(i.is_multiple_of(2));
+    let row = |i: u32| if i.is_multiple_of(2) { [2.0, 1.0] } else { [1.0, 2.0] };
+    let report = |ids: Vec<(String, i64)>| {
+        let outcomes: Vec<Value> = ids.into_iter().map(|(id, o)| json!({"id": id, "outcome": o})).collect();
+        post_json(addr, "/v2/models/fraud/outcomes", &json!({ "outcomes": outcomes }))
+    };
+    let mut sent = Vec::new();
+    for i in 0..60 {
+        let (version, _) = predict_one(addr, &format!("a{i}"), row(i));
+        assert_eq!(version, "1.0.0");
+        sent.push((format!("a{i}"), truth(i)));
+    }
+    let (status, answer) = report(sent);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["matched"], 60);
+    assert_eq!(answer["guardrail"]["verdict"]["verdict"], "healthy");
+
+    // 2.0.0 goes to production: the server follows it.
+    reg.set_alias("fraud", "production", &bad).expect("alias");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while predict_one(addr, "probe", [2.0, 1.0]).0 != "2.0.0" {
+        assert!(Instant::now() < deadline, "the server never served 2.0.0");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut rolled_back = None;
+    for i in 0..60 {
+        let id = format!("b{i}");
+        predict_one(addr, &id, row(i));
+        let (status, answer) = report(vec![(id, truth(i))]);
+        assert_eq!(status, 200, "{answer}");
+        if let Some(to) = answer["guardrail"]["rolled_back_to"].as_str() {
+            rolled_back = Some((i, to.to_owned()));
+            break;
+        }
+    }
+    let (after, to) = rolled_back.expect("the guardrail rolled production back");
+    assert_eq!(to, "1.0.0");
+    assert!(after + 1 >= 40, "not before min_samples outcomes ({after})");
+    assert_eq!(
+        reg.alias("fraud", "production").expect("alias").expect("set").version,
+        good
+    );
+    let last = reg.history("fraud").expect("history").pop().expect("event");
+    assert_eq!(last.by.as_deref(), Some("guardrail"));
+    assert!(reg
+        .attachment("fraud", &bad, "guardrail")
+        .expect("reads")
+        .is_some_and(|e| e["verdict"]["verdict"] == "breach"));
+
+    // The live metrics, per version, in the status and in /metrics.
+    let (status, live) = get(addr, "/v2/models/fraud/outcomes");
+    assert_eq!(status, 200);
+    let live: Value = serde_json::from_slice(&live).expect("json");
+    let v1 = live["live"]
+        .as_array()
+        .expect("arms")
+        .iter()
+        .find(|m| m["arm"]["version"] == "1.0.0")
+        .expect("1.0.0");
+    assert_eq!(
+        (v1["outcomes"].as_u64(), v1["accuracy"].as_f64()),
+        (Some(60), Some(1.0))
+    );
+    let metrics = String::from_utf8(get(addr, "/metrics").1).expect("utf-8");
+    assert!(
+        metrics.contains("mp_live_accuracy{model=\"fraud\",version=\"1.0.0\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mp_live_outcomes_total{model=\"fraud\",version=\"2.0.0\"}"));
+
+    // Bad reports: a 4xx and the error body, never a 5xx.
+    for (path, body, want) in [
+        ("/v2/models/fraud/outcomes", json!({"outcomes": [{"id": "x"}]}), 400),
+        (
+            "/v2/models/fraud/outcomes",
+            json!({"outcomes": [{"id": "x", "outcome": "yes"}]}),
+            400,
+        ),
+        ("/v2/models/fraud/outcomes", json!([1, 2]), 400),
+        ("/v2/models/nobody/outcomes", json!({"outcomes": []}), 404),
+    ] {
+        let (status, answer) = post_json(addr, path, &body);
+        assert_eq!(status, want, "{body}: {answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+    let (status, answer) = report(vec![("never-predicted".into(), 1), ("a0".into(), 1)]);
+    assert_eq!(status, 200);
+    assert_eq!(answer["unknown"], json!(["never-predicted"]));
+    assert_eq!(answer["already_reported"], json!(["a0"]));
 }

@@ -260,8 +260,11 @@ fn answer(
         .predict_scored(rows.view())
         .map_err(|e| with_version(RequestError::bad(model_persistence_core::error_chain(&e))))?;
     let version = prediction.version.to_string();
+    // Every prediction has an id, under which its outcome is reported.
+    let id = request.id.clone().unwrap_or_else(|| state.new_id());
+    super::outcomes::record(slot, &id, &prediction, variant.as_deref());
     let response =
-        build_response(name, &request, prediction, &wanted, variant).map_err(|e| (e, Some(version.clone())))?;
+        build_response(name, &request, id, prediction, &wanted, variant).map_err(|e| (e, Some(version.clone())))?;
     Ok((response, version))
 }
 
@@ -288,6 +291,7 @@ fn requested_outputs(request: &InferRequest) -> Result<(bool, bool), RequestErro
 fn build_response(
     name: &str,
     request: &InferRequest,
+    id: String,
     prediction: Prediction<ProbeValue>,
     wanted: &(bool, bool),
     variant: Option<String>,
@@ -333,7 +337,7 @@ fn build_response(
     Ok(InferResponse {
         model_name: name.to_owned(),
         model_version: prediction.version.to_string(),
-        id: request.id.clone(),
+        id: Some(id),
         parameters,
         outputs,
     })

@@ -11,6 +11,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use model_persistence_core::AnyModel;
+use model_persistence_serving::outcomes::Feedback;
 use model_persistence_serving::{AbSplit, DriftConfig, ModelServer, ReloadPolicy, Source};
 use model_persistence_versioning::Registry;
 
@@ -40,12 +41,22 @@ struct Slot {
     config: ModelConfig,
     route: OnceLock<Route>,
     load_error: Mutex<Option<String>>,
+    /// Predictions waiting for their outcomes, and the live metrics.
+    feedback: Feedback,
+    /// Predictions not remembered (an id reused or too long).
+    unrecorded: AtomicU64,
+    guard: Mutex<outcomes::GuardState>,
+    decision: Mutex<outcomes::AbDecision>,
 }
 
 /// The shared state of the application.
 pub struct AppState {
     slots: Vec<Slot>,
     registry: Registry,
+    /// Ids given to requests that came without one: a per-start prefix and
+    /// a counter.
+    id_prefix: String,
+    next_id: AtomicU64,
     by_name: HashMap<String, usize>,
     metrics: Metrics,
     shutdown: AtomicBool,
@@ -78,11 +89,22 @@ impl AppState {
                 config: m.clone(),
                 route: OnceLock::new(),
                 load_error: Mutex::new(None),
+                feedback: Feedback::new(m.outcomes.feedback()),
+                unrecorded: AtomicU64::new(0),
+                guard: Mutex::default(),
+                decision: Mutex::default(),
             });
         }
         let state = Arc::new(AppState {
             slots,
             registry: registry.clone(),
+            id_prefix: format!(
+                "{:x}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis())
+            ),
+            next_id: AtomicU64::new(0),
             by_name,
             metrics: Metrics::default(),
             shutdown: AtomicBool::new(false),
@@ -114,6 +136,11 @@ impl AppState {
             .filter(|s| s.route.get().is_none())
             .filter_map(|s| Some((s.name.clone(), lock(&s.load_error).clone()?)))
             .collect()
+    }
+
+    /// An id for a request that came without one.
+    fn new_id(&self) -> String {
+        format!("{}-{}", self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
     fn slot(&self, name: &str) -> Result<&Slot, RequestError> {
@@ -244,6 +271,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
             get(endpoints::model_ready_at),
         )
         .route("/v2/models/{name}/versions/{version}/infer", post(infer::infer_at))
+        .route("/v2/models/{name}/outcomes", post(outcomes::post).get(outcomes::get))
         .route("/metrics", get(endpoints::metrics))
         .route("/", get(pages::index))
         .route("/models/{name}", get(pages::model))
@@ -255,4 +283,5 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
 
 mod endpoints;
 mod infer;
+mod outcomes;
 mod pages;

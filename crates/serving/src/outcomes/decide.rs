@@ -15,6 +15,7 @@ use super::sequential::{AlwaysValid, Sequential, SequentialState};
 
 /// A policy on an alias: what the version it points at must keep up live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Guardrail {
     /// The metric judged.
     pub metric: LiveMetric,
@@ -179,6 +180,7 @@ pub enum OnDecision {
 
 /// An A/B test between two variants on a live metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AbTest {
     /// The metric compared.
     pub metric: LiveMetric,

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 /// Settings of the sequential test.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Sequential {
     /// The false-positive rate the test keeps, however often it is looked
     /// at. Default: 0.05.
