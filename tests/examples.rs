@@ -11,6 +11,9 @@ mod ab_test;
 #[allow(dead_code)]
 #[path = "../examples/fraud_pipeline.rs"]
 mod fraud_pipeline;
+#[allow(dead_code)]
+#[path = "../examples/live_ab.rs"]
+mod live_ab;
 #[cfg(feature = "onnx")]
 #[allow(dead_code)]
 #[path = "../examples/onnx_from_python.rs"]
@@ -73,6 +76,24 @@ fn retrain_loop_detects_drift_retrains_swaps_refuses_and_rolls_back() {
     assert_eq!(summary.served_after_rollback, Version::new(1, 1, 0));
     assert!(summary.requests_answered > 1_000);
     assert_eq!(summary.request_errors, 0);
+}
+
+#[test]
+fn live_ab_promotes_the_better_version_and_rolls_back_the_degraded_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = live_ab::run(dir.path(), 50_000).expect("the example runs");
+    assert_eq!(
+        summary.winner,
+        Some(Version::new(1, 1, 0)),
+        "the better variant is promoted"
+    );
+    assert!(
+        summary.ab_outcomes >= 200,
+        "not before both arms had their minimum samples"
+    );
+    assert_eq!(summary.rolled_back_to, Some(Version::new(1, 1, 0)));
+    assert!(summary.guard_outcomes >= 200);
+    assert_eq!(summary.production, Version::new(1, 1, 0));
 }
 
 #[test]
