@@ -1,10 +1,13 @@
-//! The scikit-learn forest exported to ONNX (tests/fixtures/onnx), run on
-//! the flat forest (a lone tree ensemble is lowered to it) through the
-//! typed API and through the server's predict path: one row and 1000 rows.
-//! `scripts/bench-onnx.py` times onnxruntime on the same graph and rows;
-//! docs/performance.md has both, measured in one run.
+//! Tree ensembles exported to ONNX, run on the flat forest (a lone tree
+//! ensemble is lowered to it) through the typed API and through the
+//! server's predict path: one row and 1000 rows. Always the scikit-learn
+//! forest of tests/fixtures/onnx; with `MP_BENCH_TREES=DIR` (what
+//! `scripts/bench-trees.sh` sets after writing it) also the 300-tree
+//! XGBoost model in DIR. The script times onnxruntime on the same graphs
+//! and rows; docs/performance.md has both, measured in one run.
 
 use std::hint::black_box;
+use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use model_persistence::persistence::onnx::OnnxModel;
@@ -12,29 +15,30 @@ use model_persistence::persistence::AnyModel;
 use model_persistence::prelude::*;
 use ndarray::{s, Array2};
 
-fn rows() -> (Vec<u8>, Array2<f64>) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx");
+/// The graph in `dir/{name}.onnx` and 1000 rows from `dir/{name}.json`
+/// (its rows repeated).
+fn load(dir: &Path, name: &str) -> (Vec<u8>, Array2<f64>) {
     let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("random_forest.json")).expect("fixture")).expect("json");
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).expect("rows")).expect("json");
     let rows: Vec<Vec<f64>> = serde_json::from_value(json["rows"].clone()).expect("rows");
-    let x = Array2::from_shape_vec((rows.len(), 20), rows.concat()).expect("rows");
-    // 1000 rows: the held-out rows repeated.
-    let tiled = Array2::from_shape_fn((1000, 20), |(i, j)| x[[i % x.nrows(), j]]);
-    (std::fs::read(dir.join("random_forest.onnx")).expect("graph"), tiled)
+    let width = rows[0].len();
+    let x = Array2::from_shape_vec((rows.len(), width), rows.concat()).expect("rows");
+    let tiled = Array2::from_shape_fn((1000, width), |(i, j)| x[[i % x.nrows(), j]]);
+    (std::fs::read(dir.join(format!("{name}.onnx"))).expect("graph"), tiled)
 }
 
-fn onnx_forest(c: &mut Criterion) {
-    let (graph, x) = rows();
+fn bench(c: &mut Criterion, group: &str, graph: Vec<u8>, x: Array2<f64>) {
     let model = OnnxModel::from_graph(graph).expect("graph");
-    let card = ModelCard::builder("forest", &model)
-        .n_features(20)
+    assert!(model.runs_natively(), "{group}: on the flat forest");
+    let card = ModelCard::builder("trees", &model)
+        .n_features(x.ncols())
         .build()
         .expect("card");
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("forest.bundle");
+    let path = dir.path().join("trees.bundle");
     persistence::save(&path, &model, &card).expect("save");
     let server = ModelServer::<AnyModel>::start(Source::bundle(&path), ReloadPolicy::Manual).expect("server");
-    let mut group = c.benchmark_group("onnx_forest_30_trees_depth_8");
+    let mut group = c.benchmark_group(group);
     let one = x.slice(s![..1, ..]).to_owned();
     group.bench_function("model_predict_1_row", |b| {
         b.iter(|| black_box(persistence::Model::predict(&model, one.view())))
@@ -54,5 +58,18 @@ fn onnx_forest(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, onnx_forest);
+fn onnx_trees(c: &mut Criterion) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx");
+    let (graph, x) = load(&fixtures, "random_forest");
+    bench(c, "onnx_forest_30_trees_depth_8", graph, x);
+    match std::env::var_os("MP_BENCH_TREES") {
+        Some(dir) => {
+            let (graph, x) = load(Path::new(&dir), "xgboost_300");
+            bench(c, "onnx_xgboost_300_trees_depth_6", graph, x);
+        }
+        None => eprintln!("the 300-tree XGBoost model is benched by `bash scripts/bench-trees.sh`"),
+    }
+}
+
+criterion_group!(benches, onnx_trees);
 criterion_main!(benches);

@@ -41,13 +41,43 @@ import onnxruntime as ort
 import sklearn
 import skl2onnx
 from skl2onnx import to_onnx
-from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, GradientBoostingRegressor, RandomForestRegressor
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.ensemble import RandomForestClassifier
 
 N_FEATURES = 20
+
+
+def _int_attributes():
+    """skl2onnx 1.20.0 passes scikit-learn 1.9's HistGradientBoosting trees
+    to onnx with numpy uint32 node ids and numpy booleans among integer
+    attributes, which onnx 1.23 refuses ("Expected an int, got a boolean");
+    such lists are made plain ints before the attribute is made. Nothing
+    else changes: the graph is what skl2onnx meant to write."""
+    import onnx.helper as helper
+
+    make = helper.make_attribute
+
+    def make_attribute(key, value, *args, **kwargs):
+        if isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, (int, bool, np.integer, np.bool_)) for v in value
+        ):
+            value = [int(v) for v in value]
+        return make(key, value, *args, **kwargs)
+
+    helper.make_attribute = make_attribute
+
+
+_int_attributes()
 HELD_OUT = 256
 
 
@@ -152,6 +182,8 @@ def tree_fixtures(out, train_x, train_y, rows, truth):
         ("gradient_boosting_3class", GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0), three),
         ("random_forest_regressor", RandomForestRegressor(n_estimators=20, max_depth=8, random_state=0), target),
         ("gradient_boosting_regressor", GradientBoostingRegressor(n_estimators=30, max_depth=3, random_state=0), target),
+        ("hist_gradient_boosting", HistGradientBoostingClassifier(max_iter=30, max_depth=4, random_state=0), train_y),
+        ("hist_gradient_boosting_regressor", HistGradientBoostingRegressor(max_iter=30, max_depth=4, random_state=0), target),
     ]
     for name, model, y in cases:
         model.fit(train_x, y)

@@ -49,6 +49,9 @@ pub trait DynModel: Send + Sync + std::fmt::Debug {
     /// The scores, where the model has them (see [`Model::scores`]).
     fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>>;
 
+    /// Outputs and scores in one pass (see [`Model::predict_scored`]).
+    fn predict_scored_values(&self, rows: ArrayView2<'_, f64>) -> (Vec<ProbeValue>, Option<Array2<f64>>);
+
     /// [`Model::ACCEPTS_NON_FINITE`] of the model's type.
     fn accepts_non_finite(&self) -> bool;
 }
@@ -64,6 +67,11 @@ impl<M: Model + Send + Sync + std::fmt::Debug + 'static> DynModel for M {
 
     fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
         Model::scores(self, rows)
+    }
+
+    fn predict_scored_values(&self, rows: ArrayView2<'_, f64>) -> (Vec<ProbeValue>, Option<Array2<f64>>) {
+        let (outputs, scores) = Model::predict_scored(self, rows);
+        (outputs.into_iter().map(Into::into).collect(), scores)
     }
 
     fn accepts_non_finite(&self) -> bool {
@@ -236,6 +244,9 @@ pub trait Loadable: Sized + Send + Sync + 'static {
     /// The scores, where the model has them (see [`Model::scores`]).
     fn output_scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>>;
 
+    /// Outputs and scores in one pass (see [`Model::predict_scored`]).
+    fn outputs_scored(&self, rows: ArrayView2<'_, f64>) -> (ndarray::Array1<Self::Output>, Option<Array2<f64>>);
+
     /// Whether the model takes NaN and infinite inputs
     /// ([`Model::ACCEPTS_NON_FINITE`]).
     fn takes_non_finite(&self) -> bool;
@@ -260,6 +271,10 @@ impl<M: Model + Send + Sync + 'static> Loadable for M {
         Model::scores(self, rows)
     }
 
+    fn outputs_scored(&self, rows: ArrayView2<'_, f64>) -> (ndarray::Array1<Self::Output>, Option<Array2<f64>>) {
+        Model::predict_scored(self, rows)
+    }
+
     fn takes_non_finite(&self) -> bool {
         M::ACCEPTS_NON_FINITE
     }
@@ -282,6 +297,11 @@ impl Loadable for AnyModel {
 
     fn output_scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
         self.scores(rows)
+    }
+
+    fn outputs_scored(&self, rows: ArrayView2<'_, f64>) -> (ndarray::Array1<ProbeValue>, Option<Array2<f64>>) {
+        let (outputs, scores) = self.predict_scored_values(rows);
+        (outputs.into(), scores)
     }
 
     fn takes_non_finite(&self) -> bool {

@@ -354,6 +354,19 @@ impl Model for RandomForest {
         self.forest.run_view(rows).into_scores(rows.nrows())
     }
 
+    /// One walk of the trees for both.
+    fn predict_scored(&self, rows: ArrayView2<'_, f64>) -> (Array1<usize>, Option<ndarray::Array2<f64>>) {
+        let out = self.forest.run_view(rows);
+        let labels = out
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| usize::try_from(l).unwrap_or(0))
+            .collect();
+        (labels, out.into_scores(rows.nrows()))
+    }
+
     fn from_earlier(_: &str, payload: Earlier<'_>) -> crate::Result<Self> {
         let v1: ForestV1 = payload.decode()?;
         let forest =

@@ -84,6 +84,14 @@ pub trait Model: Serialize + DeserializeOwned {
         None
     }
 
+    /// Outputs and scores of the same rows in one pass, where the model can
+    /// give both at once (a forest walks its trees once for both). The
+    /// default calls [`predict`](Model::predict), then
+    /// [`scores`](Model::scores).
+    fn predict_scored(&self, rows: ArrayView2<'_, f64>) -> (Array1<Self::Output>, Option<ndarray::Array2<f64>>) {
+        (self.predict(rows), self.scores(rows))
+    }
+
     /// Kinds of earlier layouts of this type that loading still accepts,
     /// each converted by [`from_earlier`](Model::from_earlier): how a type
     /// changes its layout (a new kind) without orphaning its bundles.

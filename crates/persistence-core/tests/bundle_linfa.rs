@@ -389,6 +389,10 @@ fn the_flat_forest_predicts_as_linfa_trees_vote() {
     for (i, v) in votes.rows().into_iter().enumerate() {
         assert_eq!(shares[[i, 1]], f64::from(v[1]) / 15.0);
     }
+    assert_eq!(
+        forest.predict_scored(rows.view()),
+        (forest.predict(rows.view()), forest.scores(rows.view()))
+    );
     // A view that is not in standard layout gives the same answers.
     let transposed = rows.t().to_owned();
     assert_eq!(forest.predict(transposed.t()).to_vec(), expected);

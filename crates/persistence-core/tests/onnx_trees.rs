@@ -1,4 +1,5 @@
-//! Tree ensembles exported from scikit-learn (skl2onnx), XGBoost and LightGBM
+//! Tree ensembles exported from scikit-learn (skl2onnx: forests, extra
+//! trees, gradient boosting, HistGradientBoosting), XGBoost and LightGBM
 //! (onnxmltools) run here as onnxruntime runs them, on the flat forest when
 //! the graph is a lone tree ensemble, rows with missing values (NaN) included:
 //! identical labels, probabilities and values within 1e-5
@@ -60,6 +61,22 @@ fn stored(name: &str, model: &OnnxModel, rows: &Array2<f64>) {
         Model::scores(model, rows.view()),
         "{name}"
     );
+    // One walk for both gives what two walks give.
+    for (both, one_by_one) in [
+        (
+            Model::predict_scored(loaded.model(), rows.view()),
+            (
+                Model::predict(loaded.model(), rows.view()),
+                Model::scores(loaded.model(), rows.view()),
+            ),
+        ),
+        (
+            Model::predict_scored(model, rows.view()),
+            (Model::predict(model, rows.view()), Model::scores(model, rows.view())),
+        ),
+    ] {
+        assert_eq!(both, one_by_one, "{name}: predict_scored");
+    }
 }
 
 fn close(name: &str, got: f64, want: f64) {
@@ -72,6 +89,8 @@ fn classifiers_match_onnxruntime_with_missing_values() {
         ("extra_trees", true),
         ("gradient_boosting", true),
         ("gradient_boosting_3class", true),
+        // scikit-learn's HistGradientBoosting: missing values go where training sent them.
+        ("hist_gradient_boosting", true),
         ("xgboost", true),
         ("xgboost_3class", true),
         // LightGBM's converter writes a Cast and a product by 1 after the trees.
@@ -99,6 +118,7 @@ fn regressors_match_onnxruntime_with_missing_values() {
     for name in [
         "random_forest_regressor",
         "gradient_boosting_regressor",
+        "hist_gradient_boosting_regressor",
         "xgboost_regressor",
         "lightgbm_regressor",
     ] {

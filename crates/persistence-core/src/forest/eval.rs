@@ -19,6 +19,19 @@ impl ForestOutput {
         }
     }
 
+    /// Predictions and scores of the same run.
+    pub(crate) fn both(self, n_rows: usize) -> (Array1<ProbeValue>, Option<Array2<f64>>) {
+        let predictions = match &self.labels {
+            Some(labels) => labels.iter().map(|&l| ProbeValue::Label(l)).collect(),
+            None => self
+                .scores
+                .chunks(self.width.max(1))
+                .map(|r| ProbeValue::Value(r[0]))
+                .collect(),
+        };
+        (predictions, self.into_scores(n_rows))
+    }
+
     /// The scores as `[rows, classes or targets]`.
     pub(crate) fn into_scores(self, n_rows: usize) -> Option<Array2<f64>> {
         Array2::from_shape_vec((n_rows, self.width), self.scores).ok()

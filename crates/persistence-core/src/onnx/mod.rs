@@ -457,6 +457,14 @@ impl Model for OnnxModel {
     }
 
     /// The probabilities output, when the graph has one.
+    /// On the flat forest, one walk of the trees for both.
+    fn predict_scored(&self, rows: ArrayView2<'_, f64>) -> (Array1<ProbeValue>, Option<Array2<f64>>) {
+        match self.forest_output(rows) {
+            Some(out) => out.both(rows.nrows()),
+            None => (self.predict(rows), self.scores(rows)),
+        }
+    }
+
     fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
         if let Some(out) = self.forest_output(rows) {
             return out.into_scores(rows.nrows());

@@ -207,10 +207,17 @@ where
     /// takes finite values only.
     pub fn predict(&self, rows: ArrayView2<'_, f64>) -> Result<Prediction<M::Output>> {
         let live = self.inner.live.load();
-        self.predict_on(&live, rows)
+        self.predict_on(&live, rows, false)
     }
 
-    fn predict_on(&self, live: &Arc<Served<M>>, rows: ArrayView2<'_, f64>) -> Result<Prediction<M::Output>> {
+    /// Checks `rows`, predicts (with the scores from the same pass when
+    /// `scored`), counts the request and hands a sample to the observer.
+    fn predict_on(
+        &self,
+        live: &Arc<Served<M>>,
+        rows: ArrayView2<'_, f64>,
+        scored: bool,
+    ) -> Result<Prediction<M::Output>> {
         let inner = &*self.inner;
         if rows.ncols() != live.card.n_features {
             return Err(Error::FeatureCount {
@@ -223,7 +230,11 @@ where
                 return Err(Error::NonFiniteInput { row, column });
             }
         }
-        let outputs = live.model.outputs(rows);
+        let (outputs, scores) = if scored {
+            live.model.outputs_scored(rows)
+        } else {
+            (live.model.outputs(rows), None)
+        };
         let n = inner.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if let ReloadPolicy::EveryRequests(every) = inner.policy {
             if every > 0 && n.is_multiple_of(every) {
@@ -248,7 +259,7 @@ where
             outputs,
             content_id: live.content_id,
             version: live.card.version.clone(),
-            scores: None,
+            scores,
         })
     }
 
@@ -260,9 +271,7 @@ where
     /// [`Error::FeatureCount`] if the rows have the wrong width.
     pub fn predict_scored(&self, rows: ArrayView2<'_, f64>) -> Result<Prediction<M::Output>> {
         let live = self.inner.live.load();
-        let mut p = self.predict_on(&live, rows)?;
-        p.scores = live.model.output_scores(rows);
-        Ok(p)
+        self.predict_on(&live, rows, true)
     }
 
     /// The live model, held for as long as the returned `Arc` lives.

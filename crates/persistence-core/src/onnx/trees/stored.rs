@@ -69,6 +69,10 @@ impl Model for TreeEnsemble {
         self.forest.run_view(rows).predictions()
     }
 
+    fn predict_scored(&self, rows: ArrayView2<'_, f64>) -> (Array1<ProbeValue>, Option<Array2<f64>>) {
+        self.forest.run_view(rows).both(rows.nrows())
+    }
+
     fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
         self.forest.run_view(rows).into_scores(rows.nrows())
     }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Tree ensembles on the flat forest beside onnxruntime, in one run: the
+# scikit-learn forest fixture and a 300-tree XGBoost model (written by
+# scripts/bench-trees.py into target/bench-trees), one row and 1000 rows,
+# through this project's typed API and server predict path (criterion,
+# benches/onnx.rs) and through onnxruntime from Python.
+#
+#   bash scripts/bench-trees.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=target/bench-trees
+py="$(scripts/venv.sh "numpy==2.4.6" "scikit-learn==1.9.1" "skl2onnx==1.20.0" "onnx==1.23.2" "onnxruntime==1.32.0" \
+  "xgboost-cpu==3.2.0" "onnxmltools==1.16.0")"
+"$py" scripts/bench-trees.py "$out" | tee "$out.onnxruntime.txt"
+MP_BENCH_TREES="$out" cargo bench --features onnx --bench onnx 2>&1 | grep -E "^onnx_|time:" | tee "$out.ours.txt"
