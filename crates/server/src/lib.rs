@@ -39,7 +39,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use app::{router, AppState};
-pub use config::{AbConfig, KeySource, ModelConfig, ServeConfig, ShadowConfig, VariantConfig, DEFAULT_BODY_LIMIT};
+pub use config::{
+    AbConfig, DecideConfig, KeySource, ModelConfig, OutcomesConfig, ServeConfig, ShadowConfig, VariantConfig,
+    DEFAULT_BODY_LIMIT,
+};
 use model_persistence_versioning::Registry;
 
 /// A server bound to its address, loading its models.

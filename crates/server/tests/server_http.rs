@@ -849,3 +849,73 @@ fn outcomes_reported_by_id_roll_a_worse_version_back() {
     assert_eq!(answer["unknown"], json!(["never-predicted"]));
     assert_eq!(answer["already_reported"], json!(["a0"]));
 }
+
+#[test]
+fn an_ab_test_fed_outcomes_over_http_promotes_the_better_variant() {
+    let dir = tempfile::tempdir().expect("dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    let wrong = publish(&reg, "churn", Version::new(1, 0, 0), &linear(-1.0, 0.0));
+    let right = publish(&reg, "churn", Version::new(2, 0, 0), &linear(1.0, 0.0));
+    reg.set_alias("churn", "production", &wrong).expect("alias");
+    reg.set_alias("churn", "candidate", &right).expect("alias");
+    let variant = |name: &str, reference: &str| VariantConfig {
+        name: name.into(),
+        reference: reference.into(),
+        weight: 50,
+    };
+    let mut model = ModelConfig::reference("unused");
+    model.name = Some("churn".into());
+    model.reference = None;
+    model.ab = Some(AbConfig {
+        key: "header:x-user".into(),
+        variants: vec![variant("a", "churn@production"), variant("b", "churn@candidate")],
+        decide: Some(model_persistence_server::DecideConfig {
+            alias: "production".into(),
+            test: Default::default(),
+        }),
+    });
+    let server = start(config(vec![model]), &reg);
+    let addr = server.addr;
+    let mut promoted = None;
+    let mut pending = Vec::new();
+    for i in 0..2_000_u32 {
+        let row = if i % 3 == 0 { [2.0, 1.0] } else { [1.0, 2.0] };
+        let mut body = infer_body(&[row]);
+        body["id"] = json!(format!("q{i}"));
+        let user = format!("user-{}", i % 97);
+        let (status, bytes) = http(
+            addr,
+            "POST",
+            "/v2/models/churn/infer",
+            &[("x-user", &user)],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200);
+        let _: Value = serde_json::from_slice(&bytes).expect("json");
+        pending.push(json!({"id": format!("q{i}"), "outcome": i64::from(i % 3 == 0)}));
+        if pending.len() == 25 {
+            let (status, answer) = post_json(
+                addr,
+                "/v2/models/churn/outcomes",
+                &json!({ "outcomes": std::mem::take(&mut pending) }),
+            );
+            assert_eq!(status, 200, "{answer}");
+            if let Some(v) = answer["ab_test"]["promoted"].as_str() {
+                promoted = Some((i, v.to_owned(), answer["ab_test"]["state"].clone()));
+                break;
+            }
+        }
+    }
+    let (after, version, state) = promoted.expect("the A/B test decided and promoted");
+    assert_eq!(version, "2.0.0");
+    assert_eq!(state["winner"], "b");
+    assert!(state["test"]["p_value"].as_f64().expect("p") <= 0.05);
+    assert!(after >= 200, "not before each arm had its minimum samples ({after})");
+    assert_eq!(
+        reg.alias("churn", "production").expect("alias").expect("set").version,
+        right
+    );
+    let last = reg.history("churn").expect("history").pop().expect("event");
+    assert_eq!(last.by.as_deref(), Some("ab-test"));
+    assert!(reg.attachment("churn", &right, "ab_decision").expect("reads").is_some());
+}

@@ -39,4 +39,4 @@ mod sequential;
 pub use decide::{apply, enforce, AbState, AbTest, AbWatch, GuardVerdict, GuardWatch, Guardrail, OnDecision};
 pub use feedback::{Arm, Feedback, FeedbackConfig, FeedbackError, Joined, MAX_ID_LEN};
 pub use metrics::{LiveMetric, LiveMetrics};
-pub use sequential::{likelihood_ratio, AlwaysValid, Proportion, Sequential, SequentialState};
+pub use sequential::{likelihood_ratio, log_likelihood_ratio, AlwaysValid, Proportion, Sequential, SequentialState};

@@ -72,8 +72,9 @@ impl Proportion {
 pub struct SequentialState {
     /// `rate(b) − rate(a)`.
     pub difference: f64,
-    /// The mixture likelihood ratio of the latest look.
-    pub likelihood_ratio: f64,
+    /// The natural logarithm of the mixture likelihood ratio of the latest
+    /// look (the ratio itself overflows when the arms are far apart).
+    pub log_likelihood_ratio: f64,
     /// The always-valid p-value: the least `1 / Λ` seen so far, at most 1.
     pub p_value: f64,
     /// Whether the test has decided (`p_value ≤ alpha` with both arms past
@@ -118,17 +119,18 @@ impl AlwaysValid {
     pub fn update(&mut self, a: Proportion, b: Proportion) -> SequentialState {
         self.looks += 1;
         let ready = a.trials >= self.settings.min_samples && b.trials >= self.settings.min_samples;
-        let lr = if ready {
-            likelihood_ratio(a, b, self.settings.tau)
+        let ln = if ready {
+            log_likelihood_ratio(a, b, self.settings.tau)
         } else {
-            1.0
+            0.0
         };
-        if lr.is_finite() && lr > 0.0 {
-            self.p_value = self.p_value.min(1.0 / lr).min(1.0);
+        if !ln.is_nan() {
+            // 1/Λ = exp(−ln Λ): 0 when Λ overflows, never NaN.
+            self.p_value = self.p_value.min((-ln).exp()).min(1.0);
         }
         SequentialState {
             difference: b.rate() - a.rate(),
-            likelihood_ratio: lr,
+            log_likelihood_ratio: ln,
             p_value: self.p_value,
             decided: ready && self.p_value <= self.settings.alpha,
             a,
@@ -137,16 +139,23 @@ impl AlwaysValid {
     }
 }
 
-/// The mixture likelihood ratio `Λ` of the difference of `b` and `a`.
+/// The mixture likelihood ratio `Λ` of the difference of `b` and `a`
+/// (infinite when the arms are far apart: see [`log_likelihood_ratio`]).
 pub fn likelihood_ratio(a: Proportion, b: Proportion, tau: f64) -> f64 {
+    log_likelihood_ratio(a, b, tau).exp()
+}
+
+/// `ln Λ = ½ ln(V / (V + τ²)) + τ² Δ² / (2 V (V + τ²))`; 0 (Λ = 1) when an
+/// arm has no trials or `τ` is not positive.
+pub fn log_likelihood_ratio(a: Proportion, b: Proportion, tau: f64) -> f64 {
     if a.trials == 0 || b.trials == 0 || tau.is_nan() || tau <= 0.0 {
-        return 1.0;
+        return 0.0;
     }
     let (pa, pb) = (a.smoothed(), b.smoothed());
     let v = pa * (1.0 - pa) / a.trials as f64 + pb * (1.0 - pb) / b.trials as f64;
     let t2 = tau * tau;
     let d = b.rate() - a.rate();
-    (v / (v + t2)).sqrt() * (t2 * d * d / (2.0 * v * (v + t2))).exp()
+    0.5 * (v / (v + t2)).ln() + t2 * d * d / (2.0 * v * (v + t2))
 }
 
 #[cfg(test)]
@@ -183,6 +192,24 @@ mod tests {
             last = s.p_value;
         }
         assert!(last < 0.01, "a 10-point difference over 2000 outcomes is found: {last}");
+    }
+
+    #[test]
+    fn arms_far_apart_decide_at_once_instead_of_overflowing() {
+        let mut t = AlwaysValid::new(Sequential::default());
+        let s = t.update(
+            Proportion {
+                successes: 0,
+                trials: 500,
+            },
+            Proportion {
+                successes: 500,
+                trials: 500,
+            },
+        );
+        assert!(likelihood_ratio(s.a, s.b, 0.05).is_infinite());
+        assert!(s.log_likelihood_ratio.is_finite());
+        assert!(s.decided && s.p_value == 0.0, "{s:?}");
     }
 
     #[test]
