@@ -215,15 +215,20 @@ impl<T: Precision> FlatForest<T> {
             return self.run_serial(rows, n_rows);
         }
         let per = n_rows.div_ceil(threads);
+        // The first chunk runs on this thread: one spawn fewer per batch.
         let parts: Vec<ForestOutput> = std::thread::scope(|s| {
-            let handles: Vec<_> = rows
-                .chunks(per * self.n_features)
+            let mut chunks = rows.chunks(per * self.n_features);
+            let first = chunks.next().unwrap_or_default();
+            let handles: Vec<_> = chunks
                 .map(|chunk| s.spawn(move || self.run_serial(chunk, chunk.len() / self.n_features)))
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
+            let mut parts = vec![self.run_serial(first, first.len() / self.n_features)];
+            parts.extend(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+            );
+            parts
         });
         let width = parts.first().map_or(self.n_outputs, |p| p.width);
         let mut out = ForestOutput {
