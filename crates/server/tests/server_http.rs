@@ -1,7 +1,8 @@
 //! The server over real HTTP on 127.0.0.1 (a port the OS picks): the
 //! protocol's endpoints, every kind of bad request answered with a 4xx and
 //! the error body, hot swaps under load with bad versions refused, A/B
-//! stickiness, metrics, and graceful shutdown.
+//! stickiness, metrics, graceful shutdown, the report pages, and live
+//! outcomes (a guardrail's rollback, an A/B test's promotion).
 //!
 //! One file over 500 lines, on purpose: every test here drives the server
 //! through the same small HTTP harness (start, raw requests, stop), which
