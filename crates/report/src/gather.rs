@@ -28,6 +28,12 @@ pub struct VersionEntry {
     pub info: VersionInfo,
     /// The gate's decision, if the version went through the gate.
     pub gate: Option<GateRecord>,
+    /// Why a guardrail rolled an alias back from this version, if one did
+    /// (the `guardrail` attachment: the verdict and the live metrics).
+    pub guardrail: Option<serde_json::Value>,
+    /// The A/B test's decision that named this version the winner, if any
+    /// (the `ab_decision` attachment).
+    pub ab_decision: Option<serde_json::Value>,
 }
 
 /// Everything the page shows.
@@ -84,7 +90,13 @@ pub fn gather(registry: &Registry, reference: &ModelRef) -> Result<Report, Error
                     baseline: v.get("baseline").and_then(|a| a.as_str()).map(str::to_owned),
                     report: v.get("report").and_then(|r| serde_json::from_value(r.clone()).ok()),
                 });
-            VersionEntry { info, gate }
+            let attachment = |name: &str| registry.attachment(model, &info.version, name).ok().flatten();
+            VersionEntry {
+                guardrail: attachment("guardrail"),
+                ab_decision: attachment("ab_decision"),
+                info,
+                gate,
+            }
         })
         .collect();
     Ok(Report {

@@ -112,6 +112,7 @@ pub fn render(r: &Report) -> String {
     passport(&mut out, r);
     versions(&mut out, r);
     gates(&mut out, r);
+    live_decisions(&mut out, r);
     timeline(&mut out, r);
     features(&mut out, r);
     out.push_str("</main></body></html>\n");
@@ -289,6 +290,61 @@ fn gates(out: &mut String, r: &Report) {
     }
     if !any {
         out.push_str("<p class=\"muted\">No version of this model went through the gate.</p>");
+    }
+    out.push_str("</section>");
+}
+
+/// The decisions taken on live outcomes: guardrail rollbacks and A/B
+/// tests, with their evidence.
+fn live_decisions(out: &mut String, r: &Report) {
+    let decided: Vec<_> = r
+        .versions
+        .iter()
+        .rev()
+        .filter(|v| v.guardrail.is_some() || v.ab_decision.is_some())
+        .collect();
+    if decided.is_empty() {
+        return;
+    }
+    out.push_str("<section><h2>Decisions on live outcomes</h2>");
+    let f = |v: &serde_json::Value| v.as_f64().map_or_else(|| "–".to_owned(), num);
+    for v in decided {
+        let version = escape(&v.info.version.to_string());
+        if let Some(g) = &v.guardrail {
+            let verdict = &g["verdict"];
+            let _ = write!(
+                out,
+                "<h3>{version}: <span class=\"fail\">rolled back</span> from {} by the guardrail</h3><p>{}</p>\
+                 <table><tr><th>outcomes</th><th>accuracy</th><th>precision</th><th>recall</th><th>always-valid p</th></tr>\
+                 <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+                escape(g["alias"].as_str().unwrap_or("?")),
+                escape(verdict["reason"].as_str().unwrap_or("")),
+                g["live"]["outcomes"].as_u64().unwrap_or(0),
+                f(&g["live"]["accuracy"]),
+                f(&g["live"]["precision"]),
+                f(&g["live"]["recall"]),
+                f(&verdict["test"]["p_value"]),
+            );
+        }
+        if let Some(d) = &v.ab_decision {
+            let test = &d["test"];
+            let _ = write!(
+                out,
+                "<h3>{version}: <span class=\"pass\">won</span> the A/B test on {} ({})</h3>\
+                 <table><tr><th>arm</th><th>successes</th><th>trials</th></tr>\
+                 <tr><td>a</td><td>{}</td><td>{}</td></tr><tr><td>b</td><td>{}</td><td>{}</td></tr></table>\
+                 <p>difference {} · always-valid p {} · alpha {}</p>",
+                escape(d["metric"].as_str().unwrap_or("?")),
+                escape(d["on_decision"].as_str().unwrap_or("?")),
+                test["a"]["successes"],
+                test["a"]["trials"],
+                test["b"]["successes"],
+                test["b"]["trials"],
+                f(&test["difference"]),
+                f(&test["p_value"]),
+                f(&d["settings"]["alpha"]),
+            );
+        }
     }
     out.push_str("</section>");
 }

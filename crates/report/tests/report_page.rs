@@ -52,6 +52,20 @@ fn registry() -> (tempfile::TempDir, Registry) {
         )
         .expect("gate runs");
     }
+    // What a guardrail stores when it rolls back (serving::outcomes::enforce).
+    registry
+        .attach(
+            "fraud",
+            &model_persistence_core::Version::new(1, 2, 0),
+            "guardrail",
+            &serde_json::json!({
+                "alias": "production",
+                "verdict": {"verdict": "breach", "reason": format!("live accuracy fell {HOSTILE}"), "value": 0.61,
+                            "test": {"p_value": 0.001}},
+                "live": {"outcomes": 412, "accuracy": 0.61, "precision": 0.5, "recall": 0.4},
+            }),
+        )
+        .expect("attaches");
     registry.rollback("fraud", "production").expect("rolls back");
     (dir, registry)
 }
@@ -108,6 +122,10 @@ fn the_page_shows_the_card_versions_gate_decisions_timeline_and_drift() {
         "gated for production against 1.0.0",
         "rolled back",
         "mallory&lt;script&gt;", // who moved the alias
+        "Decisions on live outcomes",
+        "by the guardrail",
+        "live accuracy fell &lt;script&gt;",
+        "412",
         "PSI",
         "0.4200",
         "<svg",
