@@ -26,6 +26,7 @@ pub struct Guardrail {
     pub floor: Option<f64>,
     /// The version must not be worse than the one before it, judged by the
     /// sequential test against the previous version's live outcomes.
+    /// Default: alpha 0.01, τ 0.05, 100 outcomes a side.
     pub not_worse: Option<Sequential>,
 }
 
@@ -35,7 +36,12 @@ impl Default for Guardrail {
             metric: LiveMetric::Accuracy,
             min_samples: 200,
             floor: None,
-            not_worse: Some(Sequential::default()),
+            // A rollback of a healthy version costs more than a few more
+            // outcomes before a bad one is caught: a stricter alpha.
+            not_worse: Some(Sequential {
+                alpha: 0.01,
+                ..Sequential::default()
+            }),
         }
     }
 }
