@@ -168,3 +168,69 @@ fn a_damaged_large_payload_is_refused_on_the_pipelined_read() {
         Err(Error::Truncated { section: "payload", .. })
     ));
 }
+
+/// Payloads from 256 KiB to 8 MiB are decoded while a second thread hashes
+/// them: a flipped byte is still refused as a checksum mismatch (never as
+/// whatever the decoder made of the damaged bytes), stored or deflated, from
+/// a file or from bytes.
+#[test]
+fn a_damaged_mid_sized_payload_is_refused_as_a_checksum_mismatch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 60_000;
+    let mut rng = model_persistence_core::synthetic::SplitMix64::new(5);
+    let model = common::Dense {
+        weights: (0..n).map(|_| rng.next_normal()).collect(),
+        bias: 0.5,
+        ids: (0..n as u32).collect(),
+        scale: ndarray::Array2::from_elem((0, n), 1.0),
+    };
+    let card = ModelCard::builder("mid", &model)
+        .version(semver::Version::new(1, 0, 0))
+        .build()
+        .expect("card");
+    for level in [0_u8, 1] {
+        let path = dir.path().join(format!("mid-{level}.bundle"));
+        BundleWriter::default()
+            .level(level)
+            .save(&path, &model, &card)
+            .expect("saves");
+        let good = std::fs::read(&path).expect("reads");
+        let summary = model_persistence_core::verify(&path).expect("verifies");
+        let stored = summary.payload.stored_len;
+        assert!(
+            (256 << 10..8 << 20).contains(&stored),
+            "level {level}: {stored} bytes stored"
+        );
+        assert_eq!(
+            model_persistence_core::load::<common::Dense>(&path)
+                .expect("loads")
+                .model(),
+            &model
+        );
+        let start = good.len() - stored as usize;
+        for at in [start, start + 1, start + 7, good.len() / 2, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x40;
+            std::fs::write(&path, &bad).expect("writes");
+            for result in [
+                model_persistence_core::load::<common::Dense>(&path),
+                model_persistence_core::from_bytes::<common::Dense>(&bad),
+            ] {
+                match result {
+                    Err(Error::ChecksumMismatch {
+                        section: model_persistence_core::Section::Payload,
+                        ..
+                    }) => {}
+                    other => {
+                        panic!("level {level}, a flip at {at}: expected a payload checksum mismatch, got {other:?}")
+                    }
+                }
+            }
+        }
+        std::fs::write(&path, &good[..good.len() - 1]).expect("writes");
+        assert!(matches!(
+            model_persistence_core::load::<common::Dense>(&path),
+            Err(Error::Truncated { section: "payload", .. })
+        ));
+    }
+}

@@ -110,6 +110,17 @@ impl OpenBundle {
         Ok((kept, hash))
     }
 
+    /// Reads the whole payload without hashing it (the caller hashes it).
+    pub(super) fn read_unhashed(&mut self) -> Result<Vec<u8>> {
+        let total = self.parsed.header.payload.stored_len;
+        let mut kept = crate::memory::zeroed_vec(total as usize);
+        let got = read_up_to(&mut self.file, &mut kept).map_err(|e| Error::io(&self.path, e))?;
+        if (got as u64) < total {
+            return Err(truncated("payload", self.payload_start, total, got as u64));
+        }
+        Ok(kept)
+    }
+
     pub(super) fn rewind(&mut self) -> Result<()> {
         use std::io::Seek;
         self.file

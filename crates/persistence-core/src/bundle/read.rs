@@ -157,6 +157,9 @@ impl BundleReader {
         let card = &parsed.header.card;
         check_kind::<M>(&card.kind)?;
         let stored = payload_slice(bytes, &parsed)?;
+        if speculate(stored.len() as u64) {
+            return decode_beside_hash(stored, parsed, &self.limits);
+        }
         check_payload_hash(&parsed.header.payload, &Sha256::digest(stored))?;
         let raw = inflate(&parsed.header.payload, stored, &self.limits)?;
         let ParsedHeader {
@@ -190,6 +193,10 @@ impl BundleReader {
         let card = &open.parsed.header.card;
         check_kind::<M>(&card.kind)?;
         let d = open.parsed.header.payload.clone();
+        if speculate(d.stored_len) {
+            let stored = open.read_unhashed()?;
+            return decode_beside_hash(&stored, open.parsed, &self.limits);
+        }
         let raw = match d.codec {
             Codec::None => {
                 let (bytes, hash) = open.read_payload(&mut |_, _| {}, Keep::Bytes)?;
@@ -329,6 +336,49 @@ impl BundleReader {
             parsed,
         })
     }
+}
+
+/// Payloads of this size and more are decoded while a second thread hashes
+/// them (below it, a thread costs more than the hash).
+const SPECULATE_FROM: u64 = 256 << 10;
+/// Payloads of this size and more are hashed as they are read instead.
+const SPECULATE_BELOW: u64 = 8 << 20;
+
+fn speculate(stored_len: u64) -> bool {
+    (SPECULATE_FROM..SPECULATE_BELOW).contains(&stored_len)
+}
+
+/// Inflates, decodes and checks the model while a second thread hashes the
+/// stored payload. Nothing decoded is returned before the hash is checked:
+/// a payload that does not match its hash is refused as such, whatever the
+/// decoding found (decoding is bounded and total on any bytes, hostile ones
+/// included, as it must be for bundles whose hash a hostile writer computed).
+fn decode_beside_hash<M: Model>(stored: &[u8], parsed: ParsedHeader, limits: &Limits) -> Result<Loaded<M>> {
+    let ParsedHeader {
+        mut header, content_id, ..
+    } = parsed;
+    let d = header.payload.clone();
+    let (hash, attempt) = std::thread::scope(|s| {
+        let hasher = s.spawn(|| Sha256::digest(stored));
+        let attempt = (|| -> Result<M> {
+            let raw = inflate(&d, stored, limits)?;
+            let model: M = decode_model(&mut header.card, &raw, limits.max_depth)?;
+            drop(raw);
+            validate_model(&model, &header.card)?;
+            Ok(model)
+        })();
+        (hasher.join(), attempt)
+    });
+    let hash = hash.map_err(|_| Error::Invalid {
+        section: "payload",
+        reason: "the hashing thread failed".to_owned(),
+    })?;
+    check_payload_hash(&d, &hash)?;
+    Ok(Loaded {
+        model: attempt?,
+        card: header.card,
+        content_id,
+    })
 }
 
 /// Refuses a kind that is neither `M`'s nor one of its earlier kinds.

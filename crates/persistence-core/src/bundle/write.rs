@@ -237,17 +237,51 @@ fn write_atomic_with(path: &Path, fsync: bool, fill: impl FnOnce(&mut File) -> s
     );
     crate::files::sweep_dead_temps(dir, &prefix);
     // A file replaced keeps its mode; a new one gets 0666 minus the umask.
-    let mode = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let old = std::fs::metadata(path).ok();
+    let mode = old.as_ref().map(|m| m.permissions());
     let mut tmp = crate::files::temp_file_in(dir, &prefix, mode).map_err(|e| Error::io(dir, e))?;
     fill(tmp.as_file_mut()).map_err(|e| Error::io(tmp.path(), e))?;
     if fsync {
         tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
     }
+    let replaced = hold_large(path, old.as_ref());
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    release_in_background(replaced);
     if fsync {
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Files from this size that a save replaces are released off the caller's
+/// path.
+const RELEASE_IN_BACKGROUND_FROM: u64 = 8 << 20;
+
+/// The file a save is about to replace, held open if it is large: renaming
+/// over it then only unlinks it, and the kernel frees its pages (tens of
+/// milliseconds for 100 MB) when the last handle closes, which
+/// [`release_in_background`] does on another thread. Nothing is left on
+/// disk either way: the inode is already unlinked, and a process that exits
+/// first closes the handle with everything else.
+#[cfg(unix)]
+fn hold_large(path: &Path, old: Option<&std::fs::Metadata>) -> Option<File> {
+    let large = old.is_some_and(|m| m.is_file() && m.len() >= RELEASE_IN_BACKGROUND_FROM);
+    large.then(|| File::open(path).ok()).flatten()
+}
+
+/// Elsewhere a file held open may not be renamed over: nothing is held.
+#[cfg(not(unix))]
+fn hold_large(_: &Path, _: Option<&std::fs::Metadata>) -> Option<File> {
+    None
+}
+
+fn release_in_background(file: Option<File>) {
+    if let Some(file) = file {
+        // If no thread can be started, the handle is closed here instead.
+        let _ = std::thread::Builder::new()
+            .name("release-replaced".into())
+            .spawn(move || drop(file));
+    }
 }
 
 #[cfg(unix)]
