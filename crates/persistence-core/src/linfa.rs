@@ -19,7 +19,7 @@ use linfa_trees::DecisionTree;
 use ndarray::{Array1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use crate::forest::{Aggregate, FlatForest, Head, Mode, Node, Post, MAX_DEPTH, MAX_OUTPUTS};
+use crate::forest::{Aggregate, FlatForest, ForestParts, Head, Mode, Node, Post, MAX_DEPTH, MAX_OUTPUTS};
 use crate::model::{Earlier, Model, StructureError};
 
 /// The linfa version these adapters were written against.
@@ -202,12 +202,12 @@ impl RandomForest {
 
     /// The number of trees.
     pub fn n_trees(&self) -> usize {
-        self.forest.roots.len()
+        self.forest.size().0
     }
 
     /// The number of nodes, leaves included, over all trees.
     pub fn n_nodes(&self) -> usize {
-        self.forest.nodes.len()
+        self.forest.size().1
     }
 }
 
@@ -291,7 +291,7 @@ fn flatten(
             MAX_OUTPUTS - 1
         )));
     }
-    let forest = FlatForest {
+    FlatForest::new(ForestParts {
         nodes,
         roots,
         weights,
@@ -305,9 +305,8 @@ fn flatten(
             all_positive: true,
             aggregate: Aggregate::Average,
         },
-    };
-    forest.validate(n_features).map_err(StructureError::new)?;
-    Ok(forest)
+    })
+    .map_err(StructureError::new)
 }
 
 fn leaf(first: u32, end: u32) -> Node<f64> {
@@ -333,10 +332,11 @@ impl Model for RandomForest {
     /// The checks of any flat forest read from a file: every index in range,
     /// every tree a tree of bounded depth, features within `n_features`.
     fn check_structure(&self, n_features: usize) -> Result<(), StructureError> {
-        if !matches!(self.forest.head, Head::Classifier { .. }) {
+        self.forest.validate(n_features).map_err(StructureError::new)?;
+        if !matches!(self.forest.head(), Head::Classifier { .. }) {
             return Err(StructureError::new("a random forest of linfa trees is a classifier"));
         }
-        self.forest.validate(n_features).map_err(StructureError::new)
+        Ok(())
     }
 
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<usize> {

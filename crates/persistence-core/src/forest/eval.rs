@@ -3,7 +3,9 @@
 
 use ndarray::{Array1, Array2, ArrayView2};
 
-use super::{Aggregate, FlatForest, ForestOutput, Head, Mode, Node, Post, Precision, MAX_DEPTH, PARALLEL_ROWS};
+use super::{
+    Aggregate, Compare, Comparisons, FlatForest, ForestOutput, Head, Post, Precision, Step, NAN_FIRST, PARALLEL_ROWS,
+};
 use crate::model::ProbeValue;
 
 impl ForestOutput {
@@ -42,158 +44,199 @@ impl ForestOutput {
 /// allocates one score per output).
 pub const MAX_OUTPUTS: usize = 1 << 16;
 
+/// Walks that go side by side: independent, so the processor overlaps
+/// their steps instead of waiting on each comparison in turn.
+const LANES: usize = 8;
+
+/// A branch's comparison, chosen once per forest so the walk is
+/// specialised for it.
+trait Holds<T>: Copy {
+    fn holds(self, at: usize, x: T, threshold: T) -> bool;
+}
+
+#[derive(Clone, Copy)]
+struct Le;
+#[derive(Clone, Copy)]
+struct Lt;
+#[derive(Clone, Copy)]
+struct Equal;
+/// Forests whose branches compare in more than one way.
+#[derive(Clone, Copy)]
+struct Each<'a>(&'a [Compare]);
+
+impl<T: PartialOrd> Holds<T> for Le {
+    #[inline(always)]
+    fn holds(self, _: usize, x: T, t: T) -> bool {
+        x <= t
+    }
+}
+
+impl<T: PartialOrd> Holds<T> for Lt {
+    #[inline(always)]
+    fn holds(self, _: usize, x: T, t: T) -> bool {
+        x < t
+    }
+}
+
+impl<T: PartialOrd> Holds<T> for Equal {
+    #[inline(always)]
+    fn holds(self, _: usize, x: T, t: T) -> bool {
+        x == t
+    }
+}
+
+impl<T: PartialOrd> Holds<T> for Each<'_> {
+    #[inline(always)]
+    fn holds(self, at: usize, x: T, t: T) -> bool {
+        match self.0.get(at) {
+            Some(Compare::Le) | None => x <= t,
+            Some(Compare::Lt) => x < t,
+            Some(Compare::Eq) => x == t,
+        }
+    }
+}
+
+/// One step of a walk from node `at`: to the next node when the
+/// comparison holds (or the value is missing and the node sends missing
+/// values first), else to the second child; a leaf stays. No branch on the
+/// data: the child is selected with a mask.
+#[inline(always)]
+fn step<T: Precision, H: Holds<T>>(steps: &[Step<T>], holds: H, at: u32, row: &[T]) -> u32 {
+    let s = steps[at as usize];
+    let x = row[(s.feature & !NAN_FIRST) as usize];
+    let first = holds.holds(at as usize, x, s.threshold) | (x.is_nan() & (s.feature & NAN_FIRST != 0));
+    let mask = u32::from(first).wrapping_neg();
+    (at.wrapping_add(1) & mask) | (s.second & !mask)
+}
+
+/// [`LANES`] walks side by side for `depth` steps: walk `k` from `at[k]`
+/// over `rows[k]`.
+#[inline(always)]
+fn walk_lanes<T: Precision, H: Holds<T>>(
+    steps: &[Step<T>],
+    holds: H,
+    depth: u32,
+    mut at: [u32; LANES],
+    rows: [&[T]; LANES],
+) -> [u32; LANES] {
+    for _ in 0..depth {
+        for k in 0..LANES {
+            at[k] = step(steps, holds, at[k], rows[k]);
+        }
+    }
+    at
+}
+
+/// One walk of `depth` steps.
+#[inline(always)]
+fn walk<T: Precision, H: Holds<T>>(steps: &[Step<T>], holds: H, depth: u32, mut at: u32, row: &[T]) -> u32 {
+    for _ in 0..depth {
+        at = step(steps, holds, at, row);
+    }
+    at
+}
+
 impl<T: Precision> FlatForest<T> {
-    /// Checks a forest read from a bundle as lowering checks a graph: every
-    /// index in range, every tree a tree within [`MAX_DEPTH`], every output
-    /// id and feature within bounds, finite weights.
-    pub(crate) fn validate(&self, n_features: usize) -> Result<(), String> {
-        if self.n_features != n_features {
-            return Err(format!(
-                "the forest reads {} features, the card says {n_features}",
-                self.n_features
-            ));
-        }
-        if self.n_outputs == 0 || self.n_outputs > MAX_OUTPUTS {
-            return Err(format!("{} outputs", self.n_outputs));
-        }
-        if self.roots.is_empty() {
-            return Err("no trees".into());
-        }
-        match &self.head {
-            Head::Classifier {
-                labels, single_score, ..
-            } => {
-                if labels.len() != self.n_outputs || (*single_score && labels.len() != 2) {
-                    return Err(format!("{} labels for {} classes", labels.len(), self.n_outputs));
-                }
-            }
-            Head::Regressor { .. } => {}
-        }
-        if self.nodes.len() > u32::MAX as usize || self.weights.len() > u32::MAX as usize {
-            return Err("more nodes or weights than a u32 indexes".into());
-        }
-        if self.nodes.iter().any(|n| n.mode != Mode::Leaf && n.threshold.is_nan()) {
-            return Err("a branch compares with NaN".into());
-        }
-        if self.base_values.len() > self.n_outputs || self.base_values.iter().any(|b| !b.is_finite()) {
-            return Err("base values do not match the outputs".into());
-        }
-        if let Some((o, w)) = self
-            .weights
-            .iter()
-            .find(|(o, w)| *o as usize >= self.n_outputs || !w.is_finite())
-        {
-            return Err(format!("a leaf weight {w} for output {o} of {}", self.n_outputs));
-        }
-        let n = self.nodes.len();
-        for (i, node) in self.nodes.iter().enumerate() {
-            let ok = if node.mode == Mode::Leaf {
-                node.a <= node.b && (node.b as usize) <= self.weights.len()
-            } else {
-                (node.feature as usize) < n_features && (node.a as usize) < n && (node.b as usize) < n
-            };
-            if !ok {
-                return Err(format!("node {i} points outside the forest"));
-            }
-        }
-        if let Some(&root) = self.roots.iter().find(|&&r| r as usize >= n) {
-            return Err(format!("root {root} is not a node"));
-        }
-        if self.children_follow_parents() {
-            self.check_trees_in_order()
-        } else {
-            self.check_trees_by_walking()
+    /// The weights of leaf `leaf`.
+    #[inline(always)]
+    fn leaf_weights(&self, leaf: u32) -> &[(u32, f64)] {
+        let i = leaf as usize;
+        let (start, end) = (self.leaf_start[i] as usize, self.leaf_start[i + 1] as usize);
+        &self.weights[start..end]
+    }
+
+    /// Adds a leaf's weights to a row's sums.
+    #[inline(always)]
+    fn add(&self, leaf: u32, acc: &mut [f64], has: &mut [bool]) {
+        for &(o, w) in self.leaf_weights(leaf) {
+            acc[o as usize] += w;
+            has[o as usize] = true;
         }
     }
 
-    /// Whether every branch's children come after it in the node array (as
-    /// the forests built and lowered here are laid out): then one pass in
-    /// order checks the trees.
-    fn children_follow_parents(&self) -> bool {
-        self.nodes
-            .iter()
-            .enumerate()
-            .all(|(i, n)| n.mode == Mode::Leaf || (n.a as usize > i && n.b as usize > i))
+    /// Sums every tree's leaf weights per row and output, trees in their
+    /// order for every row (the sums are the row-by-row sums).
+    fn sum_leaves<H: Holds<T>>(&self, holds: H, rows: &[T], n_rows: usize, acc: &mut [f64], has: &mut [bool]) {
+        let (nf, no) = (self.n_features, self.n_outputs);
+        let steps = self.steps.as_slice();
+        let row = |r: usize| &rows[r * nf..(r + 1) * nf];
+        if n_rows < LANES {
+            // Few rows: each row walks the trees, LANES trees side by side.
+            for r in 0..n_rows {
+                let (acc, has) = (&mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
+                let x = row(r);
+                let mut roots = self.roots.chunks_exact(LANES);
+                let mut depths = self.depths.chunks_exact(LANES);
+                for (roots, depths) in (&mut roots).zip(&mut depths) {
+                    let depth = depths.iter().copied().max().unwrap_or(0);
+                    let mut at = [0; LANES];
+                    at.copy_from_slice(roots);
+                    for leaf in walk_lanes(steps, holds, depth, at, [x; LANES]) {
+                        self.add(leaf, acc, has);
+                    }
+                }
+                for (&root, &depth) in roots.remainder().iter().zip(depths.remainder()) {
+                    self.add(walk(steps, holds, depth, root, x), acc, has);
+                }
+            }
+            return;
+        }
+        // A batch: tree by tree (one tree's nodes stay in the cache while
+        // every row walks it), LANES rows side by side.
+        let groups = n_rows / LANES;
+        for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+            for g in 0..groups {
+                let first = g * LANES;
+                let lanes: [&[T]; LANES] = std::array::from_fn(|k| row(first + k));
+                let leaves = walk_lanes(steps, holds, depth, [root; LANES], lanes);
+                for (k, leaf) in leaves.into_iter().enumerate() {
+                    let r = first + k;
+                    self.add(leaf, &mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
+                }
+            }
+            for r in groups * LANES..n_rows {
+                let leaf = walk(steps, holds, depth, root, row(r));
+                self.add(leaf, &mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
+            }
+        }
     }
 
-    /// The trees' check when children follow parents: no loop is possible,
-    /// so a node reached twice is one with two parents (or a root that is
-    /// also a child), and depths are known parent before child.
-    fn check_trees_in_order(&self) -> Result<(), String> {
-        let n = self.nodes.len();
-        let mut parents = vec![0_u8; n];
-        let mut depth = vec![0_u32; n];
-        let twice = |at: u32| format!("node {at} is reached twice: the tree has a loop or a shared node");
-        for &root in &self.roots {
-            if std::mem::replace(&mut parents[root as usize], 1) != 0 {
-                return Err(twice(root));
-            }
+    /// Every row's aggregate of its leaves' weights per output, and which
+    /// outputs any leaf weighted.
+    fn accumulate<H: Holds<T>>(&self, holds: H, rows: &[T], n_rows: usize, acc: &mut [f64], has: &mut [bool]) {
+        let aggregate = self.head.aggregate();
+        if matches!(aggregate, Aggregate::Sum | Aggregate::Average) {
+            return self.sum_leaves(holds, rows, n_rows, acc, has);
         }
-        for (i, node) in self.nodes.iter().enumerate() {
-            if node.mode == Mode::Leaf {
-                continue;
-            }
-            let d = depth[i] + 1;
-            if d as usize > MAX_DEPTH {
-                return Err(format!("a tree deeper than {MAX_DEPTH}"));
-            }
-            for child in [node.a, node.b] {
-                if std::mem::replace(&mut parents[child as usize], 1) != 0 {
-                    return Err(twice(child));
+        let (nf, no) = (self.n_features, self.n_outputs);
+        let mut tree = vec![0f64; no];
+        let mut touched = vec![false; no];
+        for r in 0..n_rows {
+            let (acc, has) = (&mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
+            let row = &rows[r * nf..(r + 1) * nf];
+            for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+                let leaf = walk(&self.steps, holds, depth, root, row);
+                tree.iter_mut().for_each(|t| *t = 0.0);
+                touched.iter_mut().for_each(|t| *t = false);
+                for &(o, w) in self.leaf_weights(leaf) {
+                    tree[o as usize] += w;
+                    touched[o as usize] = true;
                 }
-                depth[child as usize] = d;
-            }
-        }
-        Ok(())
-    }
-
-    /// The trees' check for any layout: a walk from every root.
-    fn check_trees_by_walking(&self) -> Result<(), String> {
-        let mut seen = vec![false; self.nodes.len()];
-        for &root in &self.roots {
-            let mut stack = vec![(root, 0usize)];
-            while let Some((at, depth)) = stack.pop() {
-                if depth > MAX_DEPTH {
-                    return Err(format!("a tree deeper than {MAX_DEPTH}"));
-                }
-                if std::mem::replace(&mut seen[at as usize], true) {
-                    return Err(format!(
-                        "node {at} is reached twice: the tree has a loop or a shared node"
-                    ));
-                }
-                let node = self.nodes[at as usize];
-                if node.mode != Mode::Leaf {
-                    stack.push((node.a, depth + 1));
-                    stack.push((node.b, depth + 1));
+                for o in 0..no {
+                    if touched[o] {
+                        let better = if aggregate == Aggregate::Min {
+                            tree[o] < acc[o]
+                        } else {
+                            tree[o] > acc[o]
+                        };
+                        if !has[o] || better {
+                            acc[o] = tree[o];
+                        }
+                        has[o] = true;
+                    }
                 }
             }
         }
-        Ok(())
-    }
-
-    /// The leaf a row reaches in the tree at `root`.
-    #[inline]
-    fn leaf(&self, root: u32, row: &[T]) -> Node<T> {
-        let mut node = self.nodes[root as usize];
-        while node.mode != Mode::Leaf {
-            let x = row[node.feature as usize];
-            let t = node.threshold;
-            let go_true = if x.is_nan() && node.missing_true {
-                true
-            } else {
-                match node.mode {
-                    Mode::Leq => x <= t,
-                    Mode::Lt => x < t,
-                    Mode::Gte => x >= t,
-                    Mode::Gt => x > t,
-                    Mode::Eq => x == t,
-                    Mode::Neq => x != t,
-                    Mode::Leaf => unreachable!("the loop stops at leaves"),
-                }
-            };
-            node = self.nodes[if go_true { node.a } else { node.b } as usize];
-        }
-        node
     }
 
     /// Evaluates the rows of a matrix, in place when it is in standard
@@ -211,7 +254,7 @@ impl<T: Precision> FlatForest<T> {
         // Asked once: on Linux the answer reads the cgroup files.
         static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         let threads = *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        if n_rows < PARALLEL_ROWS || threads < 2 {
+        if n_rows < PARALLEL_ROWS || threads < 2 || self.n_features == 0 {
             return self.run_serial(rows, n_rows);
         }
         let per = n_rows.div_ceil(threads);
@@ -248,64 +291,22 @@ impl<T: Precision> FlatForest<T> {
         out
     }
 
-    fn run_serial(&self, rows: &[f64], n_rows: usize) -> ForestOutput {
+    pub(super) fn run_serial(&self, rows: &[f64], n_rows: usize) -> ForestOutput {
         let width = self.n_outputs;
         let no = self.n_outputs;
         let mut scores = vec![0.0f64; n_rows * width];
         let mut labels = matches!(self.head, Head::Classifier { .. }).then(|| Vec::with_capacity(n_rows));
-        let aggregate = match &self.head {
-            Head::Regressor { aggregate } | Head::Classifier { aggregate, .. } => *aggregate,
-        };
+        let aggregate = self.head.aggregate();
         // The rows in the trees' precision, converted once for the batch.
         let mut buf: Vec<T> = bytemuck::zeroed_vec(if T::CONVERTS { rows.len() } else { 0 });
         let rows = T::row(rows, &mut buf);
-        let nf = self.n_features;
         let mut acc = vec![0f64; n_rows * no];
         let mut has = vec![false; n_rows * no];
-        match aggregate {
-            // Tree by tree over the whole batch: one tree's nodes stay in
-            // the cache while every row walks it. Each row still adds the
-            // trees in their order, so the sums are the row-by-row sums.
-            Aggregate::Sum | Aggregate::Average => {
-                for &root in &self.roots {
-                    for r in 0..n_rows {
-                        let leaf = self.leaf(root, &rows[r * nf..(r + 1) * nf]);
-                        for &(o, w) in &self.weights[leaf.a as usize..leaf.b as usize] {
-                            acc[r * no + o as usize] += w;
-                            has[r * no + o as usize] = true;
-                        }
-                    }
-                }
-            }
-            Aggregate::Min | Aggregate::Max => {
-                let mut tree = vec![0f64; no];
-                let mut touched = vec![false; no];
-                for r in 0..n_rows {
-                    let (acc, has) = (&mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
-                    for &root in &self.roots {
-                        let leaf = self.leaf(root, &rows[r * nf..(r + 1) * nf]);
-                        tree.iter_mut().for_each(|t| *t = 0.0);
-                        touched.iter_mut().for_each(|t| *t = false);
-                        for &(o, w) in &self.weights[leaf.a as usize..leaf.b as usize] {
-                            tree[o as usize] += w;
-                            touched[o as usize] = true;
-                        }
-                        for o in 0..no {
-                            if touched[o] {
-                                let better = if aggregate == Aggregate::Min {
-                                    tree[o] < acc[o]
-                                } else {
-                                    tree[o] > acc[o]
-                                };
-                                if !has[o] || better {
-                                    acc[o] = tree[o];
-                                }
-                                has[o] = true;
-                            }
-                        }
-                    }
-                }
-            }
+        match &self.comparisons {
+            Comparisons::All(Compare::Le) => self.accumulate(Le, rows, n_rows, &mut acc, &mut has),
+            Comparisons::All(Compare::Lt) => self.accumulate(Lt, rows, n_rows, &mut acc, &mut has),
+            Comparisons::All(Compare::Eq) => self.accumulate(Equal, rows, n_rows, &mut acc, &mut has),
+            Comparisons::PerNode(c) => self.accumulate(Each(c), rows, n_rows, &mut acc, &mut has),
         }
         for r in 0..n_rows {
             let (acc, has) = (&mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
@@ -366,11 +367,6 @@ impl<T: Precision> FlatForest<T> {
             }
         }
         ForestOutput { labels, scores, width }
-    }
-
-    /// Nodes and trees, for the card.
-    pub(crate) fn size(&self) -> (usize, usize) {
-        (self.roots.len(), self.nodes.len())
     }
 }
 

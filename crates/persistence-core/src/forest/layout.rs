@@ -1,10 +1,11 @@
 //! The stored form of a flat forest: one blob per column (modes, features,
 //! thresholds, children, leaf weights), so a forest of any size decodes in
-//! a handful of copies, with no field name or marker per node.
+//! a handful of copies, with no field name or marker per node. Nodes are
+//! written in the walk's order (each tree in pre-order).
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{FlatForest, Head, Mode, Node, Post, Precision};
+use super::{FlatForest, ForestParts, Head, Mode, Node, Post, Precision};
 
 const MODES: [Mode; 7] = [
     Mode::Leq,
@@ -48,32 +49,35 @@ struct Columns<T> {
 
 impl<T: Precision> Serialize for FlatForest<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let parts = self.parts();
         let mode_byte = |n: &Node<T>| {
             let i = MODES.iter().position(|m| *m == n.mode).unwrap_or(MODES.len() - 1) as u8;
             i | if n.missing_true { MISSING_TRUE } else { 0 }
         };
         Columns {
-            n_features: self.n_features as u64,
-            n_outputs: self.n_outputs as u64,
-            modes: self.nodes.iter().map(mode_byte).collect(),
-            features: self.nodes.iter().map(|n| n.feature).collect(),
-            thresholds: self.nodes.iter().map(|n| n.threshold).collect(),
-            a: self.nodes.iter().map(|n| n.a).collect(),
-            b: self.nodes.iter().map(|n| n.b).collect(),
-            roots: self.roots.clone(),
-            weight_outputs: self.weights.iter().map(|w| w.0).collect(),
-            weight_values: self.weights.iter().map(|w| w.1).collect(),
-            base_values: self.base_values.clone(),
-            post: self.post,
-            head: self.head.clone(),
+            n_features: parts.n_features as u64,
+            n_outputs: parts.n_outputs as u64,
+            modes: parts.nodes.iter().map(mode_byte).collect(),
+            features: parts.nodes.iter().map(|n| n.feature).collect(),
+            thresholds: parts.nodes.iter().map(|n| n.threshold).collect(),
+            a: parts.nodes.iter().map(|n| n.a).collect(),
+            b: parts.nodes.iter().map(|n| n.b).collect(),
+            roots: parts.roots,
+            weight_outputs: parts.weights.iter().map(|w| w.0).collect(),
+            weight_values: parts.weights.iter().map(|w| w.1).collect(),
+            base_values: parts.base_values,
+            post: parts.post,
+            head: parts.head,
         }
         .serialize(s)
     }
 }
 
 impl<'de, T: Precision> Deserialize<'de> for FlatForest<T> {
-    /// Decodes the columns and checks they describe whole nodes; what they
-    /// point at is checked by `validate`, as for any forest read from a file.
+    /// Decodes the columns and builds the forest with every check of
+    /// [`FlatForest::new`]; parts that are not a forest give a
+    /// [refused](FlatForest::refused) forest, which walks nothing and which
+    /// the model's structure check refuses with the reason.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let c = Columns::<T>::deserialize(d)?;
         let n = c.modes.len();
@@ -99,16 +103,18 @@ impl<'de, T: Precision> Deserialize<'de> for FlatForest<T> {
                 b: c.b[i],
             });
         }
-        Ok(FlatForest {
+        let n_features = size(c.n_features)?;
+        let parts = ForestParts {
             nodes,
             roots: c.roots,
             weights: c.weight_outputs.into_iter().zip(c.weight_values).collect(),
-            n_features: size(c.n_features)?,
+            n_features,
             n_outputs: size(c.n_outputs)?,
             base_values: c.base_values,
             post: c.post,
             head: c.head,
-        })
+        };
+        Ok(FlatForest::new(parts).unwrap_or_else(|reason| FlatForest::refused(reason, n_features)))
     }
 }
 
@@ -126,9 +132,9 @@ pub(crate) struct FlatForestV1 {
     head: Head,
 }
 
-impl From<FlatForestV1> for FlatForest<f32> {
+impl From<FlatForestV1> for ForestParts<f32> {
     fn from(v: FlatForestV1) -> Self {
-        FlatForest {
+        ForestParts {
             nodes: v.nodes,
             roots: v.roots,
             weights: v.weights,

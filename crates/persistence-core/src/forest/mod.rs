@@ -1,5 +1,5 @@
 //! The flat forest: tree ensembles as flat arrays, walked without
-//! recursion, boxing or copying rows.
+//! recursion, boxing, branches on the data or copies of rows.
 //!
 //! One forest serves every tree model of the project: the linfa random
 //! forest ([`linfa::RandomForest`](crate::linfa::RandomForest)) and ONNX
@@ -11,9 +11,22 @@
 //! for linfa (which compares in double): the forest is generic over the
 //! precision rows are compared in.
 //!
-//! One concept per file: `eval` (the walk, the finishing rules, the checks
-//! of a forest read from a file), `layout` (the stored form: one blob per
-//! column).
+//! A forest is built from its parts ([`ForestParts`]: nodes in any order,
+//! as a graph or a file gives them) once, with every check a hostile file
+//! needs; what is built can always be walked. The built form is laid out
+//! for the walk: the nodes of each tree in pre-order, so a branch's first
+//! child is the next node and only the other is stored; every branch mode
+//! rewritten as one of three comparisons (`<=`, `<`, `==`) that send
+//! missing values (NaN) to the second child unless the node's missing bit
+//! says otherwise (`>=` is `<` with the children swapped, and so on); a
+//! leaf a node whose both children are itself. A walk is then a fixed
+//! number of steps per tree (its depth), each a comparison and a select
+//! with no branch, and several walks go side by side so the processor
+//! overlaps them.
+//!
+//! One concept per file: `build` (parts into the walk form, with the
+//! checks), `eval` (the walk and onnxruntime's finishing rules), `layout`
+//! (the stored forms).
 
 // Each user of the forest (linfa, onnx) is behind its feature; with one of
 // them off, what only the other uses is unused.
@@ -24,7 +37,7 @@ use serde::{Deserialize, Serialize};
 /// The deepest tree accepted.
 pub const MAX_DEPTH: usize = 4_096;
 
-/// A comparison at a branch node.
+/// A comparison at a branch node, as graphs and stored forests give it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Mode {
     Leq,
@@ -36,9 +49,10 @@ pub(crate) enum Mode {
     Leaf,
 }
 
-/// One node: a branch (feature, threshold, children) or a leaf (a range of
-/// weights). The derived serde layout is the one `onnx.tree_ensemble.v1`
-/// stored, read by its conversion only.
+/// One node as graphs and stored forests give it: a branch (feature,
+/// threshold, children) or a leaf (a range of weights). The derived serde
+/// layout is the one `onnx.tree_ensemble.v1` stored, read by its conversion
+/// only.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct Node<T> {
     pub(crate) mode: Mode,
@@ -90,12 +104,24 @@ pub(crate) enum Head {
     Regressor { aggregate: Aggregate },
 }
 
+impl Head {
+    fn aggregate(&self) -> Aggregate {
+        match self {
+            Head::Regressor { aggregate } | Head::Classifier { aggregate, .. } => *aggregate,
+        }
+    }
+}
+
 /// The precision rows are compared in: `f32` (ONNX) or `f64` (linfa).
 pub(crate) trait Precision:
     crate::blob::Element + PartialOrd + std::fmt::Debug + Serialize + for<'de> Deserialize<'de> + Send + Sync
 {
     /// Whether rows (always `f64`) are converted to be compared.
     const CONVERTS: bool;
+    /// Every comparison with it is false: a leaf's threshold.
+    const NAN: Self;
+    /// A leaf's threshold in the stored forms.
+    const ZERO: Self;
     /// A threshold is never NaN; a row value may be.
     fn is_nan(self) -> bool;
     /// Rows in this precision: `f64` rows as they are, others converted
@@ -105,6 +131,8 @@ pub(crate) trait Precision:
 
 impl Precision for f32 {
     const CONVERTS: bool = true;
+    const NAN: f32 = f32::NAN;
+    const ZERO: f32 = 0.0;
     fn is_nan(self) -> bool {
         f32::is_nan(self)
     }
@@ -118,6 +146,8 @@ impl Precision for f32 {
 
 impl Precision for f64 {
     const CONVERTS: bool = false;
+    const NAN: f64 = f64::NAN;
+    const ZERO: f64 = 0.0;
     fn is_nan(self) -> bool {
         f64::is_nan(self)
     }
@@ -126,12 +156,13 @@ impl Precision for f64 {
     }
 }
 
-/// A tree ensemble as flat arrays.
+/// A forest as graphs and stored forests give it, before its checks: nodes
+/// in any order, trees named by their roots.
 #[derive(Debug, Clone)]
-pub(crate) struct FlatForest<T> {
+pub(crate) struct ForestParts<T> {
     pub(crate) nodes: Vec<Node<T>>,
     pub(crate) roots: Vec<u32>,
-    /// (output index, weight) of the leaves, by ranges.
+    /// (output index, weight) of the leaves, by the leaves' ranges.
     pub(crate) weights: Vec<(u32, f64)>,
     pub(crate) n_features: usize,
     /// Classes or targets.
@@ -139,6 +170,66 @@ pub(crate) struct FlatForest<T> {
     pub(crate) base_values: Vec<f64>,
     pub(crate) post: Post,
     pub(crate) head: Head,
+}
+
+/// The comparison of a branch in the walk form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Compare {
+    Le = 0,
+    Lt = 1,
+    Eq = 2,
+}
+
+/// The bit of [`Step::feature`] that sends a missing value (NaN) to the
+/// first child.
+pub(crate) const NAN_FIRST: u32 = 1 << 31;
+
+/// One node of the walk form. A branch goes to the next node when its
+/// comparison holds (or the value is missing and [`NAN_FIRST`] is set),
+/// else to `second`; a leaf has a NaN threshold and itself as `second`, so
+/// a walk that reaches it stays.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+pub(crate) struct Step<T> {
+    pub(crate) threshold: T,
+    /// The feature read, with [`NAN_FIRST`].
+    pub(crate) feature: u32,
+    pub(crate) second: u32,
+}
+
+/// How the branches of a forest compare: all alike (the usual case, one
+/// walk specialised for it), or one comparison per node.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Comparisons {
+    All(Compare),
+    PerNode(Vec<Compare>),
+}
+
+/// A checked tree ensemble in its walk form (see the module's docs).
+#[derive(Debug, Clone)]
+pub(crate) struct FlatForest<T> {
+    /// Every tree's nodes in pre-order, trees one after the other.
+    steps: Vec<Step<T>>,
+    comparisons: Comparisons,
+    /// Node `i`'s weights are `weights[leaf_start[i]..leaf_start[i + 1]]`
+    /// (none for a branch); one entry more than nodes.
+    leaf_start: Vec<u32>,
+    /// (output index, weight), in node order.
+    weights: Vec<(u32, f64)>,
+    roots: Vec<u32>,
+    /// Steps from each root to its deepest leaf.
+    depths: Vec<u32>,
+    n_features: usize,
+    /// Classes or targets.
+    n_outputs: usize,
+    base_values: Vec<f64>,
+    post: Post,
+    head: Head,
+    /// Why the parts read from a file are not a forest: such a forest has
+    /// no trees, and [`validate`](FlatForest::validate) refuses it with the
+    /// reason, so loading reports a structure error, not a decode error.
+    refused: Option<String>,
 }
 
 /// Batches at least this large are split over the machine's cores.
@@ -154,8 +245,11 @@ pub(crate) struct ForestOutput {
     pub(crate) width: usize,
 }
 
+mod build;
 mod eval;
 mod layout;
+#[cfg(test)]
+mod tests;
 
 pub use eval::MAX_OUTPUTS;
 pub(crate) use layout::FlatForestV1;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use tract_onnx::pb;
 
-use crate::forest::{Aggregate, FlatForest, Head, Mode, Node, Post};
+use crate::forest::{Aggregate, FlatForest, ForestParts, Head, Mode, Node, Post};
 
 /// Whether `name` is a constant (initializer) equal to 1 in every element.
 fn is_one(graph: &pb::GraphProto, name: &str) -> bool {
@@ -286,7 +286,9 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
     if by_leaf.keys().next().is_some() {
         return Err("a weight is attached to a branch node".into());
     }
-    let forest = FlatForest {
+    // Every tree is a tree (no node reached twice, bounded depth), with
+    // the checks of a forest read from a bundle.
+    let forest = FlatForest::new(ForestParts {
         nodes,
         roots,
         weights,
@@ -295,9 +297,6 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
         base_values,
         post,
         head,
-    };
-    // Every tree is a tree (no node reached twice, bounded depth), with
-    // the checks of a forest read from a bundle.
-    forest.validate(n_features)?;
+    })?;
     Ok((!leave_to_tract).then_some(forest))
 }

@@ -59,8 +59,12 @@ impl Model for TreeEnsemble {
 
     fn from_earlier(_: &str, payload: Earlier<'_>) -> crate::Result<Self> {
         let v1: TreeEnsembleV1 = payload.decode()?;
+        let forest = FlatForest::new(v1.forest.into()).map_err(|reason| crate::Error::InvalidStructure {
+            kind: "onnx.tree_ensemble.v1".to_owned(),
+            reason: OnnxError::Tree { reason }.to_string(),
+        })?;
         Ok(TreeEnsemble {
-            forest: v1.forest.into(),
+            forest,
             n_features: v1.n_features,
         })
     }

@@ -4,6 +4,7 @@ use tract_onnx::pb;
 
 use super::lower::lower;
 use super::MAX_DEPTH;
+use crate::forest::{FlatForest, ForestParts};
 
 fn a_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
     pb::AttributeProto {
@@ -140,24 +141,28 @@ fn a_stored_forest_is_checked_like_a_graph() {
     let good = lower(&graph(|_| {}), "X", 2).expect("sound").expect("lowered");
     assert!(good.validate(2).is_ok());
     assert!(good.validate(3).is_err(), "another width");
-    let mut bad = good.clone();
-    bad.nodes[0].a = 99;
-    assert!(bad.validate(2).expect_err("out of range").contains("outside"));
-    let mut looped = good.clone();
-    looped.nodes[0].b = 0;
-    assert!(looped.validate(2).expect_err("loop").contains("twice"));
-    let mut wide = good.clone();
-    wide.nodes[0].feature = 7;
-    assert!(wide.validate(2).is_err());
-    let mut weight = good.clone();
-    weight.weights[0] = (5, 1.0);
-    assert!(weight.validate(2).is_err());
-    let mut leaf = good.clone();
-    leaf.nodes[1].b = 1000;
-    assert!(leaf.validate(2).is_err());
-    let mut nan = good;
-    nan.weights[0].1 = f64::NAN;
-    assert!(nan.validate(2).is_err());
+    let parts = good.parts();
+    assert!(FlatForest::new(parts.clone()).is_ok(), "its own parts build it again");
+    let refused = |edit: &dyn Fn(&mut ForestParts<f32>)| {
+        let mut p = parts.clone();
+        edit(&mut p);
+        FlatForest::new(p).expect_err("refused")
+    };
+    assert!(refused(&|p| p.nodes[0].a = 99).contains("outside"));
+    assert!(refused(&|p| p.nodes[0].b = 0).contains("twice"), "a loop");
+    assert!(refused(&|p| p.nodes[0].b = 1).contains("twice"), "a shared node");
+    assert!(
+        refused(&|p| p.roots.push(1)).contains("twice"),
+        "a root that is a child"
+    );
+    assert!(refused(&|p| p.roots.push(9)).contains("not a node"));
+    assert!(refused(&|p| p.nodes[0].feature = 7).contains("outside"));
+    assert!(refused(&|p| p.weights[0] = (5, 1.0)).contains("output 5"));
+    assert!(refused(&|p| p.nodes[1].b = 1000).contains("outside"));
+    assert!(refused(&|p| p.weights[0].1 = f64::NAN).contains("NaN"));
+    assert!(refused(&|p| p.nodes[0].threshold = f32::NAN).contains("NaN"));
+    assert!(refused(&|p| p.roots.clear()).contains("no trees"));
+    assert!(refused(&|p| p.n_outputs = 0).contains("0 outputs"));
 }
 
 #[test]

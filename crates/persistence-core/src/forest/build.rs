@@ -1,0 +1,290 @@
+//! Parts into the walk form, with every check a hostile graph or file
+//! needs: indices in range, every tree a tree (no loop, no shared node)
+//! within [`MAX_DEPTH`], features within the input, outputs and weights
+//! sound.
+
+use super::eval::MAX_OUTPUTS;
+use super::{Compare, Comparisons, FlatForest, ForestParts, Head, Mode, Node, Precision, Step, MAX_DEPTH, NAN_FIRST};
+
+/// The widest input a forest may read: the feature index shares its word
+/// with [`NAN_FIRST`].
+const MAX_FEATURES: usize = NAN_FIRST as usize;
+
+/// The walk form of one branch: its comparison, whether its children swap
+/// (`>=` is `<` with them swapped, `>` is `<=`, `!=` is `==`), and where a
+/// missing value goes.
+fn normalise(mode: Mode, missing_true: bool) -> (Compare, bool, bool) {
+    let (compare, swap) = match mode {
+        Mode::Leq | Mode::Leaf => (Compare::Le, false),
+        Mode::Lt => (Compare::Lt, false),
+        Mode::Eq => (Compare::Eq, false),
+        Mode::Gte => (Compare::Lt, true),
+        Mode::Gt => (Compare::Le, true),
+        Mode::Neq => (Compare::Eq, true),
+    };
+    // NaN fails every comparison but `!=`: it goes to the true child when
+    // the node tracks missing values there, or compares with `!=`.
+    let nan_to_true = missing_true || mode == Mode::Neq;
+    (compare, swap, nan_to_true != swap)
+}
+
+impl<T: Precision> FlatForest<T> {
+    /// Checks the parts and lays them out for the walk.
+    ///
+    /// # Errors
+    ///
+    /// A sentence saying what is wrong, for a forest that is not one: an
+    /// index out of range, a node reached twice (a loop or a shared node),
+    /// a tree deeper than [`MAX_DEPTH`], a feature past the input, an
+    /// output past the outputs, a weight or base value that is not finite.
+    pub(crate) fn new(parts: ForestParts<T>) -> Result<Self, String> {
+        let ForestParts {
+            nodes,
+            roots,
+            weights,
+            n_features,
+            n_outputs,
+            base_values,
+            post,
+            head,
+        } = parts;
+        check_head(&head, n_outputs, &base_values)?;
+        if n_features > MAX_FEATURES {
+            return Err(format!("{n_features} features; a forest reads at most {MAX_FEATURES}"));
+        }
+        if roots.is_empty() {
+            return Err("no trees".into());
+        }
+        if nodes.len() > u32::MAX as usize || weights.len() > u32::MAX as usize {
+            return Err("more nodes or weights than a u32 indexes".into());
+        }
+        check_weights(&weights, n_outputs)?;
+        let n = nodes.len();
+        for (i, node) in nodes.iter().enumerate() {
+            let ok = if node.mode == Mode::Leaf {
+                node.a <= node.b && (node.b as usize) <= weights.len()
+            } else {
+                (node.feature as usize) < n_features && (node.a as usize) < n && (node.b as usize) < n
+            };
+            if !ok {
+                return Err(format!("node {i} points outside the forest"));
+            }
+            if node.mode != Mode::Leaf && node.threshold.is_nan() {
+                return Err("a branch compares with NaN".into());
+            }
+        }
+        if let Some(&root) = roots.iter().find(|&&r| r as usize >= n) {
+            return Err(format!("root {root} is not a node"));
+        }
+
+        // Every tree in pre-order, the child a branch goes to when its
+        // (normalised) comparison holds first.
+        let mut steps = Vec::with_capacity(n);
+        let mut compares = Vec::with_capacity(n);
+        let mut leaf_start = Vec::with_capacity(n + 1);
+        let mut ordered = Vec::with_capacity(weights.len());
+        let mut new_roots = Vec::with_capacity(roots.len());
+        let mut depths = Vec::with_capacity(roots.len());
+        let mut seen = vec![false; n];
+        let twice = |at: u32| format!("node {at} is reached twice: the tree has a loop or a shared node");
+        // (node, the branch whose second child it is, its depth)
+        let mut stack: Vec<(u32, Option<usize>, usize)> = Vec::new();
+        for &root in &roots {
+            new_roots.push(steps.len() as u32);
+            let mut deepest = 0;
+            stack.push((root, None, 0));
+            while let Some((at, parent, depth)) = stack.pop() {
+                if depth > MAX_DEPTH {
+                    return Err(format!("a tree deeper than {MAX_DEPTH}"));
+                }
+                if std::mem::replace(&mut seen[at as usize], true) {
+                    return Err(twice(at));
+                }
+                let here = steps.len();
+                if let Some(p) = parent {
+                    let slot: &mut Step<T> = &mut steps[p];
+                    slot.second = here as u32;
+                }
+                let node: Node<T> = nodes[at as usize];
+                leaf_start.push(ordered.len() as u32);
+                if node.mode == Mode::Leaf {
+                    deepest = deepest.max(depth);
+                    ordered.extend_from_slice(&weights[node.a as usize..node.b as usize]);
+                    steps.push(Step {
+                        threshold: T::NAN,
+                        feature: 0,
+                        second: here as u32,
+                    });
+                    compares.push(Compare::Le);
+                    continue;
+                }
+                let (compare, swap, nan_first) = normalise(node.mode, node.missing_true);
+                let (first, second) = if swap { (node.b, node.a) } else { (node.a, node.b) };
+                steps.push(Step {
+                    threshold: node.threshold,
+                    feature: node.feature | if nan_first { NAN_FIRST } else { 0 },
+                    second: 0,
+                });
+                compares.push(compare);
+                stack.push((second, Some(here), depth + 1));
+                stack.push((first, None, depth + 1));
+            }
+            depths.push(deepest as u32);
+        }
+        leaf_start.push(ordered.len() as u32);
+        Ok(FlatForest {
+            comparisons: comparisons(&steps, compares),
+            steps,
+            leaf_start,
+            weights: ordered,
+            roots: new_roots,
+            depths,
+            n_features,
+            n_outputs,
+            base_values,
+            post,
+            head,
+            refused: None,
+        })
+    }
+
+    /// A forest read from a file whose parts are not a forest: it walks no
+    /// tree, and [`validate`](Self::validate) gives `reason`.
+    pub(crate) fn refused(reason: String, n_features: usize) -> Self {
+        FlatForest {
+            steps: Vec::new(),
+            comparisons: Comparisons::All(Compare::Le),
+            leaf_start: vec![0],
+            weights: Vec::new(),
+            roots: Vec::new(),
+            depths: Vec::new(),
+            n_features,
+            n_outputs: 1,
+            base_values: Vec::new(),
+            post: super::Post::None,
+            head: Head::Regressor {
+                aggregate: super::Aggregate::Sum,
+            },
+            refused: Some(reason),
+        }
+    }
+
+    /// The forest's parts, nodes in the walk's order (what the stored
+    /// forms write; building them again gives this forest).
+    pub(crate) fn parts(&self) -> ForestParts<T> {
+        let nodes = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if s.second as usize == i {
+                    Node {
+                        mode: Mode::Leaf,
+                        missing_true: false,
+                        feature: 0,
+                        threshold: T::ZERO,
+                        a: self.leaf_start[i],
+                        b: self.leaf_start[i + 1],
+                    }
+                } else {
+                    Node {
+                        mode: match self.compare(i) {
+                            Compare::Le => Mode::Leq,
+                            Compare::Lt => Mode::Lt,
+                            Compare::Eq => Mode::Eq,
+                        },
+                        missing_true: s.feature & NAN_FIRST != 0,
+                        feature: s.feature & !NAN_FIRST,
+                        threshold: s.threshold,
+                        a: i as u32 + 1,
+                        b: s.second,
+                    }
+                }
+            })
+            .collect();
+        ForestParts {
+            nodes,
+            roots: self.roots.clone(),
+            weights: self.weights.clone(),
+            n_features: self.n_features,
+            n_outputs: self.n_outputs,
+            base_values: self.base_values.clone(),
+            post: self.post,
+            head: self.head.clone(),
+        }
+    }
+
+    /// The comparison of node `i`.
+    pub(crate) fn compare(&self, i: usize) -> Compare {
+        match &self.comparisons {
+            Comparisons::All(c) => *c,
+            Comparisons::PerNode(c) => c[i],
+        }
+    }
+
+    /// Checks the forest reads `n_features` features, as the card says, and
+    /// was not [refused](Self::refused).
+    pub(crate) fn validate(&self, n_features: usize) -> Result<(), String> {
+        if let Some(reason) = &self.refused {
+            return Err(reason.clone());
+        }
+        if self.n_features != n_features {
+            return Err(format!(
+                "the forest reads {} features, the card says {n_features}",
+                self.n_features
+            ));
+        }
+        Ok(())
+    }
+
+    /// Trees and nodes, for the card.
+    pub(crate) fn size(&self) -> (usize, usize) {
+        (self.roots.len(), self.steps.len())
+    }
+
+    /// What the forest computes.
+    pub(crate) fn head(&self) -> &Head {
+        &self.head
+    }
+}
+
+/// One comparison for the whole forest when its branches agree.
+fn comparisons<T>(steps: &[Step<T>], compares: Vec<Compare>) -> Comparisons {
+    let mut branches = compares
+        .iter()
+        .zip(steps)
+        .enumerate()
+        .filter(|(i, (_, s))| s.second as usize != *i)
+        .map(|(_, (c, _))| *c);
+    let first = branches.next().unwrap_or(Compare::Le);
+    if branches.all(|c| c == first) {
+        Comparisons::All(first)
+    } else {
+        Comparisons::PerNode(compares)
+    }
+}
+
+fn check_head(head: &Head, n_outputs: usize, base_values: &[f64]) -> Result<(), String> {
+    if n_outputs == 0 || n_outputs > MAX_OUTPUTS {
+        return Err(format!("{n_outputs} outputs"));
+    }
+    if let Head::Classifier {
+        labels, single_score, ..
+    } = head
+    {
+        if labels.len() != n_outputs || (*single_score && labels.len() != 2) {
+            return Err(format!("{} labels for {n_outputs} classes", labels.len()));
+        }
+    }
+    if base_values.len() > n_outputs || base_values.iter().any(|b| !b.is_finite()) {
+        return Err("base values do not match the outputs".into());
+    }
+    Ok(())
+}
+
+fn check_weights(weights: &[(u32, f64)], n_outputs: usize) -> Result<(), String> {
+    match weights.iter().find(|(o, w)| *o as usize >= n_outputs || !w.is_finite()) {
+        Some((o, w)) => Err(format!("a leaf weight {w} for output {o} of {n_outputs}")),
+        None => Ok(()),
+    }
+}
