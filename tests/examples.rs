@@ -196,7 +196,7 @@ fn readme_commands_run_in_order_on_what_the_main_job_leaves() {
 fn onnx_from_python_serves_both_algorithms_behind_one_name() {
     let dir = tempfile::tempdir().expect("temp dir");
     let summary = onnx_from_python::run(dir.path(), 20).expect("the example runs");
-    assert_eq!(summary.kinds_served[0], "linfa.random_forest.v2");
+    assert_eq!(summary.kinds_served[0], "linfa.random_forest.v3");
     if summary.onnx_published {
         assert_eq!(summary.kinds_served.last().map(String::as_str), Some("onnx.v1"));
     }

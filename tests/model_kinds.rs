@@ -79,7 +79,7 @@ fn one_alias_moves_from_a_logistic_regression_to_a_forest_and_the_server_follows
     assert!(server.reload_if_updated().expect("swaps to another algorithm"));
     let p = server.predict_scored(test_x.view()).expect("predicts");
     assert_eq!(p.version, v2.version);
-    assert_eq!(server.status().model_kind, "linfa.random_forest.v2");
+    assert_eq!(server.status().model_kind, "linfa.random_forest.v3");
     let expected: Vec<ProbeValue> = rf.predict(test_x.view()).iter().map(|&l| l.into()).collect();
     assert_eq!(p.outputs.to_vec(), expected);
 

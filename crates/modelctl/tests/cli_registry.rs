@@ -273,7 +273,7 @@ fn an_onnx_graph_from_scikit_learn_is_imported_published_and_predicts() {
     let out = modelctl(&reg, &["card", &bundle.to_string_lossy()]);
     let card: serde_json::Value = serde_json::from_slice(&out.stdout).expect("card");
     // A lone tree ensemble is stored lowered, with the graph's description.
-    assert_eq!(card["kind"], "onnx.tree_ensemble.v2");
+    assert_eq!(card["kind"], "onnx.tree_ensemble.v3");
     assert!(card["extensions"]["onnx"]["sha256"].is_string());
     assert_eq!(card["extensions"]["onnx"]["inputs"][0]["shape"][1], 20);
     assert!(card["extensions"]["onnx"]["producer"]

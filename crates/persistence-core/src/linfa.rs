@@ -8,9 +8,10 @@
 //!   index past the feature count, either of which would panic at predict.
 //! - [`RandomForest`]: a random forest built with linfa-ensemble (whose
 //!   `EnsembleLearner` has no serde support), flattened into the project's
-//!   flat forest: kind `linfa.random_forest.v2`, stored as blobs, voting
+//!   flat forest: kind `linfa.random_forest.v3`, stored compact, voting
 //!   deterministically (ties go to the smallest label, where linfa's own
-//!   vote breaks ties in hash-map order); `v1` bundles are converted on load.
+//!   vote breaks ties in hash-map order); `v1` and `v2` bundles are
+//!   converted on load.
 
 use linfa::prelude::Predict;
 use linfa_ensemble::EnsembleLearner;
@@ -19,7 +20,7 @@ use linfa_trees::DecisionTree;
 use ndarray::{Array1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use crate::forest::{Aggregate, FlatForest, ForestParts, Head, Mode, Node, Post, MAX_DEPTH, MAX_OUTPUTS};
+use crate::forest::{Aggregate, FlatForest, FlatForestV2, ForestParts, Head, Mode, Node, Post, MAX_DEPTH, MAX_OUTPUTS};
 use crate::model::{Earlier, Model, StructureError};
 
 /// The linfa version these adapters were written against.
@@ -147,7 +148,8 @@ impl Model for DecisionTree<f64, usize> {
 /// hash-map order). Scores are each label's share of the votes, one column
 /// per label from 0 to the largest (at least two).
 ///
-/// Kind `linfa.random_forest.v2` stores the arrays as blobs; bundles of
+/// Kind `linfa.random_forest.v3` stores the forest compact (see
+/// `docs/format.md`); bundles of `linfa.random_forest.v2` and
 /// `linfa.random_forest.v1` (linfa's trees, node by node) are converted on
 /// load, and their card's probe is replayed on the converted forest.
 ///
@@ -171,6 +173,13 @@ impl Model for DecisionTree<f64, usize> {
 pub struct RandomForest {
     n_features: usize,
     forest: FlatForest<f64>,
+}
+
+/// The fields `linfa.random_forest.v2` stored.
+#[derive(Deserialize)]
+struct ForestV2 {
+    n_features: usize,
+    forest: FlatForestV2<f64>,
 }
 
 /// The fields `linfa.random_forest.v1` stored.
@@ -321,8 +330,8 @@ fn leaf(first: u32, end: u32) -> Node<f64> {
 }
 
 impl Model for RandomForest {
-    const KIND: &'static str = "linfa.random_forest.v2";
-    const EARLIER_KINDS: &'static [&'static str] = &["linfa.random_forest.v1"];
+    const KIND: &'static str = "linfa.random_forest.v3";
+    const EARLIER_KINDS: &'static [&'static str] = &["linfa.random_forest.v1", "linfa.random_forest.v2"];
     type Output = usize;
 
     fn n_features(&self) -> Option<usize> {
@@ -367,7 +376,14 @@ impl Model for RandomForest {
         (labels, out.into_scores(rows.nrows()))
     }
 
-    fn from_earlier(_: &str, payload: Earlier<'_>) -> crate::Result<Self> {
+    fn from_earlier(kind: &str, payload: Earlier<'_>) -> crate::Result<Self> {
+        if kind == "linfa.random_forest.v2" {
+            let v2: ForestV2 = payload.decode()?;
+            return Ok(RandomForest {
+                n_features: v2.n_features,
+                forest: v2.forest.0,
+            });
+        }
         let v1: ForestV1 = payload.decode()?;
         let forest =
             flatten(&v1.trees, &v1.tree_features, v1.n_features).map_err(|e| crate::Error::InvalidStructure {

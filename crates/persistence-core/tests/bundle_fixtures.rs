@@ -178,7 +178,7 @@ fn a_golden_linfa_forest_of_the_node_by_node_kind_loads_as_a_flat_forest() {
     );
     // Loading converts it and replays the card's probe on the conversion.
     let loaded = model_persistence_core::load::<RandomForest>(&path).expect("a v1 forest loads");
-    assert_eq!(loaded.card().kind, "linfa.random_forest.v2");
+    assert_eq!(loaded.card().kind, "linfa.random_forest.v3");
     assert_eq!(loaded.model().n_trees(), 12);
     let recorded: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir().join("forest-v1-level3.json")).expect("json")).expect("json");
@@ -191,7 +191,7 @@ fn a_golden_linfa_forest_of_the_node_by_node_kind_loads_as_a_flat_forest() {
     assert_eq!(got.rows().into_iter().map(|r| r.to_vec()).collect::<Vec<_>>(), scores);
     // The kinds table knows the earlier kind too.
     let any = model_persistence_core::Kinds::default().load(&path).expect("by kind");
-    assert_eq!(any.model().kind(), "linfa.random_forest.v2");
+    assert_eq!(any.model().kind(), "linfa.random_forest.v3");
 }
 
 #[test]
@@ -207,7 +207,7 @@ fn golden_format_1_1_bundles_load() {
     }
     let path = dir_1_1().join("forest-v2-level3.bundle");
     let loaded = model_persistence_core::load::<RandomForest>(&path).expect("golden forest loads");
-    assert_eq!(loaded.card().kind, "linfa.random_forest.v2");
+    assert_eq!(loaded.card().kind, "linfa.random_forest.v3");
     assert_eq!(loaded.model().n_trees(), 12);
     let recorded: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir_1_1().join("forest-v2-level3.json")).expect("json")).expect("json");
@@ -249,7 +249,7 @@ fn a_golden_onnx_tree_ensemble_of_the_node_by_node_kind_loads() {
         "onnx.tree_ensemble.v1"
     );
     let loaded = model_persistence_core::load::<TreeEnsemble>(&path).expect("a v1 tree ensemble loads, probe replayed");
-    assert_eq!(loaded.card().kind, "onnx.tree_ensemble.v2");
+    assert_eq!(loaded.card().kind, "onnx.tree_ensemble.v3");
     let probe = loaded.card().probe.as_ref().expect("probe");
     assert!(
         probe.rows.iter().flatten().any(|v| v.is_nan()),
@@ -263,11 +263,46 @@ fn a_golden_onnx_tree_ensemble_of_the_node_by_node_kind_loads() {
             .read_card_bytes(&again)
             .expect("card")
             .kind,
-        "onnx.tree_ensemble.v2"
+        "onnx.tree_ensemble.v3"
     );
     let rows = Array2::from_shape_vec((probe.rows.len(), probe.rows[0].len()), probe.rows.concat()).expect("rows");
     assert_eq!(
         Model::predict(reloaded.model(), rows.view()),
         Model::predict(loaded.model(), rows.view())
     );
+}
+
+#[cfg(feature = "onnx")]
+#[test]
+fn a_golden_onnx_tree_ensemble_of_the_column_kind_loads() {
+    use model_persistence_core::onnx::TreeEnsemble;
+    // Written by the v2 code from the v1 golden bundle: the same forest.
+    let path = dir_1_1().join("onnx-tree-ensemble-v2.bundle");
+    assert_eq!(
+        model_persistence_core::read_card(&path).expect("card").kind,
+        "onnx.tree_ensemble.v2"
+    );
+    let loaded = model_persistence_core::load::<TreeEnsemble>(&path).expect("a v2 tree ensemble loads, probe replayed");
+    assert_eq!(loaded.card().kind, "onnx.tree_ensemble.v3");
+    let v1 = model_persistence_core::load::<TreeEnsemble>(dir().join("onnx-tree-ensemble-v1.bundle")).expect("v1");
+    let probe = loaded.card().probe.as_ref().expect("probe");
+    let rows = Array2::from_shape_vec((probe.rows.len(), probe.rows[0].len()), probe.rows.concat()).expect("rows");
+    assert_eq!(
+        Model::predict_scored(loaded.model(), rows.view()),
+        Model::predict_scored(v1.model(), rows.view())
+    );
+    // Saved again, it is the new kind, smaller, and answers the same.
+    let again = model_persistence_core::to_bytes(loaded.model(), loaded.card()).expect("encodes");
+    let reloaded = model_persistence_core::from_bytes::<TreeEnsemble>(&again).expect("reloads");
+    assert_eq!(
+        Model::predict_scored(reloaded.model(), rows.view()),
+        Model::predict_scored(loaded.model(), rows.view())
+    );
+    let raw = |bytes: &[u8]| {
+        model_persistence_core::BundleReader::default()
+            .read_card_bytes(bytes)
+            .map(|c| c.kind)
+            .expect("card")
+    };
+    assert_eq!(raw(&again), "onnx.tree_ensemble.v3");
 }

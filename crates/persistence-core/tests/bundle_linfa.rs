@@ -313,23 +313,27 @@ fn a_forest_whose_tree_reads_a_feature_past_the_count_is_refused() {
     assert!(RandomForest::new(&ensemble, 2).is_err());
 }
 
-/// The encoded forest with the first value of one of its `u32` columns
-/// (`a`: true children, `features`, `roots`) replaced.
-fn with_first(forest: &RandomForest, column: &str, value: u32) -> Vec<u8> {
+/// The encoded forest with the first byte of one of its columns replaced:
+/// a blob (`leaves`, `branch_kinds`) or narrow integers (`features`,
+/// `weight_outputs`, written `[width, bin]`).
+fn with_first(forest: &RandomForest, column: &str, value: u8) -> Vec<u8> {
     let mut raw = rmp_serde::to_vec_named(forest).expect("encodes");
     let mut key = vec![0xa0 | column.len() as u8];
     key.extend_from_slice(column.as_bytes());
     let at = raw
-        .windows(key.len() + 1)
-        .position(|w| w[..key.len()] == key[..] && matches!(w[key.len()], 0xc4..=0xc6))
-        .expect("the column is a blob");
-    let header = match raw[at + key.len()] {
+        .windows(key.len())
+        .position(|w| w == &key[..])
+        .expect("the column is in the forest")
+        + key.len();
+    // Narrow integers: a two-element array, the width, then the bin.
+    let at = if raw[at] == 0x92 { at + 2 } else { at };
+    let header = match raw[at] {
         0xc4 => 2,
         0xc5 => 3,
-        _ => 5,
+        0xc6 => 5,
+        other => panic!("{column}: a bin, not {other:#x}"),
     };
-    let start = at + key.len() + header;
-    raw[start..start + 4].copy_from_slice(&value.to_le_bytes());
+    raw[at + header] = value;
     raw
 }
 
@@ -347,11 +351,12 @@ fn a_hostile_flat_forest_is_refused_on_load() {
     let fine = common::craft(&card, &rmp_serde::to_vec_named(&forest).expect("encodes"), true);
     model_persistence_core::from_bytes::<RandomForest>(&fine).expect("the untouched forest loads");
     for (column, value, says) in [
-        ("a", u32::MAX - 1, "outside the forest"),
-        ("a", 0, "reached twice"),
-        ("b", 1, "reached twice"),
         ("features", 20, "outside the forest"),
-        ("roots", 1 << 30, "not a node"),
+        ("features", 255, "outside the forest"),
+        ("leaves", 0xff, "branches"),
+        ("leaves", 0x00, "branches"),
+        ("branch_kinds", 7, "unknown comparison"),
+        ("weight_outputs", 9, "output 9"),
     ] {
         let bytes = common::craft(&card, &with_first(&forest, column, value), true);
         match model_persistence_core::from_bytes::<RandomForest>(&bytes) {

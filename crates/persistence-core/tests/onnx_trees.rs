@@ -49,7 +49,7 @@ fn stored(name: &str, model: &OnnxModel, rows: &Array2<f64>) {
         .probe(rows.view())
         .build()
         .expect("card");
-    assert_eq!(card.kind, "onnx.tree_ensemble.v2");
+    assert_eq!(card.kind, "onnx.tree_ensemble.v3");
     let loaded = from_bytes::<TreeEnsemble>(&to_bytes(&trees, &card).expect("bundle")).expect("loads, probe replayed");
     assert_eq!(
         Model::predict(loaded.model(), rows.view()),

@@ -8,7 +8,7 @@ use super::{Compare, Comparisons, FlatForest, ForestParts, Head, Mode, Node, Pre
 
 /// The widest input a forest may read: the feature index shares its word
 /// with [`NAN_FIRST`].
-const MAX_FEATURES: usize = NAN_FIRST as usize;
+pub(super) const MAX_FEATURES: usize = NAN_FIRST as usize;
 
 /// The walk form of one branch: its comparison, whether its children swap
 /// (`>=` is `<` with them swapped, `>` is `<=`, `!=` is `==`), and where a
@@ -169,8 +169,9 @@ impl<T: Precision> FlatForest<T> {
         }
     }
 
-    /// The forest's parts, nodes in the walk's order (what the stored
-    /// forms write; building them again gives this forest).
+    /// The forest's parts, nodes in the walk's order (building them again
+    /// gives this forest).
+    #[cfg(test)]
     pub(crate) fn parts(&self) -> ForestParts<T> {
         let nodes = self
             .steps
@@ -182,7 +183,7 @@ impl<T: Precision> FlatForest<T> {
                         mode: Mode::Leaf,
                         missing_true: false,
                         feature: 0,
-                        threshold: T::ZERO,
+                        threshold: s.threshold,
                         a: self.leaf_start[i],
                         b: self.leaf_start[i + 1],
                     }
@@ -249,7 +250,7 @@ impl<T: Precision> FlatForest<T> {
 }
 
 /// One comparison for the whole forest when its branches agree.
-fn comparisons<T>(steps: &[Step<T>], compares: Vec<Compare>) -> Comparisons {
+pub(super) fn comparisons<T>(steps: &[Step<T>], compares: Vec<Compare>) -> Comparisons {
     let mut branches = compares
         .iter()
         .zip(steps)
@@ -264,7 +265,7 @@ fn comparisons<T>(steps: &[Step<T>], compares: Vec<Compare>) -> Comparisons {
     }
 }
 
-fn check_head(head: &Head, n_outputs: usize, base_values: &[f64]) -> Result<(), String> {
+pub(super) fn check_head(head: &Head, n_outputs: usize, base_values: &[f64]) -> Result<(), String> {
     if n_outputs == 0 || n_outputs > MAX_OUTPUTS {
         return Err(format!("{n_outputs} outputs"));
     }
@@ -282,7 +283,7 @@ fn check_head(head: &Head, n_outputs: usize, base_values: &[f64]) -> Result<(), 
     Ok(())
 }
 
-fn check_weights(weights: &[(u32, f64)], n_outputs: usize) -> Result<(), String> {
+pub(super) fn check_weights(weights: &[(u32, f64)], n_outputs: usize) -> Result<(), String> {
     match weights.iter().find(|(o, w)| *o as usize >= n_outputs || !w.is_finite()) {
         Some((o, w)) => Err(format!("a leaf weight {w} for output {o} of {n_outputs}")),
         None => Ok(()),

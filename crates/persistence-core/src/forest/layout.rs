@@ -1,9 +1,10 @@
-//! The stored form of a flat forest: one blob per column (modes, features,
-//! thresholds, children, leaf weights), so a forest of any size decodes in
-//! a handful of copies, with no field name or marker per node. Nodes are
-//! written in the walk's order (each tree in pre-order).
+//! The earlier stored forms of a flat forest, read to convert bundles of
+//! earlier kinds: the column layout of the v2 kinds (one blob per column:
+//! modes, features, thresholds, children, roots, leaf weights) and the map
+//! per node of `onnx.tree_ensemble.v1`. Both are built with every check of
+//! [`FlatForest::new`].
 
-use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use serde::{de, Deserialize, Deserializer};
 
 use super::{FlatForest, ForestParts, Head, Mode, Node, Post, Precision};
 
@@ -19,8 +20,8 @@ const MODES: [Mode; 7] = [
 /// The bit of a mode byte that sends missing values down the true branch.
 const MISSING_TRUE: u8 = 0x80;
 
-#[derive(Serialize, Deserialize)]
-#[serde(bound(serialize = "T: Precision", deserialize = "T: Precision"))]
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "T: Precision"))]
 struct Columns<T> {
     n_features: u64,
     n_outputs: u64,
@@ -47,33 +48,11 @@ struct Columns<T> {
     head: Head,
 }
 
-impl<T: Precision> Serialize for FlatForest<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let parts = self.parts();
-        let mode_byte = |n: &Node<T>| {
-            let i = MODES.iter().position(|m| *m == n.mode).unwrap_or(MODES.len() - 1) as u8;
-            i | if n.missing_true { MISSING_TRUE } else { 0 }
-        };
-        Columns {
-            n_features: parts.n_features as u64,
-            n_outputs: parts.n_outputs as u64,
-            modes: parts.nodes.iter().map(mode_byte).collect(),
-            features: parts.nodes.iter().map(|n| n.feature).collect(),
-            thresholds: parts.nodes.iter().map(|n| n.threshold).collect(),
-            a: parts.nodes.iter().map(|n| n.a).collect(),
-            b: parts.nodes.iter().map(|n| n.b).collect(),
-            roots: parts.roots,
-            weight_outputs: parts.weights.iter().map(|w| w.0).collect(),
-            weight_values: parts.weights.iter().map(|w| w.1).collect(),
-            base_values: parts.base_values,
-            post: parts.post,
-            head: parts.head,
-        }
-        .serialize(s)
-    }
-}
+/// A forest stored in the column layout of `linfa.random_forest.v2` and
+/// `onnx.tree_ensemble.v2`, read to convert bundles of those kinds.
+pub(crate) struct FlatForestV2<T>(pub(crate) FlatForest<T>);
 
-impl<'de, T: Precision> Deserialize<'de> for FlatForest<T> {
+impl<'de, T: Precision> Deserialize<'de> for FlatForestV2<T> {
     /// Decodes the columns and builds the forest with every check of
     /// [`FlatForest::new`]; parts that are not a forest give a
     /// [refused](FlatForest::refused) forest, which walks nothing and which
@@ -114,7 +93,9 @@ impl<'de, T: Precision> Deserialize<'de> for FlatForest<T> {
             post: c.post,
             head: c.head,
         };
-        Ok(FlatForest::new(parts).unwrap_or_else(|reason| FlatForest::refused(reason, n_features)))
+        Ok(FlatForestV2(
+            FlatForest::new(parts).unwrap_or_else(|reason| FlatForest::refused(reason, n_features)),
+        ))
     }
 }
 

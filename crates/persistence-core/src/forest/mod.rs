@@ -25,8 +25,9 @@
 //! overlaps them.
 //!
 //! One concept per file: `build` (parts into the walk form, with the
-//! checks), `eval` (the walk and onnxruntime's finishing rules), `layout`
-//! (the stored forms).
+//! checks), `eval` (the walk and onnxruntime's finishing rules), `compact`
+//! (the stored form: the walk form with nothing a reader can compute),
+//! `layout` (the earlier stored forms, read to convert).
 
 // Each user of the forest (linfa, onnx) is behind its feature; with one of
 // them off, what only the other uses is unused.
@@ -120,8 +121,6 @@ pub(crate) trait Precision:
     const CONVERTS: bool;
     /// Every comparison with it is false: a leaf's threshold.
     const NAN: Self;
-    /// A leaf's threshold in the stored forms.
-    const ZERO: Self;
     /// A threshold is never NaN; a row value may be.
     fn is_nan(self) -> bool;
     /// Rows in this precision: `f64` rows as they are, others converted
@@ -132,7 +131,6 @@ pub(crate) trait Precision:
 impl Precision for f32 {
     const CONVERTS: bool = true;
     const NAN: f32 = f32::NAN;
-    const ZERO: f32 = 0.0;
     fn is_nan(self) -> bool {
         f32::is_nan(self)
     }
@@ -147,7 +145,6 @@ impl Precision for f32 {
 impl Precision for f64 {
     const CONVERTS: bool = false;
     const NAN: f64 = f64::NAN;
-    const ZERO: f64 = 0.0;
     fn is_nan(self) -> bool {
         f64::is_nan(self)
     }
@@ -246,10 +243,11 @@ pub(crate) struct ForestOutput {
 }
 
 mod build;
+mod compact;
 mod eval;
 mod layout;
 #[cfg(test)]
 mod tests;
 
 pub use eval::MAX_OUTPUTS;
-pub(crate) use layout::FlatForestV1;
+pub(crate) use layout::{FlatForestV1, FlatForestV2};

@@ -4,7 +4,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use super::FlatForest;
-use crate::forest::FlatForestV1;
+use crate::forest::{FlatForestV1, FlatForestV2};
 use crate::model::{Earlier, Model, ProbeValue, StructureError};
 use crate::onnx::OnnxError;
 
@@ -19,12 +19,21 @@ use crate::onnx::OnnxError;
 /// Trees send missing values where the graph says, so checked predictions
 /// accept NaN inputs for this kind.
 ///
-/// Kind `onnx.tree_ensemble.v2` stores the forest one blob per column;
-/// bundles of `onnx.tree_ensemble.v1` (a map per node) are converted on load.
+/// Kind `onnx.tree_ensemble.v3` stores the forest compact (each tree in
+/// pre-order, no child index: see `docs/format.md`); bundles of
+/// `onnx.tree_ensemble.v2` (one blob per column) and `v1` (a map per node)
+/// are converted on load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TreeEnsemble {
     pub(in crate::onnx) forest: FlatForest<f32>,
     pub(in crate::onnx) n_features: usize,
+}
+
+/// The layout of `onnx.tree_ensemble.v2`.
+#[derive(Deserialize)]
+struct TreeEnsembleV2 {
+    forest: FlatForestV2<f32>,
+    n_features: usize,
 }
 
 /// The layout of `onnx.tree_ensemble.v1`.
@@ -42,8 +51,8 @@ impl TreeEnsemble {
 }
 
 impl Model for TreeEnsemble {
-    const KIND: &'static str = "onnx.tree_ensemble.v2";
-    const EARLIER_KINDS: &'static [&'static str] = &["onnx.tree_ensemble.v1"];
+    const KIND: &'static str = "onnx.tree_ensemble.v3";
+    const EARLIER_KINDS: &'static [&'static str] = &["onnx.tree_ensemble.v1", "onnx.tree_ensemble.v2"];
     const ACCEPTS_NON_FINITE: bool = true;
     type Output = ProbeValue;
 
@@ -57,7 +66,14 @@ impl Model for TreeEnsemble {
             .map_err(|reason| StructureError::new(OnnxError::Tree { reason }.to_string()))
     }
 
-    fn from_earlier(_: &str, payload: Earlier<'_>) -> crate::Result<Self> {
+    fn from_earlier(kind: &str, payload: Earlier<'_>) -> crate::Result<Self> {
+        if kind == "onnx.tree_ensemble.v2" {
+            let v2: TreeEnsembleV2 = payload.decode()?;
+            return Ok(TreeEnsemble {
+                forest: v2.forest.0,
+                n_features: v2.n_features,
+            });
+        }
         let v1: TreeEnsembleV1 = payload.decode()?;
         let forest = FlatForest::new(v1.forest.into()).map_err(|reason| crate::Error::InvalidStructure {
             kind: "onnx.tree_ensemble.v1".to_owned(),
