@@ -4,11 +4,10 @@
 //! sound.
 
 use super::eval::MAX_OUTPUTS;
-use super::{Compare, Comparisons, FlatForest, ForestParts, Head, Mode, Node, Precision, Step, MAX_DEPTH, NAN_FIRST};
+use super::{Bits, Compare, Comparisons, FlatForest, ForestParts, Head, Mode, Node, Precision, Step, MAX_DEPTH};
 
-/// The widest input a forest may read: the feature index shares its word
-/// with [`NAN_FIRST`].
-pub(super) const MAX_FEATURES: usize = NAN_FIRST as usize;
+/// The widest input a forest may read (features are `u32`).
+pub(super) const MAX_FEATURES: usize = u32::MAX as usize;
 
 /// The walk form of one branch: its comparison, whether its children swap
 /// (`>=` is `<` with them swapped, `>` is `<=`, `!=` is `==`), and where a
@@ -81,6 +80,7 @@ impl<T: Precision> FlatForest<T> {
         // (normalised) comparison holds first.
         let mut steps = Vec::with_capacity(n);
         let mut compares = Vec::with_capacity(n);
+        let mut nan_bits = Bits::new(n);
         let mut leaf_start = Vec::with_capacity(n + 1);
         let mut ordered = Vec::with_capacity(weights.len());
         let mut new_roots = Vec::with_capacity(roots.len());
@@ -122,10 +122,13 @@ impl<T: Precision> FlatForest<T> {
                 let (first, second) = if swap { (node.b, node.a) } else { (node.a, node.b) };
                 steps.push(Step {
                     threshold: node.threshold,
-                    feature: node.feature | if nan_first { NAN_FIRST } else { 0 },
+                    feature: node.feature,
                     second: 0,
                 });
                 compares.push(compare);
+                if nan_first {
+                    nan_bits.set(here);
+                }
                 stack.push((second, Some(here), depth + 1));
                 stack.push((first, None, depth + 1));
             }
@@ -135,6 +138,8 @@ impl<T: Precision> FlatForest<T> {
         Ok(FlatForest {
             comparisons: comparisons(&steps, compares),
             steps,
+            sends_nan_first: nan_bits.any(),
+            nan_first: nan_bits,
             leaf_start,
             weights: ordered,
             roots: new_roots,
@@ -153,6 +158,8 @@ impl<T: Precision> FlatForest<T> {
     pub(crate) fn refused(reason: String, n_features: usize) -> Self {
         FlatForest {
             steps: Vec::new(),
+            nan_first: Bits::default(),
+            sends_nan_first: false,
             comparisons: Comparisons::All(Compare::Le),
             leaf_start: vec![0],
             weights: Vec::new(),
@@ -194,8 +201,8 @@ impl<T: Precision> FlatForest<T> {
                             Compare::Lt => Mode::Lt,
                             Compare::Eq => Mode::Eq,
                         },
-                        missing_true: s.feature & NAN_FIRST != 0,
-                        feature: s.feature & !NAN_FIRST,
+                        missing_true: self.nan_first.get(i),
+                        feature: s.feature,
                         threshold: s.threshold,
                         a: i as u32 + 1,
                         b: s.second,

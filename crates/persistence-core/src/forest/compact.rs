@@ -26,7 +26,7 @@
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use super::build::{check_head, check_weights, MAX_FEATURES};
-use super::{Compare, FlatForest, Head, Post, Precision, Step, MAX_DEPTH, NAN_FIRST};
+use super::{Bits, Compare, FlatForest, Head, Post, Precision, Step, MAX_DEPTH};
 
 /// Bit 7 of a branch kind: a missing value goes to the first child.
 const KIND_NAN_FIRST: u8 = 0x80;
@@ -134,13 +134,9 @@ impl<T: Precision> Serialize for FlatForest<T> {
                 leaves[i / 8] |= 1 << (i % 8);
                 counts.push(self.leaf_start[i + 1] - self.leaf_start[i]);
             } else {
-                let nan = if step.feature & NAN_FIRST != 0 {
-                    KIND_NAN_FIRST
-                } else {
-                    0
-                };
+                let nan = if self.nan_first.get(i) { KIND_NAN_FIRST } else { 0 };
                 kinds.push(self.compare(i) as u8 | nan);
-                features.push(step.feature & !NAN_FIRST);
+                features.push(step.feature);
                 thresholds.push(step.threshold);
             }
         }
@@ -246,6 +242,7 @@ fn build<T: Precision>(c: Compact<T>) -> Result<FlatForest<T>, String> {
 
     let mut steps = Vec::with_capacity(n);
     let mut compares = Vec::with_capacity(n);
+    let mut nan_first = Bits::new(n);
     let mut leaf_start = Vec::with_capacity(n + 1);
     let (mut roots, mut depths) = (Vec::new(), Vec::new());
     // Branches waiting for their second child, with their depth.
@@ -306,10 +303,13 @@ fn build<T: Precision>(c: Compact<T>) -> Result<FlatForest<T>, String> {
         }
         steps.push(Step {
             threshold,
-            feature: feature | if kind & KIND_NAN_FIRST != 0 { NAN_FIRST } else { 0 },
+            feature,
             second: 0,
         });
         compares.push(compare);
+        if kind & KIND_NAN_FIRST != 0 {
+            nan_first.set(i);
+        }
         pending.push((i, depth));
         depth += 1;
         branch += 1;
@@ -324,6 +324,8 @@ fn build<T: Precision>(c: Compact<T>) -> Result<FlatForest<T>, String> {
     Ok(FlatForest {
         comparisons: super::build::comparisons(&steps, compares),
         steps,
+        sends_nan_first: nan_first.any(),
+        nan_first,
         leaf_start,
         weights,
         roots,
@@ -335,4 +337,142 @@ fn build<T: Precision>(c: Compact<T>) -> Result<FlatForest<T>, String> {
         head: c.head,
         refused: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forest::Aggregate;
+
+    /// A compact forest of one tree: `shape` gives the leaf bit of each
+    /// node; branches read feature 0 at 0.5 with `<=`, leaves weigh 1.
+    fn compact(shape: &[bool]) -> Compact<f32> {
+        let n_branches = shape.iter().filter(|&&l| !l).count();
+        let n_leaves = shape.len() - n_branches;
+        let mut leaves = vec![0u8; shape.len().div_ceil(8)];
+        for (i, _) in shape.iter().enumerate().filter(|(_, &l)| l) {
+            leaves[i / 8] |= 1 << (i % 8);
+        }
+        Compact {
+            n_features: 1,
+            n_outputs: 1,
+            n_nodes: shape.len() as u64,
+            leaves,
+            branch_kinds: vec![0],
+            features: Narrow::new(&vec![0; n_branches]),
+            thresholds: vec![0.5; n_branches],
+            leaf_counts: Narrow::new(&[]),
+            weight_outputs: Narrow::new(&vec![0; n_leaves]),
+            weight_values: if n_leaves > 0 { vec![1.0] } else { Vec::new() },
+            base_values: Vec::new(),
+            post: Post::None,
+            head: Head::Regressor {
+                aggregate: Aggregate::Sum,
+            },
+        }
+    }
+
+    fn decode(c: &Compact<f32>) -> FlatForest<f32> {
+        let bytes = rmp_serde::to_vec_named(c).expect("encodes");
+        rmp_serde::from_slice(&bytes).expect("decodes")
+    }
+
+    #[test]
+    fn a_forest_round_trips_through_the_compact_form() {
+        // A branch whose first child is a branch: B(B(L, L), L), then a lone leaf tree.
+        let f = decode(&compact(&[false, false, true, true, true, true]));
+        assert_eq!(f.validate(1), Ok(()));
+        assert_eq!(f.size(), (2, 6));
+        assert_eq!(f.depths, vec![2, 0]);
+        assert_eq!(f.roots, vec![0, 5]);
+        assert_eq!(f.steps[0].second, 4);
+        assert_eq!(f.steps[1].second, 3);
+        let again: FlatForest<f32> =
+            rmp_serde::from_slice(&rmp_serde::to_vec_named(&f).expect("encodes")).expect("decodes");
+        assert_eq!(format!("{:?}", again.steps), format!("{:?}", f.steps));
+        assert_eq!(again.weights, f.weights);
+        // x = 0 goes first, first: leaf 2 and the lone leaf.
+        assert_eq!(f.run(&[0.0], 1).scores, vec![2.0]);
+    }
+
+    #[test]
+    fn a_branch_without_both_children_is_refused() {
+        for shape in [&[false][..], &[false, true], &[false, false, true, true]] {
+            let f = decode(&compact(shape));
+            let err = f.validate(1).expect_err("refused");
+            assert!(err.contains("without both children"), "{shape:?}: {err}");
+            assert_eq!(f.run(&[0.0], 1).scores, vec![0.0], "a refused forest walks nothing");
+        }
+    }
+
+    #[test]
+    fn a_tree_deeper_than_the_limit_is_refused() {
+        // A chain: every branch's first child is the next branch.
+        let mut shape = vec![false; MAX_DEPTH + 1];
+        shape.extend(vec![true; MAX_DEPTH + 2]);
+        let err = decode(&compact(&shape)).validate(1).expect_err("too deep");
+        assert!(err.contains("deeper"), "{err}");
+        let mut shape = vec![false; MAX_DEPTH];
+        shape.extend(vec![true; MAX_DEPTH + 1]);
+        assert_eq!(decode(&compact(&shape)).validate(1), Ok(()), "at the limit");
+    }
+
+    #[test]
+    fn inconsistent_columns_are_refused_with_the_reason() {
+        let shape = [false, true, true];
+        let cases: Vec<(&str, Box<dyn Fn(&mut Compact<f32>)>)> = vec![
+            ("leaf bits", Box::new(|c| c.leaves.push(0))),
+            ("branches", Box::new(|c| c.thresholds.push(1.0))),
+            ("branches", Box::new(|c| c.features = Narrow::new(&[0, 0]))),
+            ("outside", Box::new(|c| c.features = Narrow::new(&[1]))),
+            ("unknown comparison", Box::new(|c| c.branch_kinds = vec![3])),
+            ("weight counts", Box::new(|c| c.leaf_counts = Narrow::new(&[1]))),
+            ("weights", Box::new(|c| c.leaf_counts = Narrow::new(&[1, 2]))),
+            ("output 4", Box::new(|c| c.weight_outputs = Narrow::new(&[0, 4]))),
+            ("leaf weight inf", Box::new(|c| c.weight_values = vec![f64::INFINITY])),
+            ("NaN", Box::new(|c| c.thresholds = vec![f32::NAN])),
+            (
+                "no trees",
+                Box::new(|c| {
+                    c.n_nodes = 0;
+                    c.leaves.clear();
+                    c.features = Narrow::new(&[]);
+                    c.thresholds.clear();
+                    c.weight_outputs = Narrow::new(&[]);
+                    c.weight_values.clear();
+                }),
+            ),
+            ("0 outputs", Box::new(|c| c.n_outputs = 0)),
+        ];
+        for (says, edit) in cases {
+            let mut c = compact(&shape);
+            edit(&mut c);
+            let err = decode(&c).validate(1).expect_err(says);
+            assert!(err.contains(says), "{says}: {err}");
+        }
+    }
+
+    #[test]
+    fn integer_columns_take_the_narrowest_width() {
+        assert!(matches!(Narrow::new(&[0, 255]), Narrow::U8(_)));
+        assert!(matches!(Narrow::new(&[0, 256]), Narrow::U16(_)));
+        assert!(matches!(Narrow::new(&[70_000]), Narrow::U32(_)));
+        for values in [vec![1u32, 200], vec![3, 60_000], vec![7, u32::MAX]] {
+            let n = Narrow::new(&values);
+            let back: Narrow = rmp_serde::from_slice(&rmp_serde::to_vec(&n).expect("encodes")).expect("decodes");
+            assert_eq!(back, n);
+            assert_eq!((0..values.len()).map(|i| back.get(i)).collect::<Vec<_>>(), values);
+        }
+        let odd = rmp_serde::to_vec(&(2u8, serde_bytes_like(&[1, 2, 3]))).expect("encodes");
+        assert!(
+            rmp_serde::from_slice::<Narrow>(&odd).is_err(),
+            "3 bytes are not whole u16s"
+        );
+        let wide = rmp_serde::to_vec(&(8u8, serde_bytes_like(&[0; 8]))).expect("encodes");
+        assert!(rmp_serde::from_slice::<Narrow>(&wide).is_err(), "no 8-byte width");
+    }
+
+    fn serde_bytes_like(b: &[u8]) -> Blob<'_, u8> {
+        Blob(b)
+    }
 }

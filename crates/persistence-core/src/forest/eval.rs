@@ -4,7 +4,7 @@
 use ndarray::{Array1, Array2, ArrayView2};
 
 use super::{
-    Aggregate, Compare, Comparisons, FlatForest, ForestOutput, Head, Post, Precision, Step, NAN_FIRST, PARALLEL_ROWS,
+    Aggregate, Bits, Compare, Comparisons, FlatForest, ForestOutput, Head, Post, Precision, Step, PARALLEL_ROWS,
 };
 use crate::model::ProbeValue;
 
@@ -96,44 +96,53 @@ impl<T: PartialOrd> Holds<T> for Each<'_> {
     }
 }
 
-/// One step of a walk from node `at`: to the next node when the
-/// comparison holds (or the value is missing and the node sends missing
-/// values first), else to the second child; a leaf stays. No branch on the
-/// data: the child is selected with a mask.
-#[inline(always)]
-fn step<T: Precision, H: Holds<T>>(steps: &[Step<T>], holds: H, at: u32, row: &[T]) -> u32 {
-    let s = steps[at as usize];
-    let x = row[(s.feature & !NAN_FIRST) as usize];
-    let first = holds.holds(at as usize, x, s.threshold) | (x.is_nan() & (s.feature & NAN_FIRST != 0));
-    let mask = u32::from(first).wrapping_neg();
-    (at.wrapping_add(1) & mask) | (s.second & !mask)
-}
-
-/// [`LANES`] walks side by side for `depth` steps: walk `k` from `at[k]`
-/// over `rows[k]`.
-#[inline(always)]
-fn walk_lanes<T: Precision, H: Holds<T>>(
-    steps: &[Step<T>],
+/// What a walk reads: the nodes, and the bits of the branches that send
+/// missing values first, read only when `NAN` (the rows hold a NaN and
+/// some branch sends it first; otherwise a NaN fails every comparison and
+/// goes second, which is what those branches do).
+#[derive(Clone, Copy)]
+struct Walk<'a, T, H, const NAN: bool> {
+    steps: &'a [Step<T>],
+    nan_first: &'a Bits,
     holds: H,
-    depth: u32,
-    mut at: [u32; LANES],
-    rows: [&[T]; LANES],
-) -> [u32; LANES] {
-    for _ in 0..depth {
-        for k in 0..LANES {
-            at[k] = step(steps, holds, at[k], rows[k]);
-        }
-    }
-    at
 }
 
-/// One walk of `depth` steps.
-#[inline(always)]
-fn walk<T: Precision, H: Holds<T>>(steps: &[Step<T>], holds: H, depth: u32, mut at: u32, row: &[T]) -> u32 {
-    for _ in 0..depth {
-        at = step(steps, holds, at, row);
+impl<T: Precision, H: Holds<T>, const NAN: bool> Walk<'_, T, H, NAN> {
+    /// One step from node `at`: to the next node when the comparison holds
+    /// (or the value is missing and the node sends missing values first),
+    /// else to the second child; a leaf stays. No branch on the data: the
+    /// child is selected.
+    #[inline(always)]
+    fn step(self, at: u32, row: &[T]) -> u32 {
+        let s = self.steps[at as usize];
+        let x = row[s.feature as usize];
+        let mut first = self.holds.holds(at as usize, x, s.threshold);
+        if NAN {
+            first |= x.is_nan() & self.nan_first.get(at as usize);
+        }
+        std::hint::select_unpredictable(first, at.wrapping_add(1), s.second)
     }
-    at
+
+    /// [`LANES`] walks side by side for `depth` steps: walk `k` from
+    /// `at[k]` over `rows[k]`.
+    #[inline(always)]
+    fn lanes(self, depth: u32, mut at: [u32; LANES], rows: [&[T]; LANES]) -> [u32; LANES] {
+        for _ in 0..depth {
+            for k in 0..LANES {
+                at[k] = self.step(at[k], rows[k]);
+            }
+        }
+        at
+    }
+
+    /// One walk of `depth` steps.
+    #[inline(always)]
+    fn one(self, depth: u32, mut at: u32, row: &[T]) -> u32 {
+        for _ in 0..depth {
+            at = self.step(at, row);
+        }
+        at
+    }
 }
 
 impl<T: Precision> FlatForest<T> {
@@ -154,29 +163,33 @@ impl<T: Precision> FlatForest<T> {
         }
     }
 
+    fn walker<H: Holds<T>, const NAN: bool>(&self, holds: H) -> Walk<'_, T, H, NAN> {
+        Walk {
+            steps: &self.steps,
+            nan_first: &self.nan_first,
+            holds,
+        }
+    }
+
+    /// Whether `rows` need the walk that reads missing-value bits.
+    fn needs_nan_walk(&self, rows: &[T]) -> bool {
+        self.sends_nan_first && rows.iter().any(|x| x.is_nan())
+    }
+
     /// Sums every tree's leaf weights per row and output, trees in their
     /// order for every row (the sums are the row-by-row sums).
     fn sum_leaves<H: Holds<T>>(&self, holds: H, rows: &[T], n_rows: usize, acc: &mut [f64], has: &mut [bool]) {
         let (nf, no) = (self.n_features, self.n_outputs);
-        let steps = self.steps.as_slice();
         let row = |r: usize| &rows[r * nf..(r + 1) * nf];
         if n_rows < LANES {
             // Few rows: each row walks the trees, LANES trees side by side.
             for r in 0..n_rows {
                 let (acc, has) = (&mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
                 let x = row(r);
-                let mut roots = self.roots.chunks_exact(LANES);
-                let mut depths = self.depths.chunks_exact(LANES);
-                for (roots, depths) in (&mut roots).zip(&mut depths) {
-                    let depth = depths.iter().copied().max().unwrap_or(0);
-                    let mut at = [0; LANES];
-                    at.copy_from_slice(roots);
-                    for leaf in walk_lanes(steps, holds, depth, at, [x; LANES]) {
-                        self.add(leaf, acc, has);
-                    }
-                }
-                for (&root, &depth) in roots.remainder().iter().zip(depths.remainder()) {
-                    self.add(walk(steps, holds, depth, root, x), acc, has);
+                if self.needs_nan_walk(x) {
+                    self.trees_side_by_side(self.walker::<H, true>(holds), x, acc, has);
+                } else {
+                    self.trees_side_by_side(self.walker::<H, false>(holds), x, acc, has);
                 }
             }
             return;
@@ -184,19 +197,48 @@ impl<T: Precision> FlatForest<T> {
         // A batch: tree by tree (one tree's nodes stay in the cache while
         // every row walks it), LANES rows side by side.
         let groups = n_rows / LANES;
+        let group_nan: Vec<bool> = (0..groups.max(1))
+            .map(|g| self.needs_nan_walk(&rows[g * LANES * nf..((g + 1) * LANES * nf).min(rows.len())]))
+            .collect();
+        let (plain, nan) = (self.walker::<H, false>(holds), self.walker::<H, true>(holds));
         for (&root, &depth) in self.roots.iter().zip(&self.depths) {
-            for g in 0..groups {
+            for (g, &with_nan) in group_nan.iter().enumerate().take(groups) {
                 let first = g * LANES;
                 let lanes: [&[T]; LANES] = std::array::from_fn(|k| row(first + k));
-                let leaves = walk_lanes(steps, holds, depth, [root; LANES], lanes);
+                let leaves = if with_nan {
+                    nan.lanes(depth, [root; LANES], lanes)
+                } else {
+                    plain.lanes(depth, [root; LANES], lanes)
+                };
                 for (k, leaf) in leaves.into_iter().enumerate() {
                     let r = first + k;
                     self.add(leaf, &mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
                 }
             }
             for r in groups * LANES..n_rows {
-                let leaf = walk(steps, holds, depth, root, row(r));
+                let leaf = nan.one(depth, root, row(r));
                 self.add(leaf, &mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
+            }
+        }
+    }
+
+    /// One row through every tree, LANES trees side by side (the last
+    /// group padded with its own first tree, whose extra leaves are not
+    /// added).
+    #[inline(always)]
+    fn trees_side_by_side<H: Holds<T>, const NAN: bool>(
+        &self,
+        walk: Walk<'_, T, H, NAN>,
+        x: &[T],
+        acc: &mut [f64],
+        has: &mut [bool],
+    ) {
+        for (roots, depths) in self.roots.chunks(LANES).zip(self.depths.chunks(LANES)) {
+            let depth = depths.iter().copied().max().unwrap_or(0);
+            let at: [u32; LANES] = std::array::from_fn(|k| roots.get(k).copied().unwrap_or(roots[0]));
+            let leaves = walk.lanes(depth, at, [x; LANES]);
+            for &leaf in &leaves[..roots.len()] {
+                self.add(leaf, acc, has);
             }
         }
     }
@@ -215,7 +257,7 @@ impl<T: Precision> FlatForest<T> {
             let (acc, has) = (&mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
             let row = &rows[r * nf..(r + 1) * nf];
             for (&root, &depth) in self.roots.iter().zip(&self.depths) {
-                let leaf = walk(&self.steps, holds, depth, root, row);
+                let leaf = self.walker::<H, true>(holds).one(depth, root, row);
                 tree.iter_mut().for_each(|t| *t = 0.0);
                 touched.iter_mut().for_each(|t| *t = false);
                 for &(o, w) in self.leaf_weights(leaf) {

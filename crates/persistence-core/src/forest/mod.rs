@@ -178,21 +178,39 @@ pub(crate) enum Compare {
     Eq = 2,
 }
 
-/// The bit of [`Step::feature`] that sends a missing value (NaN) to the
-/// first child.
-pub(crate) const NAN_FIRST: u32 = 1 << 31;
-
 /// One node of the walk form. A branch goes to the next node when its
-/// comparison holds (or the value is missing and [`NAN_FIRST`] is set),
-/// else to `second`; a leaf has a NaN threshold and itself as `second`, so
-/// a walk that reaches it stays.
+/// comparison holds (or the value is missing and the node's bit in
+/// `nan_first` is set), else to `second`; a leaf has a NaN threshold and
+/// itself as `second`, so a walk that reaches it stays.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
 pub(crate) struct Step<T> {
     pub(crate) threshold: T,
-    /// The feature read, with [`NAN_FIRST`].
     pub(crate) feature: u32,
     pub(crate) second: u32,
+}
+
+/// One bit per node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Bits(Vec<u64>);
+
+impl Bits {
+    pub(crate) fn new(n: usize) -> Self {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+
+    pub(crate) fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 != 0)
+    }
+
+    pub(crate) fn any(&self) -> bool {
+        self.0.iter().any(|&w| w != 0)
+    }
 }
 
 /// How the branches of a forest compare: all alike (the usual case, one
@@ -208,6 +226,10 @@ pub(crate) enum Comparisons {
 pub(crate) struct FlatForest<T> {
     /// Every tree's nodes in pre-order, trees one after the other.
     steps: Vec<Step<T>>,
+    /// The branches that send a missing value to their first child.
+    nan_first: Bits,
+    /// Whether any does.
+    sends_nan_first: bool,
     comparisons: Comparisons,
     /// Node `i`'s weights are `weights[leaf_start[i]..leaf_start[i + 1]]`
     /// (none for a branch); one entry more than nodes.
