@@ -48,6 +48,9 @@ pub const MAX_OUTPUTS: usize = 1 << 16;
 /// their steps instead of waiting on each comparison in turn.
 const LANES: usize = 8;
 
+/// Trees whose leaves one row finds before adding them.
+const BLOCK: usize = 64;
+
 /// A branch's comparison, chosen once per forest so the walk is
 /// specialised for it.
 trait Holds<T>: Copy {
@@ -114,8 +117,26 @@ impl<T: Precision, H: Holds<T>, const NAN: bool> Walk<'_, T, H, NAN> {
     /// child is selected.
     #[inline(always)]
     fn step(self, at: u32, row: &[T]) -> u32 {
-        let s = self.steps[at as usize];
-        let x = row[s.feature as usize];
+        debug_assert!((at as usize) < self.steps.len(), "node {at} of {}", self.steps.len());
+        // SAFETY: `at` is a node: walks start at roots (checked to be
+        // nodes when the forest was built) and a step goes to `at + 1` (a
+        // branch's first child, which pre-order puts right after it),
+        // `second` (checked to be a node) or stays (a leaf). This is the
+        // innermost loop of every tree model; the bounds checks were a
+        // third of its instructions.
+        let s = unsafe { *self.steps.get_unchecked(at as usize) };
+        debug_assert!(
+            (s.feature as usize) < row.len(),
+            "feature {} of {}",
+            s.feature,
+            row.len()
+        );
+        // SAFETY: rows are `n_features` wide (sliced so by every caller),
+        // and a branch's feature was checked below `n_features` when the
+        // forest was built; a leaf reads feature 0, and only a forest with
+        // at least one feature has a tree deeper than its root, so a leaf
+        // is stepped on only when feature 0 exists.
+        let x = unsafe { *row.get_unchecked(s.feature as usize) };
         let mut first = self.holds.holds(at as usize, x, s.threshold);
         if NAN {
             first |= x.is_nan() & self.nan_first.get(at as usize);
@@ -224,7 +245,8 @@ impl<T: Precision> FlatForest<T> {
 
     /// One row through every tree, LANES trees side by side (the last
     /// group padded with its own first tree, whose extra leaves are not
-    /// added).
+    /// added). The leaves of up to [`BLOCK`] trees are found before any is
+    /// added, so the walks of one group do not wait on the sums of the last.
     #[inline(always)]
     fn trees_side_by_side<H: Holds<T>, const NAN: bool>(
         &self,
@@ -233,10 +255,17 @@ impl<T: Precision> FlatForest<T> {
         acc: &mut [f64],
         has: &mut [bool],
     ) {
-        for (roots, depths) in self.roots.chunks(LANES).zip(self.depths.chunks(LANES)) {
-            let depth = depths.iter().copied().max().unwrap_or(0);
-            let at: [u32; LANES] = std::array::from_fn(|k| roots.get(k).copied().unwrap_or(roots[0]));
-            let leaves = walk.lanes(depth, at, [x; LANES]);
+        let mut leaves = [0u32; BLOCK];
+        for (roots, depths) in self.roots.chunks(BLOCK).zip(self.depths.chunks(BLOCK)) {
+            for ((roots, depths), out) in roots
+                .chunks(LANES)
+                .zip(depths.chunks(LANES))
+                .zip(leaves.chunks_mut(LANES))
+            {
+                let depth = depths.iter().copied().max().unwrap_or(0);
+                let at: [u32; LANES] = std::array::from_fn(|k| roots.get(k).copied().unwrap_or(roots[0]));
+                out.copy_from_slice(&walk.lanes(depth, at, [x; LANES]));
+            }
             for &leaf in &leaves[..roots.len()] {
                 self.add(leaf, acc, has);
             }
