@@ -417,6 +417,14 @@ pub(crate) fn assemble_head<C: Serialize>(header: &Header<C>) -> Result<(Vec<u8>
 /// the bytes (cheap: a blob is one write), so a large payload is never
 /// copied by a growing buffer, and lands in huge pages.
 pub(crate) fn encode_named<T: Serialize + ?Sized>(value: &T, section: &'static str) -> Result<Vec<u8>> {
+    let len = encoded_len(value, section)?;
+    let mut out = crate::memory::with_capacity(usize::try_from(len).unwrap_or(usize::MAX));
+    rmp_serde::encode::write_named(&mut out, value).map_err(|source| Error::Encode { section, source })?;
+    Ok(out)
+}
+
+/// The length of `value` encoded, counted without writing it.
+pub(crate) fn encoded_len<T: Serialize + ?Sized>(value: &T, section: &'static str) -> Result<u64> {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -429,9 +437,7 @@ pub(crate) fn encode_named<T: Serialize + ?Sized>(value: &T, section: &'static s
     }
     let mut count = Count(0);
     rmp_serde::encode::write_named(&mut count, value).map_err(|source| Error::Encode { section, source })?;
-    let mut out = crate::memory::with_capacity(count.0);
-    rmp_serde::encode::write_named(&mut out, value).map_err(|source| Error::Encode { section, source })?;
-    Ok(out)
+    Ok(count.0 as u64)
 }
 
 /// Compresses the encoded model at `level` (0: stored as is). An

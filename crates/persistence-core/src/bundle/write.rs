@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use super::validate_model;
 use crate::card::ModelCard;
 use crate::error::{Error, Result};
-use crate::format::{assemble_head, compress, descriptor, encode_named, encode_payload, ContentId, Header, HASH_LEN};
+use crate::format::{
+    assemble_head, compress, descriptor, encode_named, encode_payload, encoded_len, Codec, ContentId, Header, HASH_LEN,
+};
 use crate::model::Model;
 
 /// The default compression level: a balance of size and speed.
@@ -135,6 +137,9 @@ impl BundleWriter {
         let path = path.as_ref();
         card.check()?;
         validate_model(model, card)?;
+        if self.level == 0 {
+            return self.save_stored(path, model, card);
+        }
         let raw = encode_named(model, "payload")?;
         let raw_len = raw.len() as u64;
         let (codec, stored) = compress(raw, self.level)?;
@@ -164,11 +169,61 @@ impl BundleWriter {
             content_id = Some(id);
             Ok(())
         })?;
+        self.finish(path, card, content_id, (head_len + stored.len()) as u64, raw_len)
+    }
+
+    /// Saves at level 0 without encoding the payload into a buffer first:
+    /// its length is counted, then the model is serialised straight into
+    /// the file at its offset, large blobs written while a second thread
+    /// hashes them (a 100 MB model is never copied in memory).
+    fn save_stored<M: Model>(&self, path: &Path, model: &M, card: &ModelCard) -> Result<Saved> {
+        let raw_len = encoded_len(model, "payload")?;
+        let mut header = Header {
+            card: card.clone(),
+            payload: descriptor(Codec::None, 0, raw_len, raw_len, &[0; HASH_LEN]),
+            flags: 0,
+        };
+        let head_len = assemble_head(&header)?.0.len();
+        let mut content_id = None;
+        write_atomic_with(path, self.fsync, |file| {
+            use std::io::{Seek, SeekFrom};
+            file.seek(SeekFrom::Start(head_len as u64))?;
+            let mut out = HashingWriter::new(file);
+            rmp_serde::encode::write_named(&mut out, model).map_err(std::io::Error::other)?;
+            let (written, hash) = out.finish()?;
+            if written != raw_len {
+                return Err(std::io::Error::other(format!(
+                    "the model encoded to {written} bytes after counting {raw_len}"
+                )));
+            }
+            header.payload = descriptor(Codec::None, 0, raw_len, raw_len, &hash);
+            let (head, id) = assemble_head(&header).map_err(std::io::Error::other)?;
+            if head.len() != head_len {
+                return Err(std::io::Error::other(
+                    "the header changed length when its hash was filled in",
+                ));
+            }
+            file.seek(SeekFrom::Start(0))?;
+            file.write_all(&head)?;
+            content_id = Some(id);
+            Ok(())
+        })?;
+        self.finish(path, card, content_id, head_len as u64 + raw_len, raw_len)
+    }
+
+    /// The card JSON beside a saved bundle, and what was saved.
+    fn finish(
+        &self,
+        path: &Path,
+        card: &ModelCard,
+        content_id: Option<ContentId>,
+        file_len: u64,
+        raw_len: u64,
+    ) -> Result<Saved> {
         let content_id = content_id.ok_or_else(|| Error::Invalid {
             section: "header",
             reason: "the bundle was written without its head".to_owned(),
         })?;
-        let file_len = (head_len + stored.len()) as u64;
         let card_path = if self.write_card_json {
             let card_path = card_json_path(path);
             let json = card.to_json()?;
@@ -185,6 +240,72 @@ impl BundleWriter {
             file_len,
             raw_len,
         })
+    }
+}
+
+/// A writer into the file that hashes what it writes: small writes are
+/// gathered and hashed on this thread, a large one is written while a
+/// second thread hashes it.
+struct HashingWriter<'f> {
+    file: &'f mut File,
+    hasher: sha2::Sha256,
+    gathered: Vec<u8>,
+    written: u64,
+}
+
+/// Writes at least this large are hashed on a second thread.
+const LARGE_WRITE: usize = 8 << 20;
+
+impl<'f> HashingWriter<'f> {
+    fn new(file: &'f mut File) -> Self {
+        HashingWriter {
+            file,
+            hasher: sha2::Digest::new(),
+            gathered: Vec::with_capacity(64 << 10),
+            written: 0,
+        }
+    }
+
+    fn write_gathered(&mut self) -> std::io::Result<()> {
+        sha2::Digest::update(&mut self.hasher, &self.gathered);
+        self.file.write_all(&self.gathered)?;
+        self.gathered.clear();
+        Ok(())
+    }
+
+    /// The bytes written and their SHA-256.
+    fn finish(mut self) -> std::io::Result<(u64, [u8; HASH_LEN])> {
+        self.write_gathered()?;
+        Ok((self.written, sha2::Digest::finalize(self.hasher).into()))
+    }
+}
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.written += data.len() as u64;
+        if data.len() < LARGE_WRITE {
+            self.gathered.extend_from_slice(data);
+            if self.gathered.len() >= 64 << 10 {
+                self.write_gathered()?;
+            }
+            return Ok(data.len());
+        }
+        self.write_gathered()?;
+        let mut hasher = std::mem::replace(&mut self.hasher, sha2::Digest::new());
+        let file = &mut *self.file;
+        let (written, hasher) = std::thread::scope(|s| {
+            let hashing = s.spawn(move || {
+                sha2::Digest::update(&mut hasher, data);
+                hasher
+            });
+            (file.write_all(data), hashing.join())
+        });
+        self.hasher = hasher.map_err(|_| std::io::Error::other("the hashing thread failed"))?;
+        written.map(|()| data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
