@@ -327,6 +327,7 @@ fn build<T: Precision>(c: Compact<T>) -> Result<FlatForest<T>, String> {
         sends_nan_first: nan_first.any(),
         nan_first,
         leaf_start,
+        one_output: weights.iter().all(|w| w.0 == 0),
         weights,
         roots,
         depths,

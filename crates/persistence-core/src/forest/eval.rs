@@ -266,8 +266,23 @@ impl<T: Precision> FlatForest<T> {
                 let at: [u32; LANES] = std::array::from_fn(|k| roots.get(k).copied().unwrap_or(roots[0]));
                 out.copy_from_slice(&walk.lanes(depth, at, [x; LANES]));
             }
-            for &leaf in &leaves[..roots.len()] {
-                self.add(leaf, acc, has);
+            let leaves = &leaves[..roots.len()];
+            if self.one_output {
+                // One output: its sum stays in a register instead of
+                // going through memory for every tree (same order, so the
+                // same sum).
+                let (mut sum, mut any) = (acc[0], has[0]);
+                for &leaf in leaves {
+                    for &(_, w) in self.leaf_weights(leaf) {
+                        sum += w;
+                        any = true;
+                    }
+                }
+                (acc[0], has[0]) = (sum, any);
+            } else {
+                for &leaf in leaves {
+                    self.add(leaf, acc, has);
+                }
             }
         }
     }

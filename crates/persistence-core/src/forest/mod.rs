@@ -236,6 +236,9 @@ pub(crate) struct FlatForest<T> {
     leaf_start: Vec<u32>,
     /// (output index, weight), in node order.
     weights: Vec<(u32, f64)>,
+    /// Whether every weight is for output 0 (one target, or the single
+    /// score of two classes).
+    one_output: bool,
     roots: Vec<u32>,
     /// Steps from each root to its deepest leaf.
     depths: Vec<u32>,
