@@ -139,6 +139,7 @@ def main():
 
     tree_fixtures(out, train_x, train_y, rows, truth)
     boosting_fixtures(out, train_x, train_y, rows)
+    handmade_fixtures(out, train_x, train_y, rows)
 
 
 def tree_data(train_x, train_y, rows):
@@ -164,6 +165,9 @@ def write_tree_fixture(out, name, onx, rows, classifier, producer):
     if classifier:
         fixture["labels"] = outputs[0].astype(np.int64).tolist()
         fixture["probabilities"] = outputs[1].astype(np.float64).tolist()
+    elif outputs[0].ndim == 2 and outputs[0].shape[1] > 1:
+        fixture["values"] = outputs[0][:, 0].astype(np.float64).tolist()
+        fixture["targets"] = outputs[0].astype(np.float64).tolist()
     else:
         fixture["values"] = outputs[0].astype(np.float64).reshape(-1).tolist()
     fixture["producer"] = {**producer, "onnxruntime": ort.__version__}
@@ -221,6 +225,99 @@ def boosting_fixtures(out, train_x, train_y, rows):
         library = type(model).__module__.split(".")[0]
         producer = {library: __import__(library).__version__, "onnxmltools": onnxmltools.__version__}
         write_tree_fixture(out, name, onx, rows, classifier, producer)
+
+
+HANDMADE_MODES = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"]
+
+
+def handmade_trees(rng, rows, n_trees, depth, n_outputs, weights, every_output):
+    """Random trees written node by node: every branch mode, missing values
+    sent either way, thresholds taken from the rows (so ties and equalities
+    happen), at most one weight per leaf and output drawn from `weights`
+    (one for every output when `every_output`)."""
+    nodes = {k: [] for k in ["treeids", "nodeids", "featureids", "values", "modes", "truenodeids", "falsenodeids", "missing_value_tracks_true"]}
+    leaves = {k: [] for k in ["treeids", "nodeids", "ids", "weights"]}
+
+    def grow(tree, counter, level):
+        me = counter[0]
+        counter[0] += 1
+        at = len(nodes["nodeids"])
+        for k in nodes:
+            nodes[k].append(0)
+        nodes["treeids"][at], nodes["nodeids"][at] = tree, me
+        if level == depth or (level > 0 and rng.random() < 0.2):
+            nodes["modes"][at], nodes["values"][at] = "LEAF", 0.0
+            always = int(rng.integers(n_outputs))
+            for o in range(n_outputs):
+                if every_output or o == always or rng.random() < 0.6:
+                    leaves["treeids"].append(tree)
+                    leaves["nodeids"].append(me)
+                    leaves["ids"].append(o)
+                    leaves["weights"].append(float(np.float32(rng.uniform(*weights))))
+            return me
+        feature = int(rng.integers(N_FEATURES))
+        column = rows[:, feature][~np.isnan(rows[:, feature])]
+        nodes["featureids"][at] = feature
+        nodes["values"][at] = float(column[rng.integers(len(column))])
+        nodes["modes"][at] = HANDMADE_MODES[int(rng.integers(len(HANDMADE_MODES)))]
+        nodes["missing_value_tracks_true"][at] = int(rng.integers(2))
+        nodes["truenodeids"][at] = grow(tree, counter, level + 1)
+        nodes["falsenodeids"][at] = grow(tree, counter, level + 1)
+        return me
+
+    for tree in range(n_trees):
+        grow(tree, [0], 0)
+    return nodes, leaves
+
+
+def handmade_fixtures(out, train_x, train_y, rows):
+    """Tree ensembles written node by node, not by an exporter, so every
+    branch mode, aggregate function and post transform onnxruntime
+    implements is checked against it (the exporters use few of them)."""
+    from onnx import TensorProto, helper
+
+    rows, _, _ = tree_data(train_x, train_y, rows)
+    rng = np.random.default_rng(2026)
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, N_FEATURES])
+    # (name, classes or None, targets, trees, aggregate, post transform, weight range, base values).
+    # PROBIT is checked away from p = 0.5, where onnxruntime's single-precision
+    # approximation loses most digits (one unit in the last place of the sum
+    # moves it by 1e-4): the average of weights in (0.6, 0.95), sums below 0.4.
+    cases = [
+        ("handmade_regressor_average_probit", None, 2, 12, "AVERAGE", "PROBIT", (0.6, 0.95), None),
+        ("handmade_regressor_min", None, 2, 10, "MIN", "NONE", (-2.0, 2.0), [0.5, -0.25]),
+        ("handmade_regressor_max", None, 1, 10, "MAX", "NONE", (-2.0, 2.0), None),
+        ("handmade_classifier_softmax", [3, 5, 7, 9], 4, 15, "SUM", "SOFTMAX", (-2.0, 2.0), [0.1, -0.2, -3.0, -0.4]),
+        ("handmade_classifier_softmax_zero", [0, 1, 2], 3, 15, "SUM", "SOFTMAX_ZERO", (0.0, 1.0), None),
+        ("handmade_classifier_logistic", [0, 1, 2], 3, 15, "SUM", "LOGISTIC", (-1.0, 1.0), None),
+        ("handmade_classifier_probit", [0, 1, 2], 3, 15, "SUM", "PROBIT", (0.0, 0.4 / 15), None),
+    ]
+    for name, classes, n_outputs, n_trees, aggregate, post, weights, base in cases:
+        nodes, leaves = handmade_trees(rng, rows, n_trees, 5, n_outputs, weights, post == "PROBIT" and classes is None)
+        attrs = {f"nodes_{k}": v for k, v in nodes.items()}
+        attrs["post_transform"] = post
+        if base is not None:
+            attrs["base_values"] = base
+        if classes is None:
+            prefix, op = "target", "TreeEnsembleRegressor"
+            attrs["n_targets"] = n_outputs
+            attrs["aggregate_function"] = aggregate
+            outputs = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, n_outputs])]
+        else:
+            prefix, op = "class", "TreeEnsembleClassifier"
+            attrs["classlabels_int64s"] = classes
+            outputs = [
+                helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+                helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, n_outputs]),
+            ]
+        attrs.update({f"{prefix}_{k}": v for k, v in leaves.items()})
+        node = helper.make_node(op, ["X"], [o.name for o in outputs], domain="ai.onnx.ml", **attrs)
+        graph = helper.make_graph([node], name, [x], outputs)
+        onx = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)], producer_name="onnx-fixtures.py"
+        )
+        onx.ir_version = 8
+        write_tree_fixture(out, name, onx, rows, classes is not None, {"onnx": __import__("onnx").__version__})
 
 
 if __name__ == "__main__":

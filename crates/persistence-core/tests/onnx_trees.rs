@@ -3,7 +3,8 @@
 //! (onnxmltools) run here as onnxruntime runs them, on the flat forest when
 //! the graph is a lone tree ensemble, rows with missing values (NaN) included:
 //! identical labels, probabilities and values within 1e-5
-//! (fixtures from scripts/onnx-fixtures.py).
+//! (fixtures from scripts/onnx-fixtures.py); and ensembles written node by
+//! node that use every branch mode, aggregate function and post transform.
 #![cfg(feature = "onnx")]
 
 use model_persistence_core::onnx::{OnnxModel, TreeEnsemble};
@@ -131,6 +132,48 @@ fn regressors_match_onnxruntime_with_missing_values() {
             match g {
                 ProbeValue::Value(v) => close(name, *v, *w),
                 other => panic!("{name}: a regressor answered {other:?}"),
+            }
+        }
+    }
+}
+
+/// Ensembles written node by node (scripts/onnx-fixtures.py), not by an
+/// exporter: every branch mode, missing values sent either way, thresholds
+/// equal to row values, and every aggregate function and post transform,
+/// against onnxruntime: labels identical, every score within 1e-5.
+#[test]
+fn handmade_ensembles_match_onnxruntime_in_every_mode() {
+    for name in [
+        "handmade_regressor_average_probit",
+        "handmade_regressor_min",
+        "handmade_regressor_max",
+        "handmade_classifier_softmax",
+        "handmade_classifier_softmax_zero",
+        "handmade_classifier_logistic",
+        "handmade_classifier_probit",
+    ] {
+        let (model, rows, json) = load(name);
+        stored(name, &model, &rows);
+        let scores = Model::scores(&model, rows.view()).expect("scores");
+        let want: Vec<Vec<f64>> = if let Some(labels) = json.get("labels") {
+            let labels: Vec<i64> = serde_json::from_value(labels.clone()).expect("labels");
+            let got: Vec<ProbeValue> = Model::predict(&model, rows.view()).to_vec();
+            assert_eq!(
+                got,
+                labels.into_iter().map(ProbeValue::Label).collect::<Vec<_>>(),
+                "{name}: labels"
+            );
+            serde_json::from_value(json["probabilities"].clone()).expect("probabilities")
+        } else if let Some(targets) = json.get("targets") {
+            serde_json::from_value(targets.clone()).expect("targets")
+        } else {
+            let values: Vec<f64> = serde_json::from_value(json["values"].clone()).expect("values");
+            values.into_iter().map(|v| vec![v]).collect()
+        };
+        assert_eq!(scores.dim(), (want.len(), want[0].len()), "{name}");
+        for (i, row) in want.iter().enumerate() {
+            for (j, w) in row.iter().enumerate() {
+                close(&format!("{name} row {i} output {j}"), scores[[i, j]], *w);
             }
         }
     }

@@ -73,6 +73,10 @@ pub(crate) enum Post {
     Logistic,
     Softmax,
     SoftmaxZero,
+    /// The inverse of the normal distribution's CDF, computed as
+    /// onnxruntime computes it (single precision, Winitzki's
+    /// approximation of the inverse error function).
+    Probit,
 }
 
 /// How the trees' weights for one output are combined.

@@ -103,6 +103,7 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
         "LOGISTIC" => Post::Logistic,
         "SOFTMAX" => Post::Softmax,
         "SOFTMAX_ZERO" => Post::SoftmaxZero,
+        "PROBIT" => Post::Probit,
         _ => return Ok(None),
     };
     let tree_ids = ints(node, "nodes_treeids");
@@ -196,6 +197,11 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
     // A single score takes one base value (gradient boosting's prior); two
     // base values follow onnxruntime conventions not implemented here.
     if single_score && base_values.len() > 1 {
+        return Ok(None);
+    }
+    // PROBIT of a single score gives onnxruntime one probability column,
+    // not the two every other binary case gives: left to tract.
+    if single_score && post == Post::Probit {
         return Ok(None);
     }
     if !single_score && !base_values.is_empty() && base_values.len() != n_outputs {
