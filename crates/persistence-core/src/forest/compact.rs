@@ -421,7 +421,8 @@ mod tests {
     #[test]
     fn inconsistent_columns_are_refused_with_the_reason() {
         let shape = [false, true, true];
-        let cases: Vec<(&str, Box<dyn Fn(&mut Compact<f32>)>)> = vec![
+        type Edit = Box<dyn Fn(&mut Compact<f32>)>;
+        let cases: Vec<(&str, Edit)> = vec![
             ("leaf bits", Box::new(|c| c.leaves.push(0))),
             ("branches", Box::new(|c| c.thresholds.push(1.0))),
             ("branches", Box::new(|c| c.features = Narrow::new(&[0, 0]))),

@@ -470,7 +470,7 @@ fn probit(x: f64) -> f64 {
     let v = 2.0 / (std::f32::consts::PI * 0.147) + 0.5 * ln;
     let v2 = 1.0 / 0.147f32 * ln;
     let erfinv = sign * (-v + (v * v - v2).sqrt()).sqrt();
-    f64::from(1.414_213_56f32 * erfinv)
+    f64::from(std::f32::consts::SQRT_2 * erfinv)
 }
 
 fn post_vector(post: Post, v: &mut [f64]) {
