@@ -11,7 +11,7 @@
 //! for linfa (which compares in double): the forest is generic over the
 //! precision rows are compared in.
 //!
-//! A forest is built from its parts ([`ForestParts`]: nodes in any order,
+//! A forest is built from its parts (`ForestParts`: nodes in any order,
 //! as a graph or a file gives them) once, with every check a hostile file
 //! needs; what is built can always be walked. The built form is laid out
 //! for the walk: the nodes of each tree in pre-order, so a branch's first
