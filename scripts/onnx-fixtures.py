@@ -43,6 +43,7 @@ import skl2onnx
 from skl2onnx import to_onnx
 from sklearn.ensemble import (
     ExtraTreesClassifier,
+    ExtraTreesRegressor,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
@@ -185,6 +186,7 @@ def tree_fixtures(out, train_x, train_y, rows, truth):
         ("gradient_boosting", GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0), train_y),
         ("gradient_boosting_3class", GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0), three),
         ("random_forest_regressor", RandomForestRegressor(n_estimators=20, max_depth=8, random_state=0), target),
+        ("extra_trees_regressor", ExtraTreesRegressor(n_estimators=20, max_depth=8, random_state=0), target),
         ("gradient_boosting_regressor", GradientBoostingRegressor(n_estimators=30, max_depth=3, random_state=0), target),
         ("hist_gradient_boosting", HistGradientBoostingClassifier(max_iter=30, max_depth=4, random_state=0), train_y),
         ("hist_gradient_boosting_regressor", HistGradientBoostingRegressor(max_iter=30, max_depth=4, random_state=0), target),

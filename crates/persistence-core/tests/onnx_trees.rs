@@ -118,6 +118,7 @@ fn classifiers_match_onnxruntime_with_missing_values() {
 fn regressors_match_onnxruntime_with_missing_values() {
     for name in [
         "random_forest_regressor",
+        "extra_trees_regressor",
         "gradient_boosting_regressor",
         "hist_gradient_boosting_regressor",
         "xgboost_regressor",
