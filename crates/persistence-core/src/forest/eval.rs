@@ -48,8 +48,11 @@ pub const MAX_OUTPUTS: usize = 1 << 16;
 /// their steps instead of waiting on each comparison in turn.
 const LANES: usize = 8;
 
+/// Trees one row walks side by side.
+const TREE_LANES: usize = 12;
+
 /// Trees whose leaves one row finds before adding them.
-const BLOCK: usize = 64;
+const BLOCK: usize = 8 * TREE_LANES;
 
 /// A branch's comparison, chosen once per forest so the walk is
 /// specialised for it.
@@ -156,6 +159,18 @@ impl<T: Precision, H: Holds<T>, const NAN: bool> Walk<'_, T, H, NAN> {
         at
     }
 
+    /// [`LANES`] walks over the same row side by side for `depth` steps
+    /// (one row pointer instead of [`LANES`] keeps the walks in registers).
+    #[inline(always)]
+    fn lanes_one_row<const N: usize>(self, depth: u32, mut at: [u32; N], row: &[T]) -> [u32; N] {
+        for _ in 0..depth {
+            for a in &mut at {
+                *a = self.step(*a, row);
+            }
+        }
+        at
+    }
+
     /// One walk of `depth` steps.
     #[inline(always)]
     fn one(self, depth: u32, mut at: u32, row: &[T]) -> u32 {
@@ -243,7 +258,7 @@ impl<T: Precision> FlatForest<T> {
         }
     }
 
-    /// One row through every tree, LANES trees side by side (the last
+    /// One row through every tree, [`TREE_LANES`] trees side by side (the last
     /// group padded with its own first tree, whose extra leaves are not
     /// added). The leaves of up to [`BLOCK`] trees are found before any is
     /// added, so the walks of one group do not wait on the sums of the last.
@@ -258,13 +273,13 @@ impl<T: Precision> FlatForest<T> {
         let mut leaves = [0u32; BLOCK];
         for (roots, depths) in self.roots.chunks(BLOCK).zip(self.depths.chunks(BLOCK)) {
             for ((roots, depths), out) in roots
-                .chunks(LANES)
-                .zip(depths.chunks(LANES))
-                .zip(leaves.chunks_mut(LANES))
+                .chunks(TREE_LANES)
+                .zip(depths.chunks(TREE_LANES))
+                .zip(leaves.chunks_mut(TREE_LANES))
             {
                 let depth = depths.iter().copied().max().unwrap_or(0);
-                let at: [u32; LANES] = std::array::from_fn(|k| roots.get(k).copied().unwrap_or(roots[0]));
-                out.copy_from_slice(&walk.lanes(depth, at, [x; LANES]));
+                let at: [u32; TREE_LANES] = std::array::from_fn(|k| roots.get(k).copied().unwrap_or(roots[0]));
+                out.copy_from_slice(&walk.lanes_one_row(depth, at, x));
             }
             let leaves = &leaves[..roots.len()];
             if self.one_output {
