@@ -158,15 +158,7 @@ impl BundleWriter {
             file.seek(SeekFrom::Start(head_len as u64))?;
             let hash = write_hashing(file, &stored)?;
             header.payload = descriptor(codec, self.level, raw_len, stored.len() as u64, &hash);
-            let (head, id) = assemble_head(&header).map_err(std::io::Error::other)?;
-            if head.len() != head_len {
-                return Err(std::io::Error::other(
-                    "the header changed length when its hash was filled in",
-                ));
-            }
-            file.seek(SeekFrom::Start(0))?;
-            file.write_all(&head)?;
-            content_id = Some(id);
+            content_id = Some(write_head(file, &header, head_len)?);
             Ok(())
         })?;
         self.finish(path, card, content_id, (head_len + stored.len()) as u64, raw_len)
@@ -197,15 +189,7 @@ impl BundleWriter {
                 )));
             }
             header.payload = descriptor(Codec::None, 0, raw_len, raw_len, &hash);
-            let (head, id) = assemble_head(&header).map_err(std::io::Error::other)?;
-            if head.len() != head_len {
-                return Err(std::io::Error::other(
-                    "the header changed length when its hash was filled in",
-                ));
-            }
-            file.seek(SeekFrom::Start(0))?;
-            file.write_all(&head)?;
-            content_id = Some(id);
+            content_id = Some(write_head(file, &header, head_len)?);
             Ok(())
         })?;
         self.finish(path, card, content_id, head_len as u64 + raw_len, raw_len)
@@ -241,6 +225,21 @@ impl BundleWriter {
             raw_len,
         })
     }
+}
+
+/// Writes the head (preamble, header, header hash) at the start of the
+/// file, where `head_len` bytes were left for it before the payload.
+fn write_head(file: &mut File, header: &Header<ModelCard>, head_len: usize) -> std::io::Result<ContentId> {
+    use std::io::{Seek, SeekFrom};
+    let (head, id) = assemble_head(header).map_err(std::io::Error::other)?;
+    if head.len() != head_len {
+        return Err(std::io::Error::other(
+            "the header changed length when its hash was filled in",
+        ));
+    }
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&head)?;
+    Ok(id)
 }
 
 /// A writer into the file that hashes what it writes: small writes are

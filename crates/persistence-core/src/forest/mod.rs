@@ -19,7 +19,8 @@
 //! rewritten as one of three comparisons (`<=`, `<`, `==`) that send
 //! missing values (NaN) to the second child unless the node's missing bit
 //! says otherwise (`>=` is `<` with the children swapped, and so on); a
-//! leaf a node whose both children are itself. A walk is then a fixed
+//! leaf a node whose comparison (with NaN) always fails and whose second
+//! child is itself, so a walk that reaches it stays. A walk is then a fixed
 //! number of steps per tree (its depth), each a comparison and a select
 //! with no branch, and several walks go side by side so the processor
 //! overlaps them.
