@@ -232,11 +232,12 @@ def boosting_fixtures(out, train_x, train_y, rows):
 HANDMADE_MODES = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"]
 
 
-def handmade_trees(rng, rows, n_trees, depth, n_outputs, weights, every_output):
+def handmade_trees(rng, rows, n_trees, depth, n_outputs, weights, every_output, twice=None):
     """Random trees written node by node: every branch mode, missing values
     sent either way, thresholds taken from the rows (so ties and equalities
     happen), at most one weight per leaf and output drawn from `weights`
-    (one for every output when `every_output`)."""
+    (one for every output when `every_output`; sometimes two, drawn from
+    `twice`, when it is given)."""
     nodes = {k: [] for k in ["treeids", "nodeids", "featureids", "values", "modes", "truenodeids", "falsenodeids", "missing_value_tracks_true"]}
     leaves = {k: [] for k in ["treeids", "nodeids", "ids", "weights"]}
 
@@ -256,6 +257,13 @@ def handmade_trees(rng, rows, n_trees, depth, n_outputs, weights, every_output):
                     leaves["nodeids"].append(me)
                     leaves["ids"].append(o)
                     leaves["weights"].append(float(np.float32(rng.uniform(*weights))))
+                    # A second weight for the same output (MIN and MAX take
+                    # them one by one), drawn apart so the trees stay as they were.
+                    if twice is not None and twice.random() < 0.3:
+                        leaves["treeids"].append(tree)
+                        leaves["nodeids"].append(me)
+                        leaves["ids"].append(o)
+                        leaves["weights"].append(float(np.float32(twice.uniform(*weights))))
             return me
         feature = int(rng.integers(N_FEATURES))
         column = rows[:, feature][~np.isnan(rows[:, feature])]
@@ -295,7 +303,8 @@ def handmade_fixtures(out, train_x, train_y, rows):
         ("handmade_classifier_probit", [0, 1, 2], 3, 15, "SUM", "PROBIT", (0.0, 0.4 / 15), None),
     ]
     for name, classes, n_outputs, n_trees, aggregate, post, weights, base in cases:
-        nodes, leaves = handmade_trees(rng, rows, n_trees, 5, n_outputs, weights, post == "PROBIT" and classes is None)
+        twice = np.random.default_rng(7) if aggregate in ("MIN", "MAX") else None
+        nodes, leaves = handmade_trees(rng, rows, n_trees, 5, n_outputs, weights, post == "PROBIT" and classes is None, twice)
         attrs = {f"nodes_{k}": v for k, v in nodes.items()}
         attrs["post_transform"] = post
         if base is not None:

@@ -310,31 +310,24 @@ impl<T: Precision> FlatForest<T> {
             return self.sum_leaves(holds, rows, n_rows, acc, has);
         }
         let (nf, no) = (self.n_features, self.n_outputs);
-        let mut tree = vec![0f64; no];
-        let mut touched = vec![false; no];
+        let walk = self.walker::<H, true>(holds);
         for r in 0..n_rows {
             let (acc, has) = (&mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
             let row = &rows[r * nf..(r + 1) * nf];
             for (&root, &depth) in self.roots.iter().zip(&self.depths) {
-                let leaf = self.walker::<H, true>(holds).one(depth, root, row);
-                tree.iter_mut().for_each(|t| *t = 0.0);
-                touched.iter_mut().for_each(|t| *t = false);
-                for &(o, w) in self.leaf_weights(leaf) {
-                    tree[o as usize] += w;
-                    touched[o as usize] = true;
-                }
-                for o in 0..no {
-                    if touched[o] {
-                        let better = if aggregate == Aggregate::Min {
-                            tree[o] < acc[o]
-                        } else {
-                            tree[o] > acc[o]
-                        };
-                        if !has[o] || better {
-                            acc[o] = tree[o];
-                        }
-                        has[o] = true;
+                // Weight by weight, as onnxruntime takes the minimum or
+                // maximum (a leaf weighting one output twice counts twice).
+                for &(o, w) in self.leaf_weights(walk.one(depth, root, row)) {
+                    let o = o as usize;
+                    let better = if aggregate == Aggregate::Min {
+                        w < acc[o]
+                    } else {
+                        w > acc[o]
+                    };
+                    if !has[o] || better {
+                        acc[o] = w;
                     }
+                    has[o] = true;
                 }
             }
         }

@@ -46,13 +46,9 @@ fn reference_sums(parts: &ForestParts<f32>, rows: &[f32], nf: usize, aggregate: 
         let row = &rows[r * nf..(r + 1) * nf];
         for &root in &parts.roots {
             let leaf = reference_leaf(parts, root, row);
-            let mut tree: Vec<Option<f64>> = vec![None; no];
-            for &(o, w) in &parts.weights[leaf.a as usize..leaf.b as usize] {
-                *tree[o as usize].get_or_insert(0.0) += w;
-            }
-            for (o, t) in tree.into_iter().enumerate() {
-                let Some(t) = t else { continue };
-                let slot = &mut out[r * no + o];
+            // Weight by weight, as onnxruntime aggregates.
+            for &(o, t) in &parts.weights[leaf.a as usize..leaf.b as usize] {
+                let slot = &mut out[r * no + o as usize];
                 *slot = Some(match (*slot, aggregate) {
                     (None, _) => t,
                     (Some(a), Aggregate::Sum | Aggregate::Average) => a + t,

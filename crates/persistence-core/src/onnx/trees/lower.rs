@@ -223,6 +223,7 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
         }
     }
     // Leaf weights, grouped by node.
+    let one_target = matches!(head, Head::Regressor { .. }) && n_outputs == 1;
     let mut by_leaf: HashMap<u32, Vec<(u32, f64)>> = HashMap::new();
     for j in 0..m {
         let leaf = *index.get(&(w_trees[j], w_nodes[j])).ok_or_else(|| {
@@ -256,7 +257,13 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
         let gi = i as u32;
         let node = if mode == Mode::Leaf {
             let start = weights.len() as u32;
-            weights.extend(by_leaf.remove(&gi).unwrap_or_default());
+            let mut mine = by_leaf.remove(&gi).unwrap_or_default();
+            // onnxruntime reads one weight per leaf (the first) for a
+            // single-target regressor, whatever the aggregate.
+            if one_target {
+                mine.truncate(1);
+            }
+            weights.extend(mine);
             Node {
                 mode,
                 missing_true: false,
