@@ -28,7 +28,8 @@
 //! One concept per file: `build` (parts into the walk form, with the
 //! checks), `eval` (the walk and onnxruntime's finishing rules), `compact`
 //! (the stored form: the walk form with nothing a reader can compute),
-//! `layout` (the earlier stored forms, read to convert).
+//! `layout` (the earlier stored forms, read to convert), `post` (the
+//! transforms of the scores).
 
 // Each user of the forest (linfa, onnx) is behind its feature; with one of
 // them off, what only the other uses is unused.
@@ -276,6 +277,7 @@ mod build;
 mod compact;
 mod eval;
 mod layout;
+mod post;
 #[cfg(test)]
 mod tests;
 
