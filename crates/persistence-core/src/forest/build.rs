@@ -136,6 +136,7 @@ impl<T: Precision> FlatForest<T> {
         }
         leaf_start.push(ordered.len() as u32);
         Ok(FlatForest {
+            leaf_value: leaf_values(&steps, &leaf_start, &ordered),
             comparisons: comparisons(&steps, compares),
             steps,
             sends_nan_first: nan_bits.any(),
@@ -165,6 +166,7 @@ impl<T: Precision> FlatForest<T> {
             leaf_start: vec![0],
             weights: Vec::new(),
             one_output: true,
+            leaf_value: Vec::new(),
             roots: Vec::new(),
             depths: Vec::new(),
             n_features,
@@ -256,6 +258,21 @@ impl<T: Precision> FlatForest<T> {
     pub(crate) fn head(&self) -> &Head {
         &self.head
     }
+}
+
+/// Every node's weight when each leaf has exactly one, for output 0 (0
+/// for a branch); else nothing.
+pub(super) fn leaf_values<T>(steps: &[Step<T>], leaf_start: &[u32], weights: &[(u32, f64)]) -> Vec<f64> {
+    let one = |i: usize| match weights.get(leaf_start[i] as usize..leaf_start[i + 1] as usize) {
+        Some([(0, w)]) => Some(*w),
+        _ => None,
+    };
+    let values: Option<Vec<f64>> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| if s.second as usize == i { one(i) } else { Some(0.0) })
+        .collect();
+    values.unwrap_or_default()
 }
 
 /// One comparison for the whole forest when its branches agree.

@@ -322,6 +322,7 @@ fn build<T: Precision>(c: Compact<T>) -> Result<FlatForest<T>, String> {
     }
     leaf_start.push(weight);
     Ok(FlatForest {
+        leaf_value: super::build::leaf_values(&steps, &leaf_start, &weights),
         comparisons: super::build::comparisons(&steps, compares),
         steps,
         sends_nan_first: nan_first.any(),

@@ -49,8 +49,10 @@ pub const MAX_OUTPUTS: usize = 1 << 16;
 /// their steps instead of waiting on each comparison in turn.
 const LANES: usize = 8;
 
-/// Trees one row walks side by side.
-const TREE_LANES: usize = 12;
+/// Trees one row walks side by side: as many as stay in registers with
+/// the row and node pointers (twelve spilled the node pointer, reloaded
+/// three times a step).
+const TREE_LANES: usize = 8;
 
 /// Trees whose leaves one row finds before adding them.
 const BLOCK: usize = 8 * TREE_LANES;
@@ -271,6 +273,22 @@ impl<T: Precision> FlatForest<T> {
         acc: &mut [f64],
         has: &mut [bool],
     ) {
+        if !self.leaf_value.is_empty() {
+            // One weight per leaf, read where the leaf is: each group's
+            // leaves are added as soon as they are found, in the trees'
+            // order (the order of every other path), the sum in a register.
+            let mut sum = acc[0];
+            for (roots, depths) in self.roots.chunks(TREE_LANES).zip(self.depths.chunks(TREE_LANES)) {
+                let depth = depths.iter().copied().max().unwrap_or(0);
+                let at: [u32; TREE_LANES] = std::array::from_fn(|k| roots.get(k).copied().unwrap_or(roots[0]));
+                let leaves = walk.lanes_one_row(depth, at, x);
+                for &leaf in &leaves[..roots.len()] {
+                    sum += self.leaf_value[leaf as usize];
+                }
+            }
+            (acc[0], has[0]) = (sum, true);
+            return;
+        }
         let mut leaves = [0u32; BLOCK];
         for (roots, depths) in self.roots.chunks(BLOCK).zip(self.depths.chunks(BLOCK)) {
             for ((roots, depths), out) in roots

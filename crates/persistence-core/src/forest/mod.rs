@@ -245,6 +245,10 @@ pub(crate) struct FlatForest<T> {
     /// Whether every weight is for output 0 (one target, or the single
     /// score of two classes).
     one_output: bool,
+    /// When every leaf has exactly one weight, for output 0: node `i`'s
+    /// weight (0 for a branch), what one row's walk adds without the
+    /// indirection through `leaf_start`; else empty.
+    leaf_value: Vec<f64>,
     roots: Vec<u32>,
     /// Steps from each root to its deepest leaf.
     depths: Vec<u32>,

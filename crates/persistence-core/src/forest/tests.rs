@@ -62,7 +62,8 @@ fn reference_sums(parts: &ForestParts<f32>, rows: &[f32], nf: usize, aggregate: 
 }
 
 /// A random tree of at most `depth` levels appended to `nodes` (and its
-/// weights), returning its root; features below `nf`, `no` outputs.
+/// weights), returning its root; features below `nf`, `no` outputs,
+/// `per_leaf` weights in each leaf.
 fn grow(
     rng: &mut Xoshiro256PlusPlus,
     nodes: &mut Vec<Node<f32>>,
@@ -70,11 +71,12 @@ fn grow(
     depth: usize,
     nf: usize,
     no: usize,
+    per_leaf: &std::ops::RangeInclusive<usize>,
 ) -> u32 {
     let at = nodes.len() as u32;
     if depth == 0 || rng.gen_bool(0.25) {
         let start = weights.len() as u32;
-        for _ in 0..rng.gen_range(0..=2) {
+        for _ in 0..rng.gen_range(per_leaf.clone()) {
             weights.push((rng.gen_range(0..no) as u32, f64::from(rng.gen_range(-4i8..=4)) / 2.0));
         }
         nodes.push(Node {
@@ -96,8 +98,8 @@ fn grow(
         a: 0,
         b: 0,
     });
-    let a = grow(rng, nodes, weights, depth - 1, nf, no);
-    let b = grow(rng, nodes, weights, depth - 1, nf, no);
+    let a = grow(rng, nodes, weights, depth - 1, nf, no, per_leaf);
+    let b = grow(rng, nodes, weights, depth - 1, nf, no, per_leaf);
     nodes[at as usize].a = a;
     nodes[at as usize].b = b;
     at
@@ -123,13 +125,20 @@ fn shuffled(mut parts: ForestParts<f32>, rng: &mut Xoshiro256PlusPlus) -> Forest
 }
 
 fn forest(seed: u64, uniform: Option<Mode>, aggregate: Aggregate) -> (ForestParts<f32>, Vec<f32>, usize) {
+    grown(seed, uniform, aggregate, false)
+}
+
+/// A random forest; with `one_weight`, one output and one weight in every
+/// leaf (what regressors and two-class boosters export).
+fn grown(seed: u64, uniform: Option<Mode>, aggregate: Aggregate, one_weight: bool) -> (ForestParts<f32>, Vec<f32>, usize) {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let nf = rng.gen_range(1..5);
-    let no = rng.gen_range(1..4);
+    let no = if one_weight { 1 } else { rng.gen_range(1..4) };
+    let per_leaf = if one_weight { 1..=1 } else { 0..=2 };
     let (mut nodes, mut weights, mut roots) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rng.gen_range(1..20) {
         let depth = rng.gen_range(0..7);
-        roots.push(grow(&mut rng, &mut nodes, &mut weights, depth, nf, no));
+        roots.push(grow(&mut rng, &mut nodes, &mut weights, depth, nf, no, &per_leaf));
     }
     if let Some(mode) = uniform {
         nodes
@@ -192,6 +201,21 @@ proptest! {
     #[test]
     fn the_walk_matches_the_parts_with_one_mode(seed in any::<u64>(), mode in 0..MODES.len()) {
         let (parts, rows, nf) = forest(seed, Some(MODES[mode]), Aggregate::Sum);
+        check(parts, rows, nf, Aggregate::Sum);
+    }
+
+    #[test]
+    fn one_weight_per_leaf_matches_the_parts_alone_and_in_a_batch(seed in any::<u64>()) {
+        let (parts, rows, nf) = grown(seed, None, Aggregate::Sum, true);
+        let forest = FlatForest::new(parts.clone()).expect("a sound forest");
+        prop_assert!(!forest.leaf_value.is_empty(), "the walk that reads leaf values");
+        // A row alone takes the one-row walk; the same rows as a batch of
+        // at least LANES take the tree-by-tree walk: the same sums.
+        let wide: Vec<f64> = rows.iter().map(|&x| f64::from(x)).collect();
+        let many: Vec<f64> = wide.iter().cycle().take(nf * 40).copied().collect();
+        let batch = forest.run_serial(&many, 40).scores;
+        let alone: Vec<f64> = many.chunks(nf).flat_map(|row| forest.run_serial(row, 1).scores).collect();
+        prop_assert_eq!(&batch, &alone);
         check(parts, rows, nf, Aggregate::Sum);
     }
 
