@@ -18,6 +18,9 @@ extra trees, gradient boosting (two and three classes: base values, LOGISTIC
 and SOFTMAX), and two regressors, whose NAME.json holds "values" instead of
 labels and probabilities.
 
+Two scikit-learn pipelines put imputation (SimpleImputer) and scaling
+(StandardScaler, MinMaxScaler) before a forest and a boosted regressor.
+
 XGBoost and LightGBM models (converted by onnxmltools, which writes
 ai.onnx.ml opset 1 and ONNX opset 15) get fixtures of the same form.
 
@@ -141,6 +144,7 @@ def main():
     tree_fixtures(out, train_x, train_y, rows, truth)
     boosting_fixtures(out, train_x, train_y, rows)
     handmade_fixtures(out, train_x, train_y, rows)
+    pipeline_fixtures(out, train_x, train_y, rows)
 
 
 def tree_data(train_x, train_y, rows):
@@ -226,6 +230,43 @@ def boosting_fixtures(out, train_x, train_y, rows):
         onx.graph.name = name  # onnxmltools names graphs with a random UUID
         library = type(model).__module__.split(".")[0]
         producer = {library: __import__(library).__version__, "onnxmltools": onnxmltools.__version__}
+        write_tree_fixture(out, name, onx, rows, classifier, producer)
+
+
+def pipeline_fixtures(out, train_x, train_y, rows):
+    """scikit-learn pipelines whose model is a tree ensemble, after
+    imputation (Imputer) and scaling (Scaler): those nodes run on tract, the
+    trees on the flat forest. NaN in some rows."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    rows, three, target = tree_data(train_x, train_y, rows)
+    cases = [
+        (
+            "pipeline_imputer_scaler_forest",
+            Pipeline([
+                ("impute", SimpleImputer(strategy="median")),
+                ("scale", StandardScaler()),
+                ("trees", RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0)),
+            ]),
+            three,
+        ),
+        (
+            "pipeline_scaler_boosting_regressor",
+            Pipeline([
+                ("scale", MinMaxScaler()),
+                ("trees", GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=0)),
+            ]),
+            target,
+        ),
+    ]
+    for name, model, y in cases:
+        model.fit(train_x, y)
+        classifier = hasattr(model, "predict_proba")
+        options = {id(model.steps[-1][1]): {"zipmap": False}} if classifier else None
+        onx = to_onnx(model, train_x[:1], options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+        producer = {"scikit-learn": sklearn.__version__, "skl2onnx": skl2onnx.__version__}
         write_tree_fixture(out, name, onx, rows, classifier, producer)
 
 

@@ -84,6 +84,18 @@ fn close(name: &str, got: f64, want: f64) {
     assert!((got - want).abs() <= 1e-5, "{name}: {got} vs onnxruntime {want}");
 }
 
+/// A regressor's values, each within 1e-5 of onnxruntime's.
+fn values_close(name: &str, model: &OnnxModel, rows: &Array2<f64>, want: &[f64]) {
+    let got = Model::predict(model, rows.view());
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        match g {
+            ProbeValue::Value(v) => close(name, *v, *w),
+            other => panic!("{name}: a regressor answered {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn classifiers_match_onnxruntime_with_missing_values() {
     for (name, native) in [
@@ -127,14 +139,7 @@ fn regressors_match_onnxruntime_with_missing_values() {
         let (model, rows, json) = load(name);
         stored(name, &model, &rows);
         let want: Vec<f64> = serde_json::from_value(json["values"].clone()).expect("values");
-        let got = Model::predict(&model, rows.view());
-        assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(&want) {
-            match g {
-                ProbeValue::Value(v) => close(name, *v, *w),
-                other => panic!("{name}: a regressor answered {other:?}"),
-            }
-        }
+        values_close(name, &model, &rows, &want);
     }
 }
 
@@ -178,4 +183,40 @@ fn handmade_ensembles_match_onnxruntime_in_every_mode() {
             }
         }
     }
+}
+
+/// scikit-learn pipelines: imputation (`Imputer`) and scaling (`Scaler`,
+/// or Cast, Mul and Add) before the trees run on tract, the trees on the
+/// flat forest; the answers are onnxruntime's. Such a graph is stored
+/// whole (its nodes before the trees need tract), not as the lowered kind.
+#[test]
+fn pipelines_run_their_preprocessing_on_tract_and_their_trees_natively() {
+    let name = "pipeline_imputer_scaler_forest";
+    let (model, rows, json) = load(name);
+    assert!(model.tree_ensemble().is_none(), "{name}: stored whole");
+    let runtime = model.describe()["runtime"].as_str().expect("runtime").to_owned();
+    assert!(runtime.contains("up to the trees, then flat forest"), "{runtime}");
+    let want: Vec<i64> = serde_json::from_value(json["labels"].clone()).expect("labels");
+    let want: Vec<ProbeValue> = want.into_iter().map(ProbeValue::Label).collect();
+    assert_eq!(Model::predict(&model, rows.view()).to_vec(), want, "{name}: labels");
+    let probabilities: Vec<Vec<f64>> = serde_json::from_value(json["probabilities"].clone()).expect("p");
+    let (labels, scores) = Model::predict_scored(&model, rows.view());
+    assert_eq!(labels.to_vec(), want, "{name}: labels with scores");
+    let scores = scores.expect("scores");
+    assert_eq!(scores.ncols(), 3, "{name}: three classes");
+    for (i, row) in probabilities.iter().enumerate() {
+        for (j, p) in row.iter().enumerate() {
+            close(name, scores[[i, j]], *p);
+        }
+    }
+    // One row at a time, as a server answers, the same.
+    for (i, want) in want.iter().enumerate().take(20) {
+        let one = rows.slice(ndarray::s![i..i + 1, ..]);
+        assert_eq!(&Model::predict(&model, one)[0], want, "{name}: row {i} alone");
+    }
+
+    let name = "pipeline_scaler_boosting_regressor";
+    let (model, rows, json) = load(name);
+    let want: Vec<f64> = serde_json::from_value(json["values"].clone()).expect("values");
+    values_close(name, &model, &rows, &want);
 }

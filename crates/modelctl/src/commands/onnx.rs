@@ -25,9 +25,18 @@ pub(crate) fn import(args: &Import<'_>) -> Outcome {
     let graph = std::fs::read(args.graph).map_err(|e| Failure(format!("cannot read {}: {e}", args.graph.display())))?;
     let model = OnnxModel::from_graph(graph)?;
     let (description, width) = (model.describe(), model.input_width());
-    // A lone tree ensemble is stored lowered: loading then parses no ONNX.
+    // A tree ensemble on the graph's input is stored lowered: loading then
+    // parses no ONNX. One after other nodes (a pipeline's scaling) is
+    // stored whole: those nodes run on tract.
     match model.tree_ensemble() {
         Some(trees) => write(args, &trees, "ONNX tree ensemble (flat forest)", description, width),
+        None if model.runs_natively() => write(
+            args,
+            &model,
+            "ONNX graph (tract up to the trees, then flat forest)",
+            description,
+            width,
+        ),
         None => write(args, &model, "ONNX graph", description, width),
     }
 }

@@ -254,6 +254,11 @@ impl<T: Precision> FlatForest<T> {
         (self.roots.len(), self.steps.len())
     }
 
+    /// The width of the rows it walks.
+    pub(crate) fn n_features(&self) -> usize {
+        self.n_features
+    }
+
     /// What the forest computes.
     pub(crate) fn head(&self) -> &Head {
         &self.head

@@ -130,7 +130,12 @@ fn forest(seed: u64, uniform: Option<Mode>, aggregate: Aggregate) -> (ForestPart
 
 /// A random forest; with `one_weight`, one output and one weight in every
 /// leaf (what regressors and two-class boosters export).
-fn grown(seed: u64, uniform: Option<Mode>, aggregate: Aggregate, one_weight: bool) -> (ForestParts<f32>, Vec<f32>, usize) {
+fn grown(
+    seed: u64,
+    uniform: Option<Mode>,
+    aggregate: Aggregate,
+    one_weight: bool,
+) -> (ForestParts<f32>, Vec<f32>, usize) {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let nf = rng.gen_range(1..5);
     let no = if one_weight { 1 } else { rng.gen_range(1..4) };

@@ -10,6 +10,11 @@
 //! operators tract does not know, with the reason), and loading replays the
 //! card's probe.
 //!
+//! Graphs whose model is a tree ensemble run their trees on the project's
+//! flat forest (nodes before the trees on tract); tract 0.23.9 lacks the
+//! `ai.onnx.ml` `Scaler` and `Imputer` of scikit-learn pipelines, which
+//! are added to it here as compositions of its own operators.
+//!
 //! The graph takes one float input of shape `[batch, n_features]`. The first
 //! output is the label (integer, for classifiers) or the value (float, for
 //! regressors); a second float output of shape `[batch, classes]` holds the
@@ -40,9 +45,12 @@ use tract_onnx::tract_core::dims;
 use crate::model::{Model, ProbeValue, StructureError};
 
 mod error;
+mod ml;
+mod proto;
 mod trees;
 pub use error::OnnxError;
-use trees::FlatForest;
+use proto::{check_no_external_data, dims, elem_name, elem_type, parse, FLOAT32};
+use trees::Native;
 pub use trees::{TreeEnsemble, MAX_DEPTH as MAX_TREE_DEPTH, MAX_OUTPUTS as MAX_TREE_OUTPUTS};
 
 /// The tract version graphs are run with.
@@ -67,10 +75,11 @@ pub struct OnnxModel {
     label_is_integer: bool,
     #[serde(skip)]
     plan: OnceLock<std::result::Result<Arc<Plan>, String>>,
-    /// The graph's tree ensemble lowered to a flat forest, when it is one
-    /// (see the `trees` module); built from the graph on first use.
+    /// The graph's tree ensemble lowered to a flat forest, after the nodes
+    /// before it on tract, when the graph's model is one (see the `trees`
+    /// module); built from the graph on first use.
     #[serde(skip)]
-    forest: OnceLock<std::result::Result<Option<Arc<FlatForest<f32>>>, String>>,
+    forest: OnceLock<std::result::Result<Option<Arc<Native>>, String>>,
 }
 
 impl std::fmt::Debug for OnnxModel {
@@ -109,55 +118,6 @@ impl<'de> Deserialize<'de> for Blob {
         d.deserialize_byte_buf(V)
     }
 }
-
-fn parse(graph: &[u8]) -> std::result::Result<pb::ModelProto, OnnxError> {
-    tract_onnx::onnx()
-        .proto_model_for_read(&mut &graph[..])
-        .map_err(|e| OnnxError::Malformed {
-            reason: format!("{e:#}"),
-        })
-}
-
-fn elem_type(v: &pb::ValueInfoProto) -> Option<i32> {
-    let pb::type_proto::Value::TensorType(t) = v.r#type.as_ref()?.value.as_ref()?;
-    Some(t.elem_type)
-}
-
-fn dims(v: &pb::ValueInfoProto) -> Vec<Option<i64>> {
-    let Some(pb::type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
-        return Vec::new();
-    };
-    t.shape
-        .as_ref()
-        .map(|s| {
-            s.dim
-                .iter()
-                .map(|d| match &d.value {
-                    Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) => Some(*v),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// ONNX element types by number.
-fn elem_name(t: i32) -> &'static str {
-    match t {
-        1 => "float32",
-        2 => "uint8",
-        3 => "int8",
-        6 => "int32",
-        7 => "int64",
-        8 => "string",
-        9 => "bool",
-        10 => "float16",
-        11 => "float64",
-        _ => "other",
-    }
-}
-
-const FLOAT32: i32 = 1;
 
 impl OnnxModel {
     /// Reads an ONNX graph and checks its signature and that tract runs it.
@@ -278,14 +238,20 @@ impl OnnxModel {
             "ir_version": proto.ir_version,
             "sha256": hex::encode(sha2::Sha256::digest(&self.graph.0)),
             "runtime": match self.forest() {
-                Ok(Some(f)) => format!("flat forest ({} trees, {} nodes)", f.size().0, f.size().1),
+                Ok(Some(n)) if n.has_prefix() => format!(
+                    "tract {TRACT_VERSION} up to the trees, then flat forest ({} trees, {} nodes)",
+                    n.forest.size().0,
+                    n.forest.size().1
+                ),
+                Ok(Some(n)) => format!("flat forest ({} trees, {} nodes)", n.forest.size().0, n.forest.size().1),
                 _ => format!("tract {TRACT_VERSION}"),
             },
         })
     }
 
-    /// The flat forest of a graph that is one tree ensemble, built once.
-    fn forest(&self) -> std::result::Result<Option<&FlatForest<f32>>, String> {
+    /// The flat forest of a graph whose model is one tree ensemble, with
+    /// the nodes before it on tract; built once.
+    fn forest(&self) -> std::result::Result<Option<&Native>, String> {
         self.forest
             .get_or_init(|| {
                 let proto = parse(&self.graph.0).map_err(|e| e.to_string())?;
@@ -296,7 +262,7 @@ impl OnnxModel {
                 let Some(input) = g.input.iter().find(|i| !initializers.contains(&i.name.as_str())) else {
                     return Ok(None);
                 };
-                Ok(trees::lower(g, &input.name, self.n_features)?.map(Arc::new))
+                Ok(Native::build(&proto, &input.name, self.n_features)?.map(Arc::new))
             })
             .as_ref()
             .map(|f| f.as_deref())
@@ -304,23 +270,29 @@ impl OnnxModel {
     }
 
     /// The graph's tree ensemble in its lowered form, to be stored as
-    /// such (see [`TreeEnsemble`]); `None` for a graph that runs on tract.
+    /// such (see [`TreeEnsemble`]); `None` for a graph that runs on tract,
+    /// or whose trees come after other nodes (those run on tract: the
+    /// graph is stored whole).
     pub fn tree_ensemble(&self) -> Option<TreeEnsemble> {
-        let forest = self.forest().ok()??;
+        let native = self.forest().ok()??;
+        if native.has_prefix() {
+            return None;
+        }
         Some(TreeEnsemble {
-            forest: forest.clone(),
+            forest: native.forest.clone(),
             n_features: self.n_features,
         })
     }
 
-    /// Whether the graph runs on the project's flat forest (a lone tree
-    /// ensemble) rather than on tract.
+    /// Whether the graph's trees run on the project's flat forest rather
+    /// than on tract (nodes before the trees, such as scaling or
+    /// imputation, run on tract either way).
     pub fn runs_natively(&self) -> bool {
         matches!(self.forest(), Ok(Some(_)))
     }
 
-    fn forest_output(&self, rows: ArrayView2<'_, f64>) -> Option<trees::ForestOutput> {
-        Some(self.forest().ok()??.run_view(rows))
+    fn forest_output(&self, rows: ArrayView2<'_, f64>) -> Option<std::result::Result<trees::ForestOutput, String>> {
+        Some(self.forest().ok()??.run(rows))
     }
 
     /// The runnable plan, built once: parsed, typed for `[batch,
@@ -329,7 +301,7 @@ impl OnnxModel {
         self.plan
             .get_or_init(|| {
                 let build = || -> TractResult<Arc<Plan>> {
-                    let model = tract_onnx::onnx().model_for_read(&mut &self.graph.0[..])?;
+                    let model = ml::onnx().model_for_read(&mut &self.graph.0[..])?;
                     let batch = model.sym("batch");
                     model
                         .with_input_fact(0, f32::fact(dims!(batch, self.n_features)).into())?
@@ -376,16 +348,6 @@ fn labels_of_argmax(p: &TValue, classes: &[i64]) -> Option<Array1<ProbeValue>> {
     )
 }
 
-fn check_no_external_data(g: &pb::GraphProto) -> std::result::Result<(), OnnxError> {
-    const EXTERNAL: i32 = 1;
-    for t in &g.initializer {
-        if t.data_location == Some(EXTERNAL) || !t.external_data.is_empty() {
-            return Err(OnnxError::ExternalData { tensor: t.name.clone() });
-        }
-    }
-    Ok(())
-}
-
 impl Model for OnnxModel {
     const KIND: &'static str = "onnx.v1";
     type Output = ProbeValue;
@@ -423,8 +385,10 @@ impl Model for OnnxModel {
             tracing::error!(error = %why, "the ONNX graph failed to run");
             Array1::from_elem(rows.nrows(), ProbeValue::Value(f64::NAN))
         };
-        if let Some(out) = self.forest_output(rows) {
-            return out.predictions();
+        match self.forest_output(rows) {
+            Some(Ok(out)) => return out.predictions(),
+            Some(Err(e)) => return failed(e),
+            None => {}
         }
         let outputs = match self.run(rows) {
             Ok(o) => o,
@@ -460,14 +424,14 @@ impl Model for OnnxModel {
     /// On the flat forest, one walk of the trees for both.
     fn predict_scored(&self, rows: ArrayView2<'_, f64>) -> (Array1<ProbeValue>, Option<Array2<f64>>) {
         match self.forest_output(rows) {
-            Some(out) => out.both(rows.nrows()),
-            None => (self.predict(rows), self.scores(rows)),
+            Some(Ok(out)) => out.both(rows.nrows()),
+            Some(Err(_)) | None => (self.predict(rows), self.scores(rows)),
         }
     }
 
     fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
         if let Some(out) = self.forest_output(rows) {
-            return out.into_scores(rows.nrows());
+            return out.ok()?.into_scores(rows.nrows());
         }
         let index = self.scores_output?;
         let outputs = self.run(rows).ok()?;

@@ -49,16 +49,24 @@ fn strings(node: &pb::NodeProto, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Why a graph is not lowered: `Ok(None)` means "not a lone tree ensemble
-/// or not a case implemented here: use tract"; `Err` is a hostile or
-/// inconsistent tree, refused.
-pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> Result<Option<FlatForest<f32>>, String> {
-    // One tree-ensemble node, and nodes after it that leave its outputs'
-    // values as they are: Identity, a Cast to float or int64, a product with
-    // the constant 1 (what skl2onnx and onnxmltools write around trees).
-    let Some((node, rest)) = graph.node.split_first() else {
-        return Ok(None);
-    };
+/// Where a graph's tree ensemble is: its node, and the nodes before it
+/// that compute its input from the graph's (a prefix run on tract), none
+/// when the node reads the graph's input itself.
+pub(crate) struct Split<'a> {
+    pub(crate) node: &'a pb::NodeProto,
+    pub(crate) prefix: &'a [pb::NodeProto],
+}
+
+/// The graph's one tree-ensemble node, when the nodes after it leave its
+/// outputs' values as they are (Identity, a Cast to float or int64, a
+/// product with the constant 1: what skl2onnx and onnxmltools write around
+/// trees) and the graph's outputs are its outputs; `None` otherwise (the
+/// whole graph runs on tract).
+pub(crate) fn split<'a>(graph: &'a pb::GraphProto, input: &str) -> Option<Split<'a>> {
+    let is_trees = |n: &pb::NodeProto| matches!(n.op_type.as_str(), "TreeEnsembleClassifier" | "TreeEnsembleRegressor");
+    let at = graph.node.iter().position(is_trees)?;
+    let (prefix, rest) = graph.node.split_at(at);
+    let (node, rest) = rest.split_first()?;
     let mut renamed: HashMap<&str, &str> = HashMap::new();
     for n in rest {
         let passes = match (n.op_type.as_str(), n.input.as_slice()) {
@@ -70,21 +78,11 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
             ("Mul", [a, b]) if is_one(graph, a) => Some(b.as_str()),
             _ => None,
         };
-        match (passes, n.output.as_slice()) {
-            (Some(from), [to]) => {
-                let origin = renamed.get(from).copied().unwrap_or(from);
-                renamed.insert(to.as_str(), origin);
-            }
-            _ => return Ok(None),
-        }
-    }
-    let classifier = match node.op_type.as_str() {
-        "TreeEnsembleClassifier" => true,
-        "TreeEnsembleRegressor" => false,
-        _ => return Ok(None),
-    };
-    if node.input.as_slice() != [input.to_owned()] {
-        return Ok(None);
+        let (from, [to]) = (passes?, n.output.as_slice()) else {
+            return None;
+        };
+        let origin = renamed.get(from).copied().unwrap_or(from);
+        renamed.insert(to.as_str(), origin);
     }
     let outputs: Vec<&str> = graph
         .output
@@ -93,8 +91,24 @@ pub(crate) fn lower(graph: &pb::GraphProto, input: &str, n_features: usize) -> R
         .collect();
     let node_outputs: Vec<&str> = node.output.iter().map(String::as_str).collect();
     if outputs != node_outputs {
-        return Ok(None);
+        return None;
     }
+    let [from] = node.input.as_slice() else {
+        return None;
+    };
+    let computed = prefix.iter().any(|n| n.output.contains(from));
+    match (prefix.is_empty(), from == input) {
+        (true, true) => Some(Split { node, prefix }),
+        (false, false) if computed => Some(Split { node, prefix }),
+        _ => None,
+    }
+}
+
+/// A tree-ensemble node lowered for an input `n_features` wide: `Ok(None)`
+/// for a case not implemented here (left to tract); `Err` for a hostile or
+/// inconsistent tree, refused.
+pub(crate) fn lower(node: &pb::NodeProto, n_features: usize) -> Result<Option<FlatForest<f32>>, String> {
+    let classifier = node.op_type == "TreeEnsembleClassifier";
     if attr(node, "nodes_values_as_tensor").is_some() || attr(node, "base_values_as_tensor").is_some() {
         return Ok(None);
     }

@@ -2,31 +2,41 @@
 //! `TreeEnsembleRegressor`) lowered into a flat forest run natively.
 //!
 //! tract runs these nodes correctly but about two thousand times slower
-//! than onnxruntime, and has no `TreeEnsembleRegressor`. A graph that is one
-//! tree-ensemble node on the graph's input (what skl2onnx writes for
-//! scikit-learn's forests and trees with `zipmap=False`) is evaluated here
-//! instead: one array of nodes, walked row by row, with onnxruntime's
-//! semantics (float32 thresholds, missing-value tracks, the binary-class
-//! conventions, base values, aggregate functions, post transforms). Anything
-//! outside what is implemented (PROBIT, string labels, pre- or
-//! post-processing nodes) stays on tract.
+//! than onnxruntime, and has no `TreeEnsembleRegressor`. A graph whose
+//! model is one tree-ensemble node is evaluated here instead: one array of
+//! nodes, walked row by row, with onnxruntime's semantics (float32
+//! thresholds, missing-value tracks, the binary-class conventions, base
+//! values, aggregate functions, post transforms).
+//!
+//! Where the line is between tract and the flat forest:
+//! - the nodes before the trees (scaling, imputation, any preprocessing
+//!   tract runs: skl2onnx's `Scaler` and `Imputer` are added to tract by
+//!   [`crate::onnx`]) run on tract, and their output is the forest's input;
+//! - after the trees, only nodes that leave the outputs' values as they are
+//!   (Identity, a Cast to float or int64, a product with the constant 1:
+//!   what converters write); a graph with any other node after the trees
+//!   runs wholly on tract, as does one with string labels, two base values
+//!   for a single score, or PROBIT on a single score.
 //!
 //! Lowering validates the tree: every child index in range and in the same
 //! tree, no node reached twice (so no loop), features within the input
 //! width, consistent attribute lengths, depth at most [`MAX_DEPTH`].
-
 //!
-//! One concept per file: `lower` (from the graph's attributes, with its
-//! checks), `stored` (the lowered form as a model kind); the forest itself
-//! and its walk are [`crate::forest`], shared with the linfa forest.
+//! One concept per file: `lower` (where the trees are in a graph, and
+//! their attributes into a forest, with its checks), `prefix` (the nodes
+//! before the trees, on tract), `stored` (the lowered form as a model
+//! kind); the forest itself and its walk are [`crate::forest`], shared with
+//! the linfa forest.
 
 pub(crate) use crate::forest::{FlatForest, ForestOutput};
 
 mod lower;
+mod prefix;
 mod stored;
 #[cfg(test)]
 mod tests;
 
 pub use crate::forest::{MAX_DEPTH, MAX_OUTPUTS};
-pub(crate) use lower::lower;
+pub(crate) use lower::{lower, split};
+pub(crate) use prefix::Native;
 pub use stored::TreeEnsemble;

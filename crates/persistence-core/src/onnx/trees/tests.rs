@@ -2,9 +2,16 @@
 
 use tract_onnx::pb;
 
-use super::lower::lower;
+use super::lower::{lower, split};
 use super::MAX_DEPTH;
 use crate::forest::{FlatForest, ForestParts};
+
+/// A graph that is a lone tree ensemble on `input`, lowered.
+fn lower_graph(g: &pb::GraphProto, input: &str, n_features: usize) -> Result<Option<FlatForest<f32>>, String> {
+    let split = split(g, input).expect("a lone tree ensemble");
+    assert!(split.prefix.is_empty());
+    lower(split.node, n_features)
+}
 
 fn a_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
     pb::AttributeProto {
@@ -79,7 +86,7 @@ fn set(attrs: &mut [pb::AttributeProto], replacement: pb::AttributeProto) {
 
 #[test]
 fn a_small_tree_runs_with_missing_value_tracks() {
-    let forest = lower(&graph(|_| {}), "X", 2).expect("sound").expect("lowered");
+    let forest = lower_graph(&graph(|_| {}), "X", 2).expect("sound").expect("lowered");
     let out = forest.run(&[0.0, 0.2, 0.0, 0.9, 0.0, f64::NAN], 3);
     assert_eq!(out.labels, Some(vec![20, 10, 20]), "NaN goes down the true branch");
     assert_eq!(&out.scores[..2], &[0.0, 1.0]);
@@ -94,7 +101,7 @@ fn the_label_is_the_best_class_among_those_with_a_score() {
         set(a, a_floats("class_weights", &[-1.0, -2.0]));
         set(a, a_ints("classlabels_int64s", &[10, 20, 30]));
     });
-    let forest = lower(&g, "X", 2).expect("sound").expect("lowered");
+    let forest = lower_graph(&g, "X", 2).expect("sound").expect("lowered");
     let out = forest.run(&[0.0, 0.2, 0.0, 0.9], 2);
     assert_eq!(out.labels, Some(vec![20, 30]));
 }
@@ -131,14 +138,14 @@ fn hostile_trees_are_refused_with_the_reason() {
         ),
     ];
     for (words, g) in cases {
-        let err = lower(&g, "X", 2).expect_err(words);
+        let err = lower_graph(&g, "X", 2).expect_err(words);
         assert!(err.contains(words), "{words}: {err}");
     }
 }
 
 #[test]
 fn a_stored_forest_is_checked_like_a_graph() {
-    let good = lower(&graph(|_| {}), "X", 2).expect("sound").expect("lowered");
+    let good = lower_graph(&graph(|_| {}), "X", 2).expect("sound").expect("lowered");
     assert!(good.validate(2).is_ok());
     assert!(good.validate(3).is_err(), "another width");
     let parts = good.parts();
@@ -194,6 +201,71 @@ fn a_tree_deeper_than_the_limit_is_refused() {
         set(a, a_ints("class_ids", &[0]));
         set(a, a_floats("class_weights", &[1.0]));
     });
-    let err = lower(&g, "X", 2).expect_err("too deep");
+    let err = lower_graph(&g, "X", 2).expect_err("too deep");
     assert!(err.contains("deeper"), "{err}");
+}
+
+/// The tree of [`graph`] after a node that scales its input by 2: the
+/// nodes before the trees run on tract, and a hostile tree after them is
+/// refused as one on the input is.
+fn after_a_product(edit: impl FnOnce(&mut Vec<pb::AttributeProto>)) -> pb::ModelProto {
+    let mut g = graph(edit);
+    g.node[0].input = vec!["Z".into()];
+    g.node.insert(
+        0,
+        pb::NodeProto {
+            op_type: "Mul".into(),
+            input: vec!["X".into(), "two".into()],
+            output: vec!["Z".into()],
+            ..Default::default()
+        },
+    );
+    g.initializer.push(pb::TensorProto {
+        name: "two".into(),
+        data_type: 1,
+        dims: vec![1, 2],
+        float_data: vec![2.0, 2.0],
+        ..Default::default()
+    });
+    g.input.push(pb::ValueInfoProto {
+        name: "X".into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: 1,
+                shape: None,
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    pb::ModelProto {
+        ir_version: 8,
+        graph: Some(g),
+        opset_import: vec![
+            pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            },
+            pb::OperatorSetIdProto {
+                domain: "ai.onnx.ml".into(),
+                version: 3,
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn nodes_before_the_trees_run_on_tract_and_a_hostile_tree_after_them_is_refused() {
+    let native = super::Native::build(&after_a_product(|_| {}), "X", 2)
+        .expect("sound")
+        .expect("trees after a product");
+    assert!(native.has_prefix());
+    // Feature 1 is doubled before the split at 0.5: 0.3 now goes false.
+    let rows = ndarray::arr2(&[[0.0, 0.2], [0.0, 0.3], [0.0, f64::NAN]]);
+    let out = native.run(rows.view()).expect("runs");
+    assert_eq!(out.labels, Some(vec![20, 10, 20]), "0.4 <= 0.5, 0.6 > 0.5, NaN true");
+    let hostile = after_a_product(|a| set(a, a_ints("nodes_featureids", &[7, 0, 0])));
+    let err = super::Native::build(&hostile, "X", 2).err().expect("refused");
+    assert!(err.contains("feature 7"), "{err}");
 }
