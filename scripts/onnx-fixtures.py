@@ -18,6 +18,9 @@ extra trees, gradient boosting (two and three classes: base values, LOGISTIC
 and SOFTMAX), and two regressors, whose NAME.json holds "values" instead of
 labels and probabilities.
 
+Two more put nodes after the trees that change their outputs (a target's
+scaling undone; probabilities clipped).
+
 Two scikit-learn pipelines put imputation (SimpleImputer) and scaling
 (StandardScaler, MinMaxScaler) before a forest and a boosted regressor.
 
@@ -145,6 +148,7 @@ def main():
     boosting_fixtures(out, train_x, train_y, rows)
     handmade_fixtures(out, train_x, train_y, rows)
     pipeline_fixtures(out, train_x, train_y, rows)
+    after_trees_fixtures(out, train_x, train_y, rows)
 
 
 def tree_data(train_x, train_y, rows):
@@ -268,6 +272,43 @@ def pipeline_fixtures(out, train_x, train_y, rows):
         onx = to_onnx(model, train_x[:1], options=options, target_opset={"": 17, "ai.onnx.ml": 3})
         producer = {"scikit-learn": sklearn.__version__, "skl2onnx": skl2onnx.__version__}
         write_tree_fixture(out, name, onx, rows, classifier, producer)
+
+
+def after(onx, output, ops, constants):
+    """Appends `ops` (op type, inputs, attributes) after the graph's output
+    named `output`, which they compute from what the trees gave (named
+    `trees_OUTPUT`); `constants` are float initializers by name."""
+    from onnx import helper, numpy_helper
+
+    graph = onx.graph
+    source = f"trees_{output}"
+    for node in graph.node:
+        node.output[:] = [source if o == output else o for o in node.output]
+        node.input[:] = [source if i == output else i for i in node.input]
+    for name, value in constants.items():
+        graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+    previous = source
+    for i, (op, inputs, attributes) in enumerate(ops):
+        target = output if i == len(ops) - 1 else f"{output}_{i}"
+        graph.node.append(helper.make_node(op, [previous] + inputs, [target], name=f"after_{i}", **attributes))
+        previous = target
+    return onx
+
+
+def after_trees_fixtures(out, train_x, train_y, rows):
+    """Tree ensembles with nodes after them that change the outputs (the
+    inverse of a target's scaling; probabilities clipped): those nodes run
+    on tract from the trees' outputs. NaN in some rows."""
+    rows, three, target = tree_data(train_x, train_y, rows)
+    regressor = GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=0).fit(train_x, target)
+    onx = to_onnx(regressor, train_x[:1], target_opset={"": 17, "ai.onnx.ml": 3})
+    onx = after(onx, onx.graph.output[0].name, [("Mul", ["scale"], {}), ("Add", ["offset"], {})], {"scale": [2.5], "offset": [10.0]})
+    producer = {"scikit-learn": sklearn.__version__, "skl2onnx": skl2onnx.__version__}
+    write_tree_fixture(out, "after_trees_scaled_regressor", onx, rows, False, producer)
+    forest = RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0).fit(train_x, three)
+    onx = to_onnx(forest, train_x[:1], options={id(forest): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    onx = after(onx, onx.graph.output[1].name, [("Clip", ["low", "high"], {})], {"low": 0.05, "high": 0.95})
+    write_tree_fixture(out, "after_trees_clipped_classifier", onx, rows, True, producer)
 
 
 HANDMADE_MODES = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"]

@@ -52,7 +52,7 @@ pub trait DynModel: Send + Sync + std::fmt::Debug {
     /// Outputs and scores in one pass (see [`Model::predict_scored`]).
     fn predict_scored_values(&self, rows: ArrayView2<'_, f64>) -> (Vec<ProbeValue>, Option<Array2<f64>>);
 
-    /// [`Model::ACCEPTS_NON_FINITE`] of the model's type.
+    /// [`Model::accepts_non_finite`] of the model.
     fn accepts_non_finite(&self) -> bool;
 }
 
@@ -75,7 +75,7 @@ impl<M: Model + Send + Sync + std::fmt::Debug + 'static> DynModel for M {
     }
 
     fn accepts_non_finite(&self) -> bool {
-        M::ACCEPTS_NON_FINITE
+        Model::accepts_non_finite(self)
     }
 }
 
@@ -248,7 +248,7 @@ pub trait Loadable: Sized + Send + Sync + 'static {
     fn outputs_scored(&self, rows: ArrayView2<'_, f64>) -> (ndarray::Array1<Self::Output>, Option<Array2<f64>>);
 
     /// Whether the model takes NaN and infinite inputs
-    /// ([`Model::ACCEPTS_NON_FINITE`]).
+    /// ([`Model::accepts_non_finite`]).
     fn takes_non_finite(&self) -> bool;
 }
 
@@ -276,7 +276,7 @@ impl<M: Model + Send + Sync + 'static> Loadable for M {
     }
 
     fn takes_non_finite(&self) -> bool {
-        M::ACCEPTS_NON_FINITE
+        Model::accepts_non_finite(self)
     }
 }
 

@@ -75,6 +75,14 @@ pub trait Model: Serialize + DeserializeOwned {
     /// that do not. Default: false.
     const ACCEPTS_NON_FINITE: bool = false;
 
+    /// Whether this model takes NaN and infinite inputs: by default its
+    /// type's [`Model::ACCEPTS_NON_FINITE`]; a type whose models differ (an
+    /// ONNX graph: trees and imputers take missing values, a linear model
+    /// does not) answers per model.
+    fn accepts_non_finite(&self) -> bool {
+        Self::ACCEPTS_NON_FINITE
+    }
+
     /// Scores beside the labels, where the model has them: one row per
     /// input row; for a classifier one column per class (in label order)
     /// holding its probability, for a regressor one column with the raw

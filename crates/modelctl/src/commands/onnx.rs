@@ -26,14 +26,14 @@ pub(crate) fn import(args: &Import<'_>) -> Outcome {
     let model = OnnxModel::from_graph(graph)?;
     let (description, width) = (model.describe(), model.input_width());
     // A tree ensemble on the graph's input is stored lowered: loading then
-    // parses no ONNX. One after other nodes (a pipeline's scaling) is
-    // stored whole: those nodes run on tract.
+    // parses no ONNX. One with nodes around it that change values (a
+    // pipeline's scaling) is stored whole: those nodes run on tract.
     match model.tree_ensemble() {
         Some(trees) => write(args, &trees, "ONNX tree ensemble (flat forest)", description, width),
         None if model.runs_natively() => write(
             args,
             &model,
-            "ONNX graph (tract up to the trees, then flat forest)",
+            "ONNX graph (trees on the flat forest, nodes around them on tract)",
             description,
             width,
         ),

@@ -70,7 +70,7 @@ impl<M: Model> Loaded<M> {
     ///
     /// [`Error::InputWidth`] for rows of the wrong width,
     /// [`Error::NonFiniteInput`] for a NaN or infinite value when the model
-    /// does not take them ([`Model::ACCEPTS_NON_FINITE`]).
+    /// does not take them ([`Model::accepts_non_finite`]).
     ///
     /// # Examples
     ///
@@ -97,7 +97,7 @@ impl<M: Model> Loaded<M> {
                 found: rows.ncols(),
             });
         }
-        if !M::ACCEPTS_NON_FINITE {
+        if !self.model.accepts_non_finite() {
             if let Some(e) = crate::error::first_non_finite(rows) {
                 return Err(e);
             }

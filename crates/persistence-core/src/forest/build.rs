@@ -259,6 +259,11 @@ impl<T: Precision> FlatForest<T> {
         self.n_features
     }
 
+    /// The scores it gives per row (classes or targets).
+    pub(crate) fn n_outputs(&self) -> usize {
+        self.n_outputs
+    }
+
     /// What the forest computes.
     pub(crate) fn head(&self) -> &Head {
         &self.head

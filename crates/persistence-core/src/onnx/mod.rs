@@ -50,7 +50,7 @@ mod proto;
 mod trees;
 pub use error::OnnxError;
 use proto::{check_no_external_data, dims, elem_name, elem_type, parse, FLOAT32};
-use trees::Native;
+use trees::{Native, Ran};
 pub use trees::{TreeEnsemble, MAX_DEPTH as MAX_TREE_DEPTH, MAX_OUTPUTS as MAX_TREE_OUTPUTS};
 
 /// The tract version graphs are run with.
@@ -78,6 +78,10 @@ pub struct OnnxModel {
     /// The graph's tree ensemble lowered to a flat forest, after the nodes
     /// before it on tract, when the graph's model is one (see the `trees`
     /// module); built from the graph on first use.
+    /// Whether the graph takes missing values (see
+    /// [`Model::accepts_non_finite`]), found on first use.
+    #[serde(skip)]
+    takes_missing: OnceLock<bool>,
     #[serde(skip)]
     forest: OnceLock<std::result::Result<Option<Arc<Native>>, String>>,
 }
@@ -193,6 +197,7 @@ impl OnnxModel {
             tree_labels,
             label_is_integer: g.output.first().and_then(elem_type).is_some_and(|t| matches!(t, 6 | 7)),
             plan: OnceLock::new(),
+            takes_missing: OnceLock::new(),
             forest: OnceLock::new(),
         };
         if model.forest().map_err(|reason| OnnxError::Tree { reason })?.is_none() {
@@ -238,12 +243,18 @@ impl OnnxModel {
             "ir_version": proto.ir_version,
             "sha256": hex::encode(sha2::Sha256::digest(&self.graph.0)),
             "runtime": match self.forest() {
-                Ok(Some(n)) if n.has_prefix() => format!(
-                    "tract {TRACT_VERSION} up to the trees, then flat forest ({} trees, {} nodes)",
-                    n.forest.size().0,
-                    n.forest.size().1
-                ),
-                Ok(Some(n)) => format!("flat forest ({} trees, {} nodes)", n.forest.size().0, n.forest.size().1),
+                Ok(Some(n)) => {
+                    let mut parts = Vec::new();
+                    if n.has_prefix() {
+                        parts.push(format!("tract {TRACT_VERSION} before the trees"));
+                    }
+                    let (trees, nodes) = n.forest.size();
+                    parts.push(format!("flat forest ({trees} trees, {nodes} nodes)"));
+                    if n.has_suffix() {
+                        parts.push(format!("tract {TRACT_VERSION} after the trees"));
+                    }
+                    parts.join(", then ")
+                }
                 _ => format!("tract {TRACT_VERSION}"),
             },
         })
@@ -271,11 +282,11 @@ impl OnnxModel {
 
     /// The graph's tree ensemble in its lowered form, to be stored as
     /// such (see [`TreeEnsemble`]); `None` for a graph that runs on tract,
-    /// or whose trees come after other nodes (those run on tract: the
-    /// graph is stored whole).
+    /// or with nodes before or after its trees that change values (those
+    /// run on tract: the graph is stored whole).
     pub fn tree_ensemble(&self) -> Option<TreeEnsemble> {
         let native = self.forest().ok()??;
-        if native.has_prefix() {
+        if native.has_prefix() || native.has_suffix() {
             return None;
         }
         Some(TreeEnsemble {
@@ -286,13 +297,59 @@ impl OnnxModel {
 
     /// Whether the graph's trees run on the project's flat forest rather
     /// than on tract (nodes before the trees, such as scaling or
-    /// imputation, run on tract either way).
+    /// imputation, and after them run on tract either way).
     pub fn runs_natively(&self) -> bool {
         matches!(self.forest(), Ok(Some(_)))
     }
 
-    fn forest_output(&self, rows: ArrayView2<'_, f64>) -> Option<std::result::Result<trees::ForestOutput, String>> {
-        Some(self.forest().ok()??.run(rows))
+    /// What the graph gives for `rows`: the flat forest's output, or the
+    /// graph's outputs (tract's, or computed after the trees).
+    fn outputs(&self, rows: ArrayView2<'_, f64>) -> std::result::Result<Outputs, String> {
+        match self.forest() {
+            Ok(Some(native)) => Ok(match native.run(rows)? {
+                Ran::Forest(out) => Outputs::Forest(out),
+                Ran::Graph(values) => Outputs::Graph {
+                    values,
+                    trees_on_tract: false,
+                },
+            }),
+            _ => Ok(Outputs::Graph {
+                values: self.run(rows)?,
+                trees_on_tract: true,
+            }),
+        }
+    }
+
+    /// The first output of a graph's outputs: labels (integers) or values.
+    fn predictions_of(
+        &self,
+        outputs: &TVec<TValue>,
+        trees_on_tract: bool,
+    ) -> std::result::Result<Array1<ProbeValue>, String> {
+        if let (Some(classes), Some(index), true) = (&self.tree_labels, self.scores_output, trees_on_tract) {
+            if let Some(labels) = outputs.get(index).and_then(|p| labels_of_argmax(p, classes)) {
+                return Ok(labels);
+            }
+        }
+        let out = outputs.get(self.label_output).ok_or("no output")?;
+        if self.label_is_integer {
+            let labels = out.cast_to::<i64>().map_err(|e| format!("{e:#}"))?;
+            let labels = labels.to_plain_array_view::<i64>().map_err(|e| format!("{e:#}"))?;
+            return Ok(labels.iter().map(|&l| ProbeValue::Label(l)).collect());
+        }
+        let values = out.cast_to::<f64>().map_err(|e| format!("{e:#}"))?;
+        let values = values.to_plain_array_view::<f64>().map_err(|e| format!("{e:#}"))?;
+        Ok(values.iter().map(|&x| ProbeValue::Value(x)).collect())
+    }
+
+    /// The probabilities output of a graph's outputs, when it has one.
+    fn scores_of(&self, outputs: &TVec<TValue>) -> Option<Array2<f64>> {
+        let out = outputs.get(self.scores_output?)?.cast_to::<f64>().ok()?;
+        let [n, classes] = out.shape() else {
+            return None;
+        };
+        let values: Vec<f64> = out.to_plain_array_view::<f64>().ok()?.iter().copied().collect();
+        Array2::from_shape_vec((*n, *classes), values).ok()
     }
 
     /// The runnable plan, built once: parsed, typed for `[batch,
@@ -320,6 +377,21 @@ impl OnnxModel {
         let input = Tensor::from_shape(&[rows.nrows(), rows.ncols()], &data).map_err(|e| format!("{e:#}"))?;
         plan.run(tvec!(input.into_tvalue())).map_err(|e| format!("{e:#}"))
     }
+}
+
+/// What a graph gives for a batch.
+enum Outputs {
+    /// The flat forest's, when the graph's outputs are the trees'.
+    Forest(trees::ForestOutput),
+    /// The graph's outputs; `trees_on_tract` when tract ran the trees too
+    /// (its labels are then replaced by the class of highest probability).
+    Graph { values: TVec<TValue>, trees_on_tract: bool },
+}
+
+/// NaN for every row, for a graph that failed to run (and why, logged).
+fn failed(n_rows: usize, why: String) -> Array1<ProbeValue> {
+    tracing::error!(error = %why, "the ONNX graph failed to run");
+    Array1::from_elem(n_rows, ProbeValue::Value(f64::NAN))
 }
 
 /// `classes[argmax]` of each row of a `[batch, classes]` probability tensor,
@@ -356,6 +428,21 @@ impl Model for OnnxModel {
         Some(self.n_features)
     }
 
+    /// A graph with trees (which send missing values where it says) or an
+    /// imputer (which replaces them) takes NaN; any other does not.
+    fn accepts_non_finite(&self) -> bool {
+        *self.takes_missing.get_or_init(|| {
+            parse(&self.graph.0).ok().and_then(|p| p.graph).is_some_and(|g| {
+                g.node.iter().any(|n| {
+                    matches!(
+                        n.op_type.as_str(),
+                        "TreeEnsembleClassifier" | "TreeEnsembleRegressor" | "TreeEnsemble" | "Imputer"
+                    )
+                })
+            })
+        })
+    }
+
     fn check_structure(&self, n_features: usize) -> std::result::Result<(), StructureError> {
         if n_features != self.n_features {
             return Err(StructureError::new(format!(
@@ -381,66 +468,32 @@ impl Model for OnnxModel {
     /// fails to run gives NaN for every row (and logs why): predictions
     /// never panic.
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<ProbeValue> {
-        let failed = |why: String| {
-            tracing::error!(error = %why, "the ONNX graph failed to run");
-            Array1::from_elem(rows.nrows(), ProbeValue::Value(f64::NAN))
+        let predictions = match self.outputs(rows) {
+            Ok(Outputs::Forest(out)) => return out.predictions(),
+            Ok(Outputs::Graph { values, trees_on_tract }) => self.predictions_of(&values, trees_on_tract),
+            Err(e) => Err(e),
         };
-        match self.forest_output(rows) {
-            Some(Ok(out)) => return out.predictions(),
-            Some(Err(e)) => return failed(e),
-            None => {}
-        }
-        let outputs = match self.run(rows) {
-            Ok(o) => o,
-            Err(e) => return failed(e),
-        };
-        if let (Some(classes), Some(index)) = (&self.tree_labels, self.scores_output) {
-            if let Some(labels) = outputs.get(index).and_then(|p| labels_of_argmax(p, classes)) {
-                return labels;
-            }
-        }
-        let Some(out) = outputs.get(self.label_output) else {
-            return failed("no output".into());
-        };
-        if self.label_is_integer {
-            return match out.cast_to::<i64>() {
-                Ok(l) => match l.to_plain_array_view::<i64>() {
-                    Ok(labels) => labels.iter().map(|&l| ProbeValue::Label(l)).collect(),
-                    Err(e) => failed(format!("{e:#}")),
-                },
-                Err(e) => failed(format!("{e:#}")),
-            };
-        }
-        match out.cast_to::<f64>() {
-            Ok(v) => match v.to_plain_array_view::<f64>() {
-                Ok(values) => values.iter().map(|&x| ProbeValue::Value(x)).collect(),
-                Err(e) => failed(format!("{e:#}")),
-            },
-            Err(e) => failed(format!("{e:#}")),
-        }
+        predictions.unwrap_or_else(|why| failed(rows.nrows(), why))
     }
 
-    /// The probabilities output, when the graph has one.
-    /// On the flat forest, one walk of the trees for both.
+    /// The probabilities output, when the graph has one; one run for both.
     fn predict_scored(&self, rows: ArrayView2<'_, f64>) -> (Array1<ProbeValue>, Option<Array2<f64>>) {
-        match self.forest_output(rows) {
-            Some(Ok(out)) => out.both(rows.nrows()),
-            Some(Err(_)) | None => (self.predict(rows), self.scores(rows)),
+        match self.outputs(rows) {
+            Ok(Outputs::Forest(out)) => out.both(rows.nrows()),
+            Ok(Outputs::Graph { values, trees_on_tract }) => (
+                self.predictions_of(&values, trees_on_tract)
+                    .unwrap_or_else(|why| failed(rows.nrows(), why)),
+                self.scores_of(&values),
+            ),
+            Err(why) => (failed(rows.nrows(), why), None),
         }
     }
 
     fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
-        if let Some(out) = self.forest_output(rows) {
-            return out.ok()?.into_scores(rows.nrows());
+        match self.outputs(rows).ok()? {
+            Outputs::Forest(out) => out.into_scores(rows.nrows()),
+            Outputs::Graph { values, .. } => self.scores_of(&values),
         }
-        let index = self.scores_output?;
-        let outputs = self.run(rows).ok()?;
-        let out = outputs.get(index)?.cast_to::<f64>().ok()?;
-        let [n, classes] = out.shape() else {
-            return None;
-        };
-        let values: Vec<f64> = out.to_plain_array_view::<f64>().ok()?.iter().copied().collect();
-        Array2::from_shape_vec((*n, *classes), values).ok()
     }
 
     fn dependencies() -> Vec<(&'static str, &'static str)> {

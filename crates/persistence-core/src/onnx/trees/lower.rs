@@ -49,24 +49,49 @@ fn strings(node: &pb::NodeProto, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Where a graph's tree ensemble is: its node, and the nodes before it
-/// that compute its input from the graph's (a prefix run on tract), none
-/// when the node reads the graph's input itself.
+/// Where a graph's tree ensemble is: its node, the nodes before it that
+/// compute its input from the graph's (none when the node reads the graph's
+/// input itself), and the nodes after it that compute the graph's outputs
+/// from its outputs (none when they only rename or cast them). The nodes
+/// before and after run on tract.
 pub(crate) struct Split<'a> {
     pub(crate) node: &'a pb::NodeProto,
     pub(crate) prefix: &'a [pb::NodeProto],
+    pub(crate) suffix: &'a [pb::NodeProto],
 }
 
-/// The graph's one tree-ensemble node, when the nodes after it leave its
-/// outputs' values as they are (Identity, a Cast to float or int64, a
-/// product with the constant 1: what skl2onnx and onnxmltools write around
-/// trees) and the graph's outputs are its outputs; `None` otherwise (the
-/// whole graph runs on tract).
+/// The graph's one tree-ensemble node and what is around it; `None` (the
+/// whole graph runs on tract) when a node after the trees reads anything
+/// but the trees' outputs, constants and what such nodes compute, or the
+/// trees' input is not the graph's or computed before them.
 pub(crate) fn split<'a>(graph: &'a pb::GraphProto, input: &str) -> Option<Split<'a>> {
     let is_trees = |n: &pb::NodeProto| matches!(n.op_type.as_str(), "TreeEnsembleClassifier" | "TreeEnsembleRegressor");
     let at = graph.node.iter().position(is_trees)?;
     let (prefix, rest) = graph.node.split_at(at);
     let (node, rest) = rest.split_first()?;
+    let suffix = if passes_through(graph, node, rest) {
+        &[]
+    } else if computed_from_trees(graph, node, rest) {
+        rest
+    } else {
+        return None;
+    };
+    let [from] = node.input.as_slice() else {
+        return None;
+    };
+    let computed = prefix.iter().any(|n| n.output.contains(from));
+    match (prefix.is_empty(), from == input) {
+        (true, true) => Some(Split { node, prefix, suffix }),
+        (false, false) if computed => Some(Split { node, prefix, suffix }),
+        _ => None,
+    }
+}
+
+/// Whether the nodes after the trees leave their outputs' values as they
+/// are (Identity, a Cast to float or int64, a product with the constant 1:
+/// what skl2onnx and onnxmltools write around trees) and the graph's
+/// outputs are the trees' outputs, in order.
+fn passes_through(graph: &pb::GraphProto, node: &pb::NodeProto, rest: &[pb::NodeProto]) -> bool {
     let mut renamed: HashMap<&str, &str> = HashMap::new();
     for n in rest {
         let passes = match (n.op_type.as_str(), n.input.as_slice()) {
@@ -78,8 +103,8 @@ pub(crate) fn split<'a>(graph: &'a pb::GraphProto, input: &str) -> Option<Split<
             ("Mul", [a, b]) if is_one(graph, a) => Some(b.as_str()),
             _ => None,
         };
-        let (from, [to]) = (passes?, n.output.as_slice()) else {
-            return None;
+        let (Some(from), [to]) = (passes, n.output.as_slice()) else {
+            return false;
         };
         let origin = renamed.get(from).copied().unwrap_or(from);
         renamed.insert(to.as_str(), origin);
@@ -89,19 +114,23 @@ pub(crate) fn split<'a>(graph: &'a pb::GraphProto, input: &str) -> Option<Split<
         .iter()
         .map(|o| renamed.get(o.name.as_str()).copied().unwrap_or(o.name.as_str()))
         .collect();
-    let node_outputs: Vec<&str> = node.output.iter().map(String::as_str).collect();
-    if outputs != node_outputs {
-        return None;
+    outputs == node.output.iter().map(String::as_str).collect::<Vec<_>>()
+}
+
+/// Whether every node after the trees reads only the trees' outputs,
+/// constants and what the nodes before it compute, and every output of the
+/// graph is computed so.
+fn computed_from_trees(graph: &pb::GraphProto, node: &pb::NodeProto, rest: &[pb::NodeProto]) -> bool {
+    let mut known: std::collections::HashSet<&str> = node.output.iter().map(String::as_str).collect();
+    known.extend(graph.initializer.iter().map(|t| t.name.as_str()));
+    known.insert(""); // an optional input left out
+    for n in rest {
+        if !n.input.iter().all(|i| known.contains(i.as_str())) {
+            return false;
+        }
+        known.extend(n.output.iter().map(String::as_str));
     }
-    let [from] = node.input.as_slice() else {
-        return None;
-    };
-    let computed = prefix.iter().any(|n| n.output.contains(from));
-    match (prefix.is_empty(), from == input) {
-        (true, true) => Some(Split { node, prefix }),
-        (false, false) if computed => Some(Split { node, prefix }),
-        _ => None,
-    }
+    graph.output.iter().all(|o| known.contains(o.name.as_str()))
 }
 
 /// A tree-ensemble node lowered for an input `n_features` wide: `Ok(None)`

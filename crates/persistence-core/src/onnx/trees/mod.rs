@@ -12,31 +12,35 @@
 //! - the nodes before the trees (scaling, imputation, any preprocessing
 //!   tract runs: skl2onnx's `Scaler` and `Imputer` are added to tract by
 //!   [`crate::onnx`]) run on tract, and their output is the forest's input;
-//! - after the trees, only nodes that leave the outputs' values as they are
-//!   (Identity, a Cast to float or int64, a product with the constant 1:
-//!   what converters write); a graph with any other node after the trees
-//!   runs wholly on tract, as does one with string labels, two base values
-//!   for a single score, or PROBIT on a single score.
+//! - the nodes after the trees run on tract from the trees' outputs (labels
+//!   int64 and probabilities float32, or values float32, as onnxruntime
+//!   gives them), unless they only rename or cast them (Identity, a Cast
+//!   to float or int64, a product with the constant 1: what converters
+//!   write), which costs nothing;
+//! - a graph whose nodes after the trees read anything else (the graph's
+//!   input, say) runs wholly on tract, as does one with more than one tree
+//!   ensemble, string labels, two base values for a single score, or
+//!   PROBIT on a single score.
 //!
 //! Lowering validates the tree: every child index in range and in the same
 //! tree, no node reached twice (so no loop), features within the input
 //! width, consistent attribute lengths, depth at most [`MAX_DEPTH`].
 //!
 //! One concept per file: `lower` (where the trees are in a graph, and
-//! their attributes into a forest, with its checks), `prefix` (the nodes
-//! before the trees, on tract), `stored` (the lowered form as a model
+//! their attributes into a forest, with its checks), `around` (the nodes
+//! before and after the trees, on tract), `stored` (the lowered form as a model
 //! kind); the forest itself and its walk are [`crate::forest`], shared with
 //! the linfa forest.
 
 pub(crate) use crate::forest::{FlatForest, ForestOutput};
 
+mod around;
 mod lower;
-mod prefix;
 mod stored;
 #[cfg(test)]
 mod tests;
 
 pub use crate::forest::{MAX_DEPTH, MAX_OUTPUTS};
-pub(crate) use lower::{lower, split};
-pub(crate) use prefix::Native;
+pub(crate) use around::{Native, Ran};
+pub(crate) use lower::{lower, split, Split};
 pub use stored::TreeEnsemble;

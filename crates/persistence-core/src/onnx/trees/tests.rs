@@ -263,7 +263,9 @@ fn nodes_before_the_trees_run_on_tract_and_a_hostile_tree_after_them_is_refused(
     assert!(native.has_prefix());
     // Feature 1 is doubled before the split at 0.5: 0.3 now goes false.
     let rows = ndarray::arr2(&[[0.0, 0.2], [0.0, 0.3], [0.0, f64::NAN]]);
-    let out = native.run(rows.view()).expect("runs");
+    let super::Ran::Forest(out) = native.run(rows.view()).expect("runs") else {
+        panic!("the graph's outputs are the trees'");
+    };
     assert_eq!(out.labels, Some(vec![20, 10, 20]), "0.4 <= 0.5, 0.6 > 0.5, NaN true");
     let hostile = after_a_product(|a| set(a, a_ints("nodes_featureids", &[7, 0, 0])));
     let err = super::Native::build(&hostile, "X", 2).err().expect("refused");
