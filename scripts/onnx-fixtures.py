@@ -149,6 +149,7 @@ def main():
     handmade_fixtures(out, train_x, train_y, rows)
     pipeline_fixtures(out, train_x, train_y, rows)
     after_trees_fixtures(out, train_x, train_y, rows)
+    tree_ensemble_v5_fixtures(out, train_x, train_y, rows)
 
 
 def tree_data(train_x, train_y, rows):
@@ -309,6 +310,122 @@ def after_trees_fixtures(out, train_x, train_y, rows):
     onx = to_onnx(forest, train_x[:1], options={id(forest): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
     onx = after(onx, onx.graph.output[1].name, [("Clip", ["low", "high"], {})], {"low": 0.05, "high": 0.95})
     write_tree_fixture(out, "after_trees_clipped_classifier", onx, rows, True, producer)
+
+
+V5_MODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4, "BRANCH_NEQ": 5}
+V5_AGGREGATES = {"AVERAGE": 0, "SUM": 1, "MIN": 2, "MAX": 3}
+V5_POSTS = {"NONE": 0, "SOFTMAX": 1, "LOGISTIC": 2, "SOFTMAX_ZERO": 3, "PROBIT": 4}
+
+
+def as_tree_ensemble(onx):
+    """The graph's TreeEnsembleRegressor (one weight per leaf) written as
+    ai.onnx.ml opset 5's TreeEnsemble: interior nodes and leaves apart, a
+    one-leaf tree as a node whose branches both reach the leaf, base values
+    (which TreeEnsemble dropped) added by an Add after it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = onx.graph
+    [old] = [n for n in graph.node if n.op_type == "TreeEnsembleRegressor"]
+    a = {x.name: helper.get_attribute_value(x) for x in old.attribute}
+    modes = [m.decode() for m in a["nodes_modes"]]
+    keys = list(zip(a["nodes_treeids"], a["nodes_nodeids"]))
+    weights = {}
+    for t, n, k, w in zip(a["target_treeids"], a["target_nodeids"], a["target_ids"], a["target_weights"]):
+        weights.setdefault((t, n), []).append((k, w))
+    leaves = [key for key, mode in zip(keys, modes) if mode == "LEAF"]
+    assert all(len(weights.get(key, [])) == 1 for key in leaves), "one weight per leaf"
+    leaf_index = {key: j for j, key in enumerate(leaves)}
+    interior = [i for i, mode in enumerate(modes) if mode != "LEAF"]
+    node_index = {keys[i]: j for j, i in enumerate(interior)}
+    missing = a.get("nodes_missing_value_tracks_true", [0] * len(keys))
+    cols = {k: [] for k in ["featureids", "splits", "modes", "truenodeids", "trueleafs", "falsenodeids", "falseleafs", "missing"]}
+
+    def child(tree, node_id):
+        key = (tree, node_id)
+        return (leaf_index[key], 1) if key in leaf_index else (node_index[key], 0)
+
+    for i in interior:
+        tree = keys[i][0]
+        cols["featureids"].append(a["nodes_featureids"][i])
+        cols["splits"].append(a["nodes_values"][i])
+        cols["modes"].append(V5_MODES[modes[i]])
+        for side, ids in (("true", a["nodes_truenodeids"]), ("false", a["nodes_falsenodeids"])):
+            index, is_leaf = child(tree, ids[i])
+            cols[f"{side}nodeids"].append(index)
+            cols[f"{side}leafs"].append(is_leaf)
+        cols["missing"].append(missing[i])
+    roots = []
+    for tree in dict.fromkeys(t for t, _ in keys):
+        root = next(key for key in keys if key[0] == tree)
+        if root in node_index:
+            roots.append(node_index[root])
+            continue
+        roots.append(len(cols["modes"]))  # a one-leaf tree
+        for k, v in [("featureids", 0), ("splits", 0.0), ("modes", 0), ("truenodeids", leaf_index[root]), ("trueleafs", 1),
+                     ("falsenodeids", leaf_index[root]), ("falseleafs", 1), ("missing", 0)]:
+            cols[k].append(v)
+    new = helper.make_node(
+        "TreeEnsemble", list(old.input), ["trees_out"], domain="ai.onnx.ml", name=old.name,
+        nodes_featureids=cols["featureids"],
+        nodes_splits=helper.make_tensor("nodes_splits", TensorProto.FLOAT, [len(cols["splits"])], cols["splits"]),
+        nodes_modes=helper.make_tensor("nodes_modes", TensorProto.UINT8, [len(cols["modes"])], cols["modes"]),
+        nodes_truenodeids=cols["truenodeids"], nodes_trueleafs=cols["trueleafs"],
+        nodes_falsenodeids=cols["falsenodeids"], nodes_falseleafs=cols["falseleafs"],
+        nodes_missing_value_tracks_true=cols["missing"],
+        tree_roots=roots,
+        leaf_targetids=[weights[key][0][0] for key in leaves],
+        leaf_weights=helper.make_tensor("leaf_weights", TensorProto.FLOAT, [len(leaves)], [weights[key][0][1] for key in leaves]),
+        n_targets=a.get("n_targets", 1),
+        aggregate_function=V5_AGGREGATES[a.get("aggregate_function", b"SUM").decode()],
+        post_transform=V5_POSTS[a.get("post_transform", b"NONE").decode()],
+    )
+    nodes = []
+    output = old.output[0]
+    for n in graph.node:
+        if n is not old:
+            nodes.append(n)
+            continue
+        nodes.append(new)
+        if "base_values" in a:
+            graph.initializer.append(numpy_helper.from_array(np.asarray([a["base_values"]], dtype=np.float32), "base_values"))
+            nodes.append(helper.make_node("Add", ["trees_out", "base_values"], [output], name="base_values"))
+        else:
+            nodes.append(helper.make_node("Identity", ["trees_out"], [output], name="trees_out"))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del onx.opset_import[:]
+    onx.opset_import.extend([helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)])
+    onx.ir_version = 10
+    return onx
+
+
+def tree_ensemble_v5_fixtures(out, train_x, train_y, rows):
+    """Regressors as ai.onnx.ml opset 5's TreeEnsemble: a scikit-learn
+    gradient boosting (its base value added after the trees) and an
+    ensemble written node by node (every branch mode, missing values sent
+    either way, AVERAGE, one-leaf trees). NaN in some rows."""
+    from onnx import TensorProto, helper
+
+    rows, three, target = tree_data(train_x, train_y, rows)
+    model = GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=0).fit(train_x, target)
+    onx = to_onnx(model, train_x[:1], target_opset={"": 17, "ai.onnx.ml": 3})
+    producer = {"scikit-learn": sklearn.__version__, "skl2onnx": skl2onnx.__version__, "onnx": __import__("onnx").__version__}
+    write_tree_fixture(out, "tree_ensemble_v5_boosting_regressor", as_tree_ensemble(onx), rows, False, producer)
+    rng = np.random.default_rng(5)
+    nodes, leaves = handmade_trees(rng, rows, 12, 5, 1, (-2.0, 2.0), True)
+    for k, v in [("treeids", 12), ("nodeids", 0), ("featureids", 0), ("values", 0.0), ("modes", "LEAF"),
+                 ("truenodeids", 0), ("falsenodeids", 0), ("missing_value_tracks_true", 0)]:
+        nodes[k].append(v)  # a tree that is one leaf
+    for k, v in [("treeids", 12), ("nodeids", 0), ("ids", 0), ("weights", 0.75)]:
+        leaves[k].append(v)
+    attrs = {f"nodes_{k}": v for k, v in nodes.items()}
+    attrs.update({f"target_{k}": v for k, v in leaves.items()})
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, N_FEATURES])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])
+    node = helper.make_node("TreeEnsembleRegressor", ["X"], ["Y"], domain="ai.onnx.ml", n_targets=1,
+                            aggregate_function="AVERAGE", post_transform="NONE", **attrs)
+    onx = helper.make_model(helper.make_graph([node], "tree_ensemble_v5_handmade", [x], [y]), producer_name="onnx-fixtures.py")
+    write_tree_fixture(out, "tree_ensemble_v5_handmade", as_tree_ensemble(onx), rows, False, {"onnx": __import__("onnx").__version__})
 
 
 HANDMADE_MODES = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"]

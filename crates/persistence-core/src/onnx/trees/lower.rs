@@ -22,11 +22,11 @@ fn is_one(graph: &pb::GraphProto, name: &str) -> bool {
     })
 }
 
-fn attr<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+pub(super) fn attr<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
 }
 
-fn ints(node: &pb::NodeProto, name: &str) -> Vec<i64> {
+pub(super) fn ints(node: &pb::NodeProto, name: &str) -> Vec<i64> {
     attr(node, name).map(|a| a.ints.clone()).unwrap_or_default()
 }
 
@@ -65,7 +65,12 @@ pub(crate) struct Split<'a> {
 /// but the trees' outputs, constants and what such nodes compute, or the
 /// trees' input is not the graph's or computed before them.
 pub(crate) fn split<'a>(graph: &'a pb::GraphProto, input: &str) -> Option<Split<'a>> {
-    let is_trees = |n: &pb::NodeProto| matches!(n.op_type.as_str(), "TreeEnsembleClassifier" | "TreeEnsembleRegressor");
+    let is_trees = |n: &pb::NodeProto| {
+        matches!(
+            n.op_type.as_str(),
+            "TreeEnsembleClassifier" | "TreeEnsembleRegressor" | "TreeEnsemble"
+        )
+    };
     let at = graph.node.iter().position(is_trees)?;
     let (prefix, rest) = graph.node.split_at(at);
     let (node, rest) = rest.split_first()?;
@@ -133,10 +138,32 @@ fn computed_from_trees(graph: &pb::GraphProto, node: &pb::NodeProto, rest: &[pb:
     graph.output.iter().all(|o| known.contains(o.name.as_str()))
 }
 
+/// That there are nodes, every node column has one entry per node, and
+/// the optional missing-value tracks one per node or none.
+pub(super) fn node_columns(n: usize, columns: &[(&str, usize)], missing: usize) -> Result<(), String> {
+    if n == 0 {
+        return Err("a tree ensemble without nodes".into());
+    }
+    for &(what, len) in columns {
+        if len != n {
+            return Err(format!("{what} has {len} entries for {n} nodes"));
+        }
+    }
+    if missing != 0 && missing != n {
+        return Err(format!(
+            "nodes_missing_value_tracks_true has {missing} entries for {n} nodes"
+        ));
+    }
+    Ok(())
+}
+
 /// A tree-ensemble node lowered for an input `n_features` wide: `Ok(None)`
 /// for a case not implemented here (left to tract); `Err` for a hostile or
 /// inconsistent tree, refused.
 pub(crate) fn lower(node: &pb::NodeProto, n_features: usize) -> Result<Option<FlatForest<f32>>, String> {
+    if node.op_type == "TreeEnsemble" {
+        return super::v5::lower(node, n_features);
+    }
     let classifier = node.op_type == "TreeEnsembleClassifier";
     if attr(node, "nodes_values_as_tensor").is_some() || attr(node, "base_values_as_tensor").is_some() {
         return Ok(None);
@@ -158,27 +185,18 @@ pub(crate) fn lower(node: &pb::NodeProto, n_features: usize) -> Result<Option<Fl
     let falses = ints(node, "nodes_falsenodeids");
     let missing = ints(node, "nodes_missing_value_tracks_true");
     let n = tree_ids.len();
-    if n == 0 {
-        return Err("a tree ensemble without nodes".into());
-    }
-    for (what, len) in [
-        ("nodes_nodeids", node_ids.len()),
-        ("nodes_featureids", features.len()),
-        ("nodes_values", values.len()),
-        ("nodes_modes", modes.len()),
-        ("nodes_truenodeids", trues.len()),
-        ("nodes_falsenodeids", falses.len()),
-    ] {
-        if len != n {
-            return Err(format!("{what} has {len} entries for {n} nodes"));
-        }
-    }
-    if !missing.is_empty() && missing.len() != n {
-        return Err(format!(
-            "nodes_missing_value_tracks_true has {} entries for {n} nodes",
-            missing.len()
-        ));
-    }
+    node_columns(
+        n,
+        &[
+            ("nodes_nodeids", node_ids.len()),
+            ("nodes_featureids", features.len()),
+            ("nodes_values", values.len()),
+            ("nodes_modes", modes.len()),
+            ("nodes_truenodeids", trues.len()),
+            ("nodes_falsenodeids", falses.len()),
+        ],
+        missing.len(),
+    )?;
     let (w_trees, w_nodes, w_ids, w_weights) = if classifier {
         (
             ints(node, "class_treeids"),

@@ -1,5 +1,6 @@
-//! ONNX tree ensembles (`ai.onnx.ml` `TreeEnsembleClassifier` and
-//! `TreeEnsembleRegressor`) lowered into a flat forest run natively.
+//! ONNX tree ensembles (`ai.onnx.ml` `TreeEnsembleClassifier`,
+//! `TreeEnsembleRegressor`, and opset 5's `TreeEnsemble`) lowered into a
+//! flat forest run natively.
 //!
 //! tract runs these nodes correctly but about two thousand times slower
 //! than onnxruntime, and has no `TreeEnsembleRegressor`. A graph whose
@@ -27,8 +28,9 @@
 //! width, consistent attribute lengths, depth at most [`MAX_DEPTH`].
 //!
 //! One concept per file: `lower` (where the trees are in a graph, and
-//! their attributes into a forest, with its checks), `around` (the nodes
-//! before and after the trees, on tract), `stored` (the lowered form as a model
+//! their attributes into a forest, with its checks), `v5` (opset 5's
+//! `TreeEnsemble`), `around` (the nodes before and after the trees, on
+//! tract), `stored` (the lowered form as a model
 //! kind); the forest itself and its walk are [`crate::forest`], shared with
 //! the linfa forest.
 
@@ -39,6 +41,7 @@ mod lower;
 mod stored;
 #[cfg(test)]
 mod tests;
+mod v5;
 
 pub use crate::forest::{MAX_DEPTH, MAX_OUTPUTS};
 pub(crate) use around::{Native, Ran};

@@ -271,3 +271,84 @@ fn nodes_before_the_trees_run_on_tract_and_a_hostile_tree_after_them_is_refused(
     let err = super::Native::build(&hostile, "X", 2).err().expect("refused");
     assert!(err.contains("feature 7"), "{err}");
 }
+
+fn a_tensor(name: &str, data_type: i32, raw: Vec<u8>) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        t: Some(pb::TensorProto {
+            name: name.into(),
+            data_type,
+            dims: vec![raw.len() as i64 / if data_type == 1 { 4 } else { 1 }],
+            raw_data: raw,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Opset 5's `TreeEnsemble` of one tree: node 0 splits feature 1 at 0.5
+/// (`<=`) into node 1 (true) and leaf 2 (false); node 1 splits feature 0 at
+/// 0 into leaves 0 and 1. Leaves weigh 1, 2 and 3.
+fn v5(edit: impl FnOnce(&mut Vec<pb::AttributeProto>)) -> pb::NodeProto {
+    let mut attrs = vec![
+        a_ints("nodes_featureids", &[1, 0]),
+        a_tensor("nodes_splits", 1, f32_bytes(&[0.5, 0.0])),
+        a_tensor("nodes_modes", 2, vec![0, 0]),
+        a_ints("nodes_truenodeids", &[1, 0]),
+        a_ints("nodes_trueleafs", &[0, 1]),
+        a_ints("nodes_falsenodeids", &[2, 1]),
+        a_ints("nodes_falseleafs", &[1, 1]),
+        a_ints("tree_roots", &[0]),
+        a_ints("leaf_targetids", &[0, 0, 0]),
+        a_tensor("leaf_weights", 1, f32_bytes(&[1.0, 2.0, 3.0])),
+    ];
+    edit(&mut attrs);
+    pb::NodeProto {
+        op_type: "TreeEnsemble".into(),
+        input: vec!["X".into()],
+        output: vec!["Y".into()],
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn opset_5_trees_are_lowered_and_hostile_ones_refused() {
+    let forest = lower(&v5(|_| {}), 2).expect("sound").expect("lowered");
+    let out = forest.run(&[-1.0, 0.2, 1.0, 0.2, 0.0, 0.9], 3);
+    assert_eq!(out.scores, vec![1.0, 2.0, 3.0]);
+    let cases = [
+        ("leaf 7 of 3", v5(|a| set(a, a_ints("nodes_falsenodeids", &[7, 1])))),
+        (
+            "outside the 2 nodes",
+            v5(|a| set(a, a_ints("nodes_truenodeids", &[5, 0]))),
+        ),
+        ("twice", v5(|a| set(a, a_ints("nodes_truenodeids", &[0, 0])))),
+        ("feature 4", v5(|a| set(a, a_ints("nodes_featureids", &[4, 0])))),
+        (
+            "nodes_trueleafs has 1 entries",
+            v5(|a| set(a, a_ints("nodes_trueleafs", &[0]))),
+        ),
+        ("tree root 9", v5(|a| set(a, a_ints("tree_roots", &[9])))),
+        ("target 1 of 1", v5(|a| set(a, a_ints("leaf_targetids", &[0, 1, 0])))),
+        (
+            "unknown node mode 9",
+            v5(|a| set(a, a_tensor("nodes_modes", 2, vec![0, 9]))),
+        ),
+        (
+            "not float32",
+            v5(|a| set(a, a_tensor("leaf_weights", 2, vec![1, 2, 3]))),
+        ),
+    ];
+    for (words, node) in cases {
+        let err = lower(&node, 2).expect_err(words);
+        assert!(err.contains(words), "{words}: {err}");
+    }
+    // Set membership is left to tract, not refused.
+    let member = v5(|a| set(a, a_tensor("nodes_modes", 2, vec![0, 6])));
+    assert!(lower(&member, 2).expect("not refused").is_none());
+}
