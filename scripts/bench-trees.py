@@ -6,7 +6,8 @@ the scikit-learn forest fixture (tests/fixtures/onnx/random_forest.onnx), one
 row and 1000 rows, medians. The Rust side (benches/onnx.rs) runs the same
 graphs and rows.
 
-    python scripts/bench-trees.py DIR
+    python scripts/bench-trees.py DIR            # write the model, then time
+    python scripts/bench-trees.py DIR --time     # time only (the model is there)
 """
 
 import json
@@ -55,9 +56,10 @@ def median_us(session, batch, repeat):
     return statistics.median(times) * 1e6
 
 
-def main(out):
+def main(out, time_only):
     os.makedirs(out, exist_ok=True)
-    write_xgboost(out)
+    if not time_only:
+        write_xgboost(out)
     here = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "onnx")
     forest_rows = np.array(json.load(open(os.path.join(here, "random_forest.json")))["rows"], dtype=np.float32)
     forest_x = np.array([forest_rows[i % len(forest_rows)] for i in range(1000)], dtype=np.float32)
@@ -72,4 +74,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], "--time" in sys.argv[2:])

@@ -11,5 +11,8 @@ cd "$(dirname "$0")/.."
 out=target/bench-trees
 py="$(scripts/venv.sh "numpy==2.4.6" "scikit-learn==1.9.1" "skl2onnx==1.20.0" "onnx==1.23.2" "onnxruntime==1.32.0" \
   "xgboost-cpu==3.2.0" "onnxmltools==1.16.0")"
+# onnxruntime is timed before and after this project's benches: on a
+# shared machine the two runs show how much the machine itself moved.
 "$py" scripts/bench-trees.py "$out" | tee "$out.onnxruntime.txt"
 MP_BENCH_TREES="$out" cargo bench --features onnx --bench onnx 2>&1 | grep -E "^onnx_|time:" | tee "$out.ours.txt"
+"$py" scripts/bench-trees.py "$out" --time | tee -a "$out.onnxruntime.txt"
