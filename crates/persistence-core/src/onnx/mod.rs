@@ -11,9 +11,10 @@
 //! card's probe.
 //!
 //! Graphs whose model is a tree ensemble run their trees on the project's
-//! flat forest (nodes before the trees on tract); tract 0.23.9 lacks the
-//! `ai.onnx.ml` `Scaler` and `Imputer` of scikit-learn pipelines, which
-//! are added to it here as compositions of its own operators.
+//! flat forest (nodes before and after the trees on tract); tract 0.23.9
+//! lacks the `ai.onnx.ml` `Scaler` and `Imputer` of scikit-learn
+//! pipelines, which are added to it here as compositions of its own
+//! operators.
 //!
 //! The graph takes one float input of shape `[batch, n_features]`. The first
 //! output is the label (integer, for classifiers) or the value (float, for
@@ -75,13 +76,13 @@ pub struct OnnxModel {
     label_is_integer: bool,
     #[serde(skip)]
     plan: OnceLock<std::result::Result<Arc<Plan>, String>>,
-    /// The graph's tree ensemble lowered to a flat forest, after the nodes
-    /// before it on tract, when the graph's model is one (see the `trees`
-    /// module); built from the graph on first use.
     /// Whether the graph takes missing values (see
     /// [`Model::accepts_non_finite`]), found on first use.
     #[serde(skip)]
     takes_missing: OnceLock<bool>,
+    /// The graph's tree ensemble lowered to a flat forest, with the nodes
+    /// around it on tract, when the graph's model is one (see the `trees`
+    /// module); built from the graph on first use.
     #[serde(skip)]
     forest: OnceLock<std::result::Result<Option<Arc<Native>>, String>>,
 }
@@ -261,7 +262,7 @@ impl OnnxModel {
     }
 
     /// The flat forest of a graph whose model is one tree ensemble, with
-    /// the nodes before it on tract; built once.
+    /// the nodes around it on tract; built once.
     fn forest(&self) -> std::result::Result<Option<&Native>, String> {
         self.forest
             .get_or_init(|| {
