@@ -206,4 +206,12 @@ fn onnx_from_python_serves_both_algorithms_behind_one_name() {
         "{:?}",
         summary.ab_counts
     );
+    assert!(
+        summary
+            .pipeline_runtime
+            .starts_with("tract 0.23.9 before the trees, then flat forest"),
+        "{}",
+        summary.pipeline_runtime
+    );
+    assert_eq!(summary.pipeline_answers.len(), 3, "rows with NaN answered");
 }
