@@ -5,7 +5,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 
 use super::post::{logistic, post_vector};
 use super::{
-    Aggregate, Bits, Compare, Comparisons, FlatForest, ForestOutput, Head, Post, Precision, Step, PARALLEL_ROWS,
+    Aggregate, Bits, Compare, Comparisons, FlatForest, ForestOutput, Head, Post, Precision, Step, PARALLEL_STEPS,
 };
 use crate::model::ProbeValue;
 
@@ -367,7 +367,7 @@ impl<T: Precision> FlatForest<T> {
         // Asked once: on Linux the answer reads the cgroup files.
         static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         let threads = *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        if n_rows < PARALLEL_ROWS || threads < 2 || self.n_features == 0 {
+        if !self.worth_splitting(n_rows) || threads < 2 || self.n_features == 0 {
             return self.run_serial(rows, n_rows);
         }
         let per = n_rows.div_ceil(threads);
@@ -402,6 +402,13 @@ impl<T: Precision> FlatForest<T> {
             }
         }
         out
+    }
+
+    /// Whether a batch is enough work to split over threads (checked
+    /// without summing the depths for small batches, one row above all).
+    pub(super) fn worth_splitting(&self, n_rows: usize) -> bool {
+        n_rows >= 2 * LANES
+            && n_rows.saturating_mul(self.depths.iter().map(|&d| d as usize).sum::<usize>()) >= PARALLEL_STEPS
     }
 
     pub(super) fn run_serial(&self, rows: &[f64], n_rows: usize) -> ForestOutput {

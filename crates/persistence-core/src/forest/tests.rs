@@ -236,8 +236,12 @@ proptest! {
 fn a_large_batch_split_over_threads_matches_row_by_row() {
     let (parts, rows, nf) = forest(7, Some(Mode::Lt), Aggregate::Sum);
     let forest = FlatForest::new(parts).expect("sound");
-    let many: Vec<f64> = rows.iter().cycle().take(nf * 1001).map(|&x| f64::from(x)).collect();
-    let all = forest.run(&many, 1001);
+    let steps: usize = forest.depths.iter().map(|&d| d as usize).sum();
+    let n = super::PARALLEL_STEPS / steps.max(1) + 1001;
+    assert!(forest.worth_splitting(n), "a batch split over threads");
+    assert!(!forest.worth_splitting(1), "one row is not");
+    let many: Vec<f64> = rows.iter().cycle().take(nf * n).map(|&x| f64::from(x)).collect();
+    let all = forest.run(&many, n);
     let one_by_one: Vec<f64> = many
         .chunks(nf)
         .flat_map(|row| forest.run_serial(row, 1).scores)
