@@ -74,9 +74,11 @@ pub(crate) fn split<'a>(graph: &'a pb::GraphProto, input: &str) -> Option<Split<
     let at = graph.node.iter().position(is_trees)?;
     let (prefix, rest) = graph.node.split_at(at);
     let (node, rest) = rest.split_first()?;
+    // With no node after the trees, the graph's outputs must be the trees'
+    // in order: the forest's output is read as such.
     let suffix = if passes_through(graph, node, rest) {
         &[]
-    } else if computed_from_trees(graph, node, rest) {
+    } else if !rest.is_empty() && computed_from_trees(graph, node, rest) {
         rest
     } else {
         return None;

@@ -343,6 +343,20 @@ fn opset_5_trees_are_lowered_and_hostile_ones_refused() {
             "not float32",
             v5(|a| set(a, a_tensor("leaf_weights", 2, vec![1, 2, 3]))),
         ),
+        (
+            "1099511627776 outputs",
+            v5(|a| {
+                a.push(pb::AttributeProto {
+                    name: "n_targets".into(),
+                    i: 1 << 40,
+                    ..Default::default()
+                })
+            }),
+        ),
+        (
+            "not whole float32s",
+            v5(|a| set(a, a_tensor("leaf_weights", 1, vec![0; 7]))),
+        ),
     ];
     for (words, node) in cases {
         let err = lower(&node, 2).expect_err(words);
@@ -351,4 +365,17 @@ fn opset_5_trees_are_lowered_and_hostile_ones_refused() {
     // Set membership is left to tract, not refused.
     let member = v5(|a| set(a, a_tensor("nodes_modes", 2, vec![0, 6])));
     assert!(lower(&member, 2).expect("not refused").is_none());
+}
+
+#[test]
+fn graph_outputs_that_are_not_the_trees_outputs_in_order_are_left_to_tract() {
+    // Only the probabilities, no node after the trees: the forest's output
+    // (labels first) is not the graph's, so the graph is not lowered.
+    let mut g = graph(|_| {});
+    g.output.remove(0);
+    assert!(split(&g, "X").is_none(), "probabilities alone");
+    let mut g = graph(|_| {});
+    g.output.swap(0, 1);
+    assert!(split(&g, "X").is_none(), "outputs swapped");
+    assert!(split(&graph(|_| {}), "X").is_some(), "the trees' outputs in order");
 }

@@ -26,6 +26,7 @@ fn f32s(t: &pb::TensorProto, name: &str) -> Result<Vec<f32>, String> {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect()),
+        FLOAT => Err(format!("{name} holds {} bytes, not whole float32s", t.raw_data.len())),
         other => Err(format!("{name} is a tensor of element type {other}, not float32")),
     }
 }
