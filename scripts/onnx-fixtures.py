@@ -237,6 +237,24 @@ def boosting_fixtures(out, train_x, train_y, rows):
         producer = {library: __import__(library).__version__, "onnxmltools": onnxmltools.__version__}
         write_tree_fixture(out, name, onx, rows, classifier, producer)
 
+    # A categorical feature: onnxmltools writes each categorical split as a
+    # chain of BRANCH_EQ nodes, one per category, that share their true
+    # child (the trees are graphs with shared nodes, which onnxruntime runs).
+    def categorical(x, y=None):
+        """Column 19 as one of eight categories, which tell the class
+        (of the training rows) in part."""
+        x = x.copy()
+        noise = np.floor(np.abs(np.nan_to_num(x[:, 19])) * 3)
+        x[:, 19] = (noise + (0 if y is None else 3 * y)) % 8
+        return x
+
+    model = lightgbm.LGBMClassifier(n_estimators=20, min_data_per_group=5, cat_smooth=1, **lgb)
+    model.fit(categorical(train_x, three), three, categorical_feature=[19])
+    onx = onnxmltools.convert_lightgbm(model, initial_types=types, target_opset=15, zipmap=False)
+    onx.graph.name = "lightgbm_categorical"
+    producer = {"lightgbm": lightgbm.__version__, "onnxmltools": onnxmltools.__version__}
+    write_tree_fixture(out, "lightgbm_categorical", onx, categorical(rows), True, producer)
+
 
 def pipeline_fixtures(out, train_x, train_y, rows):
     """scikit-learn pipelines whose model is a tree ensemble, after

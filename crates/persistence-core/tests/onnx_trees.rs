@@ -108,6 +108,8 @@ fn classifiers_match_onnxruntime_with_missing_values() {
         ("xgboost_3class", true),
         // LightGBM's converter writes a Cast and a product by 1 after the trees.
         ("lightgbm", true),
+        // A categorical split: a chain of `==` branches sharing a child.
+        ("lightgbm_categorical", true),
     ] {
         let (model, rows, json) = load_as(name, native);
         stored(name, &model, &rows);

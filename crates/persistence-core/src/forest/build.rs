@@ -1,7 +1,7 @@
 //! Parts into the walk form, with every check a hostile graph or file
-//! needs: indices in range, every tree a tree (no loop, no shared node)
-//! within [`MAX_DEPTH`], features within the input, outputs and weights
-//! sound.
+//! needs: indices in range, no loop, trees within [`MAX_DEPTH`] (a node
+//! that two branches share is laid out under each, within a bound),
+//! features within the input, outputs and weights sound.
 
 use super::eval::MAX_OUTPUTS;
 use super::{Bits, Compare, Comparisons, FlatForest, ForestParts, Head, Mode, Node, Precision, Step, MAX_DEPTH};
@@ -33,9 +33,10 @@ impl<T: Precision> FlatForest<T> {
     /// # Errors
     ///
     /// A sentence saying what is wrong, for a forest that is not one: an
-    /// index out of range, a node reached twice (a loop or a shared node),
-    /// a tree deeper than [`MAX_DEPTH`], a feature past the input, an
-    /// output past the outputs, a weight or base value that is not finite.
+    /// index out of range, a loop, nodes shared so much that the trees laid
+    /// out whole would pass a bound, a tree deeper than [`MAX_DEPTH`], a
+    /// feature past the input, an output past the outputs, a weight or base
+    /// value that is not finite.
     pub(crate) fn new(parts: ForestParts<T>) -> Result<Self, String> {
         let ForestParts {
             nodes,
@@ -80,13 +81,17 @@ impl<T: Precision> FlatForest<T> {
         // (normalised) comparison holds first.
         let mut steps = Vec::with_capacity(n);
         let mut compares = Vec::with_capacity(n);
-        let mut nan_bits = Bits::new(n);
+        let mut nan_first_at = Vec::new();
         let mut leaf_start = Vec::with_capacity(n + 1);
         let mut ordered = Vec::with_capacity(weights.len());
         let mut new_roots = Vec::with_capacity(roots.len());
         let mut depths = Vec::with_capacity(roots.len());
-        let mut seen = vec![false; n];
-        let twice = |at: u32| format!("node {at} is reached twice: the tree has a loop or a shared node");
+        check_no_loop(&nodes, &roots)?;
+        // A node that two branches share (onnxmltools writes LightGBM's
+        // categorical splits so) is laid out under each: the walk form is
+        // a tree. Bounded, so that a file of nested shared nodes cannot
+        // make it take memory without bound.
+        let (most_steps, most_weights) = (n.max(MAX_UNFOLDED), weights.len().max(MAX_UNFOLDED));
         // (node, the branch whose second child it is, its depth)
         let mut stack: Vec<(u32, Option<usize>, usize)> = Vec::new();
         for &root in &roots {
@@ -97,10 +102,13 @@ impl<T: Precision> FlatForest<T> {
                 if depth > MAX_DEPTH {
                     return Err(format!("a tree deeper than {MAX_DEPTH}"));
                 }
-                if std::mem::replace(&mut seen[at as usize], true) {
-                    return Err(twice(at));
-                }
                 let here = steps.len();
+                if here >= most_steps || ordered.len() > most_weights {
+                    return Err(format!(
+                        "the trees share nodes so much that laying each tree out whole would take more than \
+                         {most_steps} nodes or {most_weights} leaf weights"
+                    ));
+                }
                 if let Some(p) = parent {
                     let slot: &mut Step<T> = &mut steps[p];
                     slot.second = here as u32;
@@ -127,14 +135,21 @@ impl<T: Precision> FlatForest<T> {
                 });
                 compares.push(compare);
                 if nan_first {
-                    nan_bits.set(here);
+                    nan_first_at.push(here);
                 }
                 stack.push((second, Some(here), depth + 1));
                 stack.push((first, None, depth + 1));
             }
             depths.push(deepest as u32);
         }
+        if ordered.len() > u32::MAX as usize {
+            return Err("more leaf weights than a u32 indexes".into());
+        }
         leaf_start.push(ordered.len() as u32);
+        let mut nan_bits = Bits::new(steps.len());
+        for i in nan_first_at {
+            nan_bits.set(i);
+        }
         Ok(FlatForest {
             leaf_value: leaf_values(&steps, &leaf_start, &ordered),
             comparisons: comparisons(&steps, compares),
@@ -268,6 +283,49 @@ impl<T: Precision> FlatForest<T> {
     pub(crate) fn head(&self) -> &Head {
         &self.head
     }
+}
+
+/// The most nodes (and leaf weights) the walk form of a forest whose trees
+/// share nodes may have beyond those of its parts: about 100 MB.
+const MAX_UNFOLDED: usize = 1 << 22;
+
+/// Refuses a forest in which a node leads back to itself (a walk would
+/// never reach a leaf). Nodes are in range.
+fn check_no_loop<T>(nodes: &[Node<T>], roots: &[u32]) -> Result<(), String> {
+    const NEW: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![NEW; nodes.len()];
+    // (node, whether its children were pushed)
+    let mut stack: Vec<(u32, bool)> = Vec::new();
+    for &root in roots {
+        stack.push((root, false));
+        while let Some((at, expanded)) = stack.pop() {
+            let i = at as usize;
+            if expanded {
+                state[i] = DONE;
+                continue;
+            }
+            match state[i] {
+                DONE => continue,
+                ON_PATH => return Err(format!("node {at} leads back to itself: the tree has a loop")),
+                _ => {}
+            }
+            state[i] = ON_PATH;
+            stack.push((at, true));
+            let node = &nodes[i];
+            if node.mode != Mode::Leaf {
+                for child in [node.a, node.b] {
+                    match state[child as usize] {
+                        ON_PATH => return Err(format!("node {child} leads back to itself: the tree has a loop")),
+                        NEW => stack.push((child, false)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every node's weight when each leaf has exactly one, for output 0 (0

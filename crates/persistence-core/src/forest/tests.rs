@@ -248,3 +248,93 @@ fn a_large_batch_split_over_threads_matches_row_by_row() {
         .collect();
     assert_eq!(all.scores, one_by_one);
 }
+
+/// `parts` with some branches sharing a child: both children one node, or
+/// the second child the root of a later tree (never an earlier one, so no
+/// loop), as exporters write categorical splits.
+fn with_shared_nodes(mut parts: ForestParts<f32>, seed: u64) -> ForestParts<f32> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let tree_of = |parts: &ForestParts<f32>| {
+        let mut tree = vec![usize::MAX; parts.nodes.len()];
+        for (t, &root) in parts.roots.iter().enumerate() {
+            let mut stack = vec![root];
+            while let Some(at) = stack.pop() {
+                tree[at as usize] = t;
+                let n = parts.nodes[at as usize];
+                if n.mode != Mode::Leaf {
+                    stack.extend([n.a, n.b]);
+                }
+            }
+        }
+        tree
+    };
+    let tree = tree_of(&parts);
+    for (i, &t) in tree.iter().enumerate() {
+        let node = parts.nodes[i];
+        if node.mode == Mode::Leaf || t == usize::MAX || rng.gen_range(0..3) != 0 {
+            continue;
+        }
+        let later = t + 1..parts.roots.len();
+        parts.nodes[i].b = if later.is_empty() || rng.gen() {
+            node.a
+        } else {
+            parts.roots[rng.gen_range(later)]
+        };
+    }
+    parts
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn shared_nodes_are_walked_as_under_each_parent(seed in any::<u64>()) {
+        let (parts, rows, nf) = forest(seed, None, Aggregate::Sum);
+        let parts = with_shared_nodes(parts, seed);
+        check(parts, rows, nf, Aggregate::Sum);
+    }
+}
+
+#[test]
+fn nodes_shared_past_the_bound_are_refused() {
+    // Forty branches, each with the next as both children: 2^40 paths.
+    let mut nodes: Vec<Node<f32>> = (0..40)
+        .map(|i| Node {
+            mode: Mode::Leq,
+            missing_true: false,
+            feature: 0,
+            threshold: 0.5,
+            a: i + 1,
+            b: i + 1,
+        })
+        .collect();
+    nodes.push(Node {
+        mode: Mode::Leaf,
+        missing_true: false,
+        feature: 0,
+        threshold: 0.0,
+        a: 0,
+        b: 1,
+    });
+    let parts = ForestParts {
+        nodes,
+        roots: vec![0],
+        weights: vec![(0, 1.0)],
+        n_features: 1,
+        n_outputs: 1,
+        base_values: Vec::new(),
+        post: Post::None,
+        head: Head::Regressor {
+            aggregate: Aggregate::Sum,
+        },
+    };
+    let err = FlatForest::new(parts.clone()).expect_err("refused");
+    assert!(err.contains("share nodes so much"), "{err}");
+    // Ten such branches (1,024 paths) are a forest.
+    let mut small = parts;
+    small.nodes.drain(10..40);
+    small.nodes[9].a = 10;
+    small.nodes[9].b = 10;
+    let forest = FlatForest::new(small).expect("within the bound");
+    assert_eq!(forest.run(&[0.0], 1).scores, vec![1.0]);
+}

@@ -362,8 +362,8 @@ pub(crate) fn lower(node: &pb::NodeProto, n_features: usize) -> Result<Option<Fl
     if by_leaf.keys().next().is_some() {
         return Err("a weight is attached to a branch node".into());
     }
-    // Every tree is a tree (no node reached twice, bounded depth), with
-    // the checks of a forest read from a bundle.
+    // No loop, bounded depth, shared nodes laid out under each parent,
+    // with the checks of a forest read from a bundle.
     let forest = FlatForest::new(ForestParts {
         nodes,
         roots,

@@ -24,8 +24,12 @@
 //!   PROBIT on a single score.
 //!
 //! Lowering validates the tree: every child index in range and in the same
-//! tree, no node reached twice (so no loop), features within the input
-//! width, consistent attribute lengths, depth at most [`MAX_DEPTH`].
+//! tree, no loop, features within the input width, consistent attribute
+//! lengths, depth at most [`MAX_DEPTH`]. A node two branches share (as
+//! onnxmltools writes LightGBM's categorical splits: a chain of `==`
+//! branches, one per category, all with the same true child) is valid, as
+//! in onnxruntime, and laid out under each branch, up to a bound on the
+//! nodes that makes.
 //!
 //! One concept per file: `lower` (where the trees are in a graph, and
 //! their attributes into a forest, with its checks), `v5` (opset 5's

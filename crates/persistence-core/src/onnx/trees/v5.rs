@@ -174,8 +174,8 @@ pub(super) fn lower(node: &pb::NodeProto, n_features: usize) -> Result<Option<Fl
     if roots.is_empty() {
         return Err("no tree_roots".into());
     }
-    // Every tree is a tree (no node reached twice, bounded depth), with
-    // the checks of a forest read from a bundle.
+    // No loop, bounded depth, shared nodes laid out under each parent,
+    // with the checks of a forest read from a bundle.
     FlatForest::new(ForestParts {
         nodes,
         roots,
