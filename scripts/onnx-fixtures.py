@@ -172,7 +172,10 @@ def write_tree_fixture(out, name, onx, rows, classifier, producer):
     session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
     outputs = session.run(None, {session.get_inputs()[0].name: rows})
     fixture = {"model": name, "n_features": N_FEATURES, "rows": [[None if np.isnan(v) else float(v) for v in r] for r in rows.astype(np.float64)]}
-    if classifier:
+    if classifier and outputs[0].dtype.kind in "OSU":
+        fixture["labels"] = [str(label) for label in outputs[0]]
+        fixture["probabilities"] = outputs[1].astype(np.float64).tolist()
+    elif classifier:
         fixture["labels"] = outputs[0].astype(np.int64).tolist()
         fixture["probabilities"] = outputs[1].astype(np.float64).tolist()
     elif outputs[0].ndim == 2 and outputs[0].shape[1] > 1:
@@ -199,6 +202,12 @@ def tree_fixtures(out, train_x, train_y, rows, truth):
         ("gradient_boosting_regressor", GradientBoostingRegressor(n_estimators=30, max_depth=3, random_state=0), target),
         ("hist_gradient_boosting", HistGradientBoostingClassifier(max_iter=30, max_depth=4, random_state=0), train_y),
         ("hist_gradient_boosting_regressor", HistGradientBoostingRegressor(max_iter=30, max_depth=4, random_state=0), target),
+    ]
+    # Classes named by strings (`classlabels_strings`), two and three.
+    named = np.array(["legit", "fraud", "review"])
+    cases += [
+        ("random_forest_string_labels", RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0), named[three]),
+        ("gradient_boosting_string_labels", GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0), named[train_y]),
     ]
     for name, model, y in cases:
         model.fit(train_x, y)

@@ -54,6 +54,9 @@ pub trait DynModel: Send + Sync + std::fmt::Debug {
 
     /// [`Model::accepts_non_finite`] of the model.
     fn accepts_non_finite(&self) -> bool;
+
+    /// [`Model::class_names`] of the model.
+    fn class_names(&self) -> Option<&[String]>;
 }
 
 impl<M: Model + Send + Sync + std::fmt::Debug + 'static> DynModel for M {
@@ -76,6 +79,10 @@ impl<M: Model + Send + Sync + std::fmt::Debug + 'static> DynModel for M {
 
     fn accepts_non_finite(&self) -> bool {
         Model::accepts_non_finite(self)
+    }
+
+    fn class_names(&self) -> Option<&[String]> {
+        Model::class_names(self)
     }
 }
 
@@ -250,6 +257,9 @@ pub trait Loadable: Sized + Send + Sync + 'static {
     /// Whether the model takes NaN and infinite inputs
     /// ([`Model::accepts_non_finite`]).
     fn takes_non_finite(&self) -> bool;
+
+    /// The names its labels index ([`Model::class_names`]).
+    fn label_names(&self) -> Option<&[String]>;
 }
 
 impl<M: Model + Send + Sync + 'static> Loadable for M {
@@ -277,6 +287,10 @@ impl<M: Model + Send + Sync + 'static> Loadable for M {
 
     fn takes_non_finite(&self) -> bool {
         Model::accepts_non_finite(self)
+    }
+
+    fn label_names(&self) -> Option<&[String]> {
+        Model::class_names(self)
     }
 }
 
@@ -306,6 +320,10 @@ impl Loadable for AnyModel {
 
     fn takes_non_finite(&self) -> bool {
         self.accepts_non_finite()
+    }
+
+    fn label_names(&self) -> Option<&[String]> {
+        self.class_names()
     }
 }
 

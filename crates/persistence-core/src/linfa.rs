@@ -313,6 +313,7 @@ fn flatten(
             single_score: false,
             all_positive: true,
             aggregate: Aggregate::Average,
+            names: Vec::new(),
         },
     })
     .map_err(StructureError::new)

@@ -83,6 +83,14 @@ pub trait Model: Serialize + DeserializeOwned {
         Self::ACCEPTS_NON_FINITE
     }
 
+    /// The classes' names, for a classifier whose labels are indices into
+    /// them (an ONNX graph with string class labels predicts `0..n`, the
+    /// index of each name here). `None` (the default) for labels that are
+    /// their own names.
+    fn class_names(&self) -> Option<&[String]> {
+        None
+    }
+
     /// Scores beside the labels, where the model has them: one row per
     /// input row; for a classifier one column per class (in label order)
     /// holding its probability, for a regressor one column with the raw

@@ -312,3 +312,50 @@ fn opset_5_tree_ensembles_match_onnxruntime() {
     let want: Vec<f64> = serde_json::from_value(json["values"].clone()).expect("values");
     values_close(name, &model, &rows, &want);
 }
+
+/// Classes named by strings (scikit-learn trained on string labels): the
+/// forest predicts each class's index in `class_names`, the names are the
+/// graph's, in its order, and they are kept by the stored lowered form and
+/// written to the card, so a label and its name are onnxruntime's.
+#[test]
+fn string_labels_are_indices_into_the_class_names() {
+    for name in ["random_forest_string_labels", "gradient_boosting_string_labels"] {
+        let (model, rows, json) = load(name);
+        stored(name, &model, &rows);
+        let names = model.class_names().expect("the graph's class names").to_vec();
+        let want: Vec<String> = serde_json::from_value(json["labels"].clone()).expect("labels");
+        let got: Vec<String> = Model::predict(&model, rows.view())
+            .iter()
+            .map(|p| match p {
+                ProbeValue::Label(l) => names[usize::try_from(*l).expect("an index")].clone(),
+                other => panic!("{name}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, want, "{name}: labels");
+        let probabilities: Vec<Vec<f64>> = serde_json::from_value(json["probabilities"].clone()).expect("p");
+        let scores = Model::scores(&model, rows.view()).expect("scores");
+        assert_eq!(scores.ncols(), names.len(), "{name}: a score per name");
+        for (i, row) in probabilities.iter().enumerate() {
+            for (j, p) in row.iter().enumerate() {
+                close(name, scores[[i, j]], *p);
+            }
+        }
+        let trees = model.tree_ensemble().expect("lowered");
+        assert_eq!(
+            trees.class_names(),
+            Some(names.as_slice()),
+            "{name}: the stored form keeps them"
+        );
+        let card = ModelCard::builder(name, &trees).build().expect("card");
+        assert_eq!(card.classes, names, "{name}: the card names the classes");
+        let loaded = from_bytes::<TreeEnsemble>(&to_bytes(&trees, &card).expect("bundle")).expect("loads");
+        assert_eq!(
+            loaded.model().class_names(),
+            Some(names.as_slice()),
+            "{name}: after loading"
+        );
+    }
+    // Integer labels are their own names.
+    let (model, _, _) = load("random_forest_regressor");
+    assert_eq!(model.class_names(), None);
+}

@@ -920,3 +920,79 @@ fn an_ab_test_fed_outcomes_over_http_promotes_the_better_variant() {
     assert_eq!(last.by.as_deref(), Some("ab-test"));
     assert!(reg.attachment("churn", &right, "ab_decision").expect("reads").is_some());
 }
+
+/// A model whose labels index class names (a scikit-learn forest trained
+/// on string labels, through ONNX) answers with the names as a BYTES
+/// tensor, as onnxruntime and MLServer do, and takes outcomes by name.
+#[test]
+fn class_names_answer_for_the_labels_and_outcomes_take_them() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+    let graph = std::fs::read(fixtures.join("random_forest_string_labels.onnx")).expect("the fixture");
+    let fixture: Value =
+        serde_json::from_slice(&std::fs::read(fixtures.join("random_forest_string_labels.json")).expect("json"))
+            .expect("json");
+    let graph = model_persistence_core::onnx::OnnxModel::from_graph(graph).expect("graph");
+    let trees = graph.tree_ensemble().expect("lowered");
+    let dir = tempfile::tempdir().expect("dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    let card = ModelCard::builder("named", &trees).build().expect("card");
+    let v = reg
+        .publish_model(&trees, &card, VersionSpec::Exact(Version::new(1, 0, 0)))
+        .expect("publish")
+        .version;
+    reg.set_alias("named", "production", &v).expect("alias");
+    let server = start(config(vec![ModelConfig::reference("named@production")]), &reg);
+    let addr = server.addr;
+
+    let (status, meta) = get(addr, "/v2/models/named");
+    assert_eq!(status, 200);
+    let meta: Value = serde_json::from_slice(&meta).expect("json");
+    assert_eq!(meta["outputs"][0]["datatype"], "BYTES", "{meta}");
+
+    // Rows without missing values (JSON numbers), and their labels.
+    let rows: Vec<(Vec<f64>, String)> = fixture["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .zip(fixture["labels"].as_array().expect("labels"))
+        .filter_map(|(r, l)| {
+            let row: Option<Vec<f64>> = r.as_array()?.iter().map(Value::as_f64).collect();
+            Some((row?, l.as_str()?.to_owned()))
+        })
+        .take(20)
+        .collect();
+    let width = rows[0].0.len();
+    let body = json!({
+        "id": "n1",
+        "inputs": [{
+            "name": "x", "shape": [rows.len(), width], "datatype": "FP64",
+            "data": rows.iter().flat_map(|(r, _)| r.clone()).collect::<Vec<f64>>(),
+        }],
+    });
+    let (status, out) = post_json(addr, "/v2/models/named/infer", &body);
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["outputs"][0]["datatype"], "BYTES");
+    let want: Vec<&str> = rows.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(out["outputs"][0]["data"], json!(want), "onnxruntime's labels");
+    assert_eq!(out["outputs"][1]["shape"], json!([rows.len(), 3]));
+
+    let outcome = |o: Value| {
+        post_json(
+            addr,
+            "/v2/models/named/outcomes",
+            &json!({"outcomes": [{"id": "n1/0", "outcome": o}]}),
+        )
+    };
+    let (status, answer) = outcome(json!("not a class"));
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .expect("error")
+            .contains("not one of the classes"),
+        "{answer}"
+    );
+    let (status, answer) = outcome(json!(want[0]));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["matched"], 1, "{answer}");
+}

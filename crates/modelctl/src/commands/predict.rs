@@ -67,8 +67,13 @@ pub(crate) fn predict(location: Location<'_>, target: &str, input: &Path, format
     let card = loaded.card();
     let rows = read_rows(&text, &card.features, card.n_features)?;
     let p = loaded.predict(rows.view())?;
+    // A graph with string labels predicts indices into its class names:
+    // the name is printed.
+    let names = loaded.model().class_names();
     let label = |v: &ProbeValue| match v {
-        ProbeValue::Label(l) => serde_json::json!(l),
+        ProbeValue::Label(l) => names
+            .and_then(|n| usize::try_from(*l).ok().and_then(|i| n.get(i)))
+            .map_or_else(|| serde_json::json!(l), |name| serde_json::json!(name)),
         ProbeValue::Value(x) => serde_json::json!(x),
     };
     if format == Format::Json {
@@ -91,7 +96,10 @@ pub(crate) fn predict(location: Location<'_>, target: &str, input: &Path, format
             let cells: Vec<String> = s.row(i).iter().map(|x| format!("{x:.4}")).collect();
             format!("  scores {}", cells.join(" "))
         });
-        println!("{}{scores}", label(l));
+        match label(l) {
+            serde_json::Value::String(name) => println!("{name}{scores}"),
+            other => println!("{other}{scores}"),
+        }
     }
     Ok(())
 }

@@ -150,7 +150,7 @@ impl ModelCard {
                 metrics: BTreeMap::new(),
                 features: Vec::new(),
                 n_features: model.n_features().unwrap_or(0),
-                classes: Vec::new(),
+                classes: model.class_names().map(<[String]>::to_vec).unwrap_or_default(),
                 training_data: None,
                 dependencies,
                 feature_stats: Vec::new(),

@@ -283,6 +283,15 @@ impl<T: Precision> FlatForest<T> {
     pub(crate) fn head(&self) -> &Head {
         &self.head
     }
+
+    /// The classes' names, when the labels are indices into them (see
+    /// [`Head::Classifier`]).
+    pub(crate) fn class_names(&self) -> Option<&[String]> {
+        match &self.head {
+            Head::Classifier { names, .. } if !names.is_empty() => Some(names),
+            _ => None,
+        }
+    }
 }
 
 /// The most nodes (and leaf weights) the walk form of a forest whose trees
@@ -364,11 +373,20 @@ pub(super) fn check_head(head: &Head, n_outputs: usize, base_values: &[f64]) -> 
         return Err(format!("{n_outputs} outputs"));
     }
     if let Head::Classifier {
-        labels, single_score, ..
+        labels,
+        single_score,
+        names,
+        ..
     } = head
     {
         if labels.len() != n_outputs || (*single_score && labels.len() != 2) {
             return Err(format!("{} labels for {n_outputs} classes", labels.len()));
+        }
+        if !names.is_empty() && (names.len() != labels.len() || labels.iter().zip(0..).any(|(&l, i)| l != i)) {
+            return Err(format!(
+                "{} class names for the labels {labels:?}: names go with the labels 0 to n - 1",
+                names.len()
+            ));
         }
     }
     if base_values.len() > n_outputs || base_values.iter().any(|b| !b.is_finite()) {

@@ -106,6 +106,11 @@ pub(crate) enum Head {
         /// Sum (ONNX) or average (a voting forest: scores are vote shares).
         #[serde(default = "sum")]
         aggregate: Aggregate,
+        /// The classes' names when the graph names them with strings
+        /// (`classlabels_strings`): then `labels` are `0..n`, the index of
+        /// each class's name here. Empty for integer labels.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        names: Vec<String>,
     },
     /// Target values.
     Regressor { aggregate: Aggregate },

@@ -355,6 +355,10 @@ impl Model for OnnxModel {
         })
     }
 
+    fn class_names(&self) -> Option<&[String]> {
+        self.forest().ok()??.forest.class_names()
+    }
+
     fn check_structure(&self, n_features: usize) -> std::result::Result<(), StructureError> {
         if n_features != self.n_features {
             return Err(StructureError::new(format!(

@@ -159,7 +159,12 @@ fn metadata_of(state: &AppState, name: &str, version: Option<&str>) -> Response 
         );
         let mut outputs = vec![TensorMetadata {
             name: "predict".into(),
-            datatype: if labels { "INT64" } else { "FP64" }.into(),
+            datatype: match (live.classes().is_some(), labels) {
+                (true, true) => "BYTES",
+                (false, true) => "INT64",
+                _ => "FP64",
+            }
+            .into(),
             shape: vec![-1],
         }];
         if let Some(scores) = classes {

@@ -300,10 +300,23 @@ fn build_response(
     let mut outputs = Vec::with_capacity(2);
     if wanted.0 {
         let labels = prediction.outputs.iter().all(|o| matches!(o, ProbeValue::Label(_)));
+        // A model whose labels index class names (an ONNX graph with string
+        // labels) answers with the names.
+        let name_of = |l: i64| {
+            let names = prediction.classes.as_deref()?;
+            names.get(usize::try_from(l).ok()?)
+        };
+        let named = labels
+            && prediction.classes.is_some()
+            && prediction
+                .outputs
+                .iter()
+                .all(|o| matches!(o, ProbeValue::Label(l) if name_of(*l).is_some()));
         let data = prediction
             .outputs
             .iter()
             .map(|o| match o {
+                ProbeValue::Label(l) if named => json!(name_of(*l)),
                 ProbeValue::Label(l) => json!(l),
                 ProbeValue::Value(v) => json!(v),
             })
@@ -311,7 +324,11 @@ fn build_response(
         outputs.push(OutputTensor {
             name: "predict".into(),
             shape: vec![n],
-            datatype: if labels { "INT64" } else { "FP64" },
+            datatype: match (named, labels) {
+                (true, _) => "BYTES",
+                (false, true) => "INT64",
+                (false, false) => "FP64",
+            },
             data,
         });
     }

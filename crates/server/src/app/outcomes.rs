@@ -90,6 +90,17 @@ struct OneOutcome {
 enum Label {
     Int(i64),
     Bool(bool),
+    /// A class's name, for a model whose labels index class names.
+    Name(String),
+}
+
+/// The names the slot's model gives its classes (the live version's, or
+/// the first variant's that has them), when its labels index names.
+fn class_names(slot: &Slot) -> Option<std::sync::Arc<[String]>> {
+    match slot.route.get()? {
+        Route::Single(server) => server.live().classes(),
+        Route::Ab { split, .. } => split.variants().find_map(|(_, s)| s.live().classes()),
+    }
 }
 
 /// `POST /v2/models/{name}/outcomes`: `{"outcomes": [{"id": "r1", "outcome": 1}, …]}`.
@@ -125,20 +136,36 @@ pub(super) async fn post(
             request.outcomes.len()
         )));
     }
+    // Names are the indices of the model's class names.
+    let names = class_names(&state.slots[slot_index]);
+    let mut outcomes = Vec::with_capacity(request.outcomes.len());
+    for o in request.outcomes {
+        let label = match o.outcome {
+            Label::Int(l) => l,
+            Label::Bool(b) => i64::from(b),
+            Label::Name(n) => match names.as_deref().and_then(|c| c.iter().position(|x| *x == n)) {
+                Some(i) => i as i64,
+                None => {
+                    let n: String = n.chars().take(64).collect();
+                    return error(&RequestError::bad(match names.as_deref() {
+                        Some(c) => format!("outcome {n:?} is not one of the classes {c:?}"),
+                        None => format!("outcome {n:?}: {name:?} labels classes by number, not by name"),
+                    }));
+                }
+            },
+        };
+        outcomes.push((o.id, label));
+    }
     // Joining is quick; acting may read and write the registry: off the
     // async workers.
     let work = move || {
         let slot = &state.slots[slot_index];
         let (mut matched, mut unknown, mut repeated) = (0_u64, Vec::new(), Vec::new());
-        for o in request.outcomes {
-            let label = match o.outcome {
-                Label::Int(l) => l,
-                Label::Bool(b) => i64::from(b),
-            };
-            match slot.feedback.outcome(&o.id, label) {
+        for (id, label) in outcomes {
+            match slot.feedback.outcome(&id, label) {
                 Ok(_) => matched += 1,
                 Err(FeedbackError::AlreadyReported(id)) => repeated.push(id),
-                Err(_) => unknown.push(o.id.chars().take(64).collect::<String>()),
+                Err(_) => unknown.push(id.chars().take(64).collect::<String>()),
             }
         }
         unknown.truncate(100);

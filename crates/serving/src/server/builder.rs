@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use model_persistence_core::{BundleReader, Loadable};
-use time::OffsetDateTime;
 
 use super::observe::{spawn_observer, DriftCallback, ObserverState, OBSERVATION_QUEUE};
 use super::reload::{spawn_watcher, ReloadPolicy, ReloadState};
@@ -109,12 +108,7 @@ where
         let loaded = self.source.load::<M>(&self.reader)?;
         let content_id = loaded.content_id();
         let (model, card) = loaded.into_parts();
-        let served = Served {
-            model,
-            card,
-            content_id,
-            loaded_at: OffsetDateTime::now_utc(),
-        };
+        let served = Served::new(model, card, content_id);
         let sample_share = match (&self.drift, &self.shadow) {
             (None, None) => 0.0,
             (d, s) => d.map_or(0.0, |d| d.sample_share).max(s.as_ref().map_or(0.0, |s| s.1)),

@@ -37,6 +37,21 @@ pub struct Served<M> {
     card: ModelCard,
     content_id: ContentId,
     loaded_at: OffsetDateTime,
+    /// The names the model's labels index, shared by its predictions.
+    classes: Option<Arc<[String]>>,
+}
+
+impl<M: Loadable> Served<M> {
+    /// A model loaded now.
+    fn new(model: M, card: ModelCard, content_id: ContentId) -> Self {
+        Served {
+            classes: model.label_names().map(Arc::from),
+            model,
+            card,
+            content_id,
+            loaded_at: OffsetDateTime::now_utc(),
+        }
+    }
 }
 
 impl<M> Served<M> {
@@ -51,6 +66,11 @@ impl<M> Served<M> {
     /// Its bundle's content id.
     pub fn content_id(&self) -> ContentId {
         self.content_id
+    }
+    /// The names its labels index, when they do
+    /// ([`Model::class_names`](model_persistence_core::Model::class_names)).
+    pub fn classes(&self) -> Option<Arc<[String]>> {
+        self.classes.clone()
     }
     /// When this server loaded it.
     pub fn loaded_at(&self) -> OffsetDateTime {
@@ -71,6 +91,10 @@ pub struct Prediction<O> {
     /// regressors), when asked for with [`ModelServer::predict_scored`] and
     /// the model has them.
     pub scores: Option<ndarray::Array2<f64>>,
+    /// The names of the classes, when the model's labels are indices into
+    /// them ([`Model::class_names`](model_persistence_core::Model::class_names):
+    /// an ONNX graph with string labels).
+    pub classes: Option<Arc<[String]>>,
 }
 
 /// The server's state, for people and dashboards.
@@ -260,6 +284,7 @@ where
             content_id: live.content_id,
             version: live.card.version.clone(),
             scores,
+            classes: live.classes.clone(),
         })
     }
 

@@ -6,7 +6,6 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use model_persistence_core::{error_chain, ContentId, Loadable, ModelCard, Version};
-use time::OffsetDateTime;
 
 use super::{Inner, ModelServer, Served};
 use crate::error::{Error, Result};
@@ -162,12 +161,7 @@ impl<M: Loadable> Inner<M> {
         let content_id = loaded.content_id();
         let (model, card) = loaded.into_parts();
         let version = card.version.clone();
-        let old = self.live.swap(Arc::new(Served {
-            model,
-            card,
-            content_id,
-            loaded_at: OffsetDateTime::now_utc(),
-        }));
+        let old = self.live.swap(Arc::new(Served::new(model, card, content_id)));
         self.previous.store(Some(old));
         self.reloads.fetch_add(1, Ordering::Relaxed);
         state.failures = 0;

@@ -220,10 +220,16 @@ pub(crate) fn lower(node: &pb::NodeProto, n_features: usize) -> Result<Option<Fl
     }
     let mut leave_to_tract = false;
     let head = if classifier {
-        let labels = ints(node, "classlabels_int64s");
-        if labels.is_empty() {
-            return Ok(None); // string labels: tract
-        }
+        let mut labels = ints(node, "classlabels_int64s");
+        // String labels: the forest's labels are their indices, and the
+        // names go with it.
+        let names = if labels.is_empty() {
+            let names = strings(node, "classlabels_strings");
+            labels = (0..names.len() as i64).collect();
+            names
+        } else {
+            Vec::new()
+        };
         let classes: std::collections::BTreeSet<i64> = w_ids.iter().copied().collect();
         // onnxruntime labels two classes that both have weights 1/0 by the
         // sign of the second score, whatever the class labels: left to
@@ -234,6 +240,7 @@ pub(crate) fn lower(node: &pb::NodeProto, n_features: usize) -> Result<Option<Fl
             all_positive: w_weights.iter().all(|&w| w >= 0.0),
             labels,
             aggregate: Aggregate::Sum,
+            names,
         }
     } else {
         Head::Regressor {

@@ -20,8 +20,14 @@
 //!   write), which costs nothing;
 //! - a graph whose nodes after the trees read anything else (the graph's
 //!   input, say) runs wholly on tract, as does one with more than one tree
-//!   ensemble, string labels, two base values for a single score, or
-//!   PROBIT on a single score.
+//!   ensemble, two base values for a single score, or PROBIT on a single
+//!   score.
+//!
+//! Classes named by strings (`classlabels_strings`, what skl2onnx writes
+//! for a classifier trained on string labels) are lowered too, which
+//! tract 0.23.9 cannot run at all: the forest's labels are the classes'
+//! indices and the names go with it
+//! ([`Model::class_names`](crate::Model::class_names)).
 //!
 //! Lowering validates the tree: every child index in range and in the same
 //! tree, no loop, features within the input width, consistent attribute

@@ -96,4 +96,8 @@ impl Model for TreeEnsemble {
     fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
         self.forest.run_view(rows).into_scores(rows.nrows())
     }
+
+    fn class_names(&self) -> Option<&[String]> {
+        self.forest.class_names()
+    }
 }
