@@ -120,3 +120,66 @@ fn progress_is_drawn_on_request_and_help_documents_exit_codes() {
         assert_eq!(out.status.code(), Some(0), "{command} --help");
     }
 }
+
+/// A scikit-learn classifier trained on string labels: `import-onnx` keeps
+/// the class names (the card's `classes`), `predict` prints them, as
+/// onnxruntime gives them.
+#[test]
+fn import_onnx_and_predict_name_the_classes_of_string_labels() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures.join("random_forest_string_labels.json")).expect("fixture"))
+            .expect("json");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Missing values as NaN in the CSV.
+    let csv: String = json["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            let cells: Vec<String> = r
+                .as_array()
+                .expect("row")
+                .iter()
+                .map(|x| x.as_f64().map_or_else(|| "NaN".to_owned(), |x| format!("{x}")))
+                .collect();
+            cells.join(",") + "\n"
+        })
+        .collect();
+    let csv_path = dir.path().join("rows.csv");
+    std::fs::write(&csv_path, csv).expect("csv");
+    let bundle = dir.path().join("named.bundle");
+    let graph = fixtures.join("random_forest_string_labels.onnx");
+    let out = modelctl(&[
+        "import-onnx",
+        graph.to_str().expect("utf-8 path"),
+        "--name",
+        "named",
+        "--output",
+        bundle.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let card: serde_json::Value =
+        serde_json::from_slice(&modelctl(&["card", bundle.to_str().expect("utf-8 path")]).stdout).expect("card");
+    assert_eq!(card["kind"], "onnx.tree_ensemble.v3");
+    let classes = card["classes"].as_array().expect("classes").clone();
+    assert_eq!(classes.len(), 3, "{card}");
+    let out = modelctl(&[
+        "predict",
+        bundle.to_str().expect("utf-8 path"),
+        "--input",
+        csv_path.to_str().expect("utf-8 path"),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let got: Vec<&serde_json::Value> = v["predictions"]
+        .as_array()
+        .expect("predictions")
+        .iter()
+        .map(|p| &p["output"])
+        .collect();
+    let want: Vec<&serde_json::Value> = json["labels"].as_array().expect("labels").iter().collect();
+    assert_eq!(got, want, "onnxruntime's labels");
+    assert!(want.iter().all(|l| classes.contains(l)));
+}
