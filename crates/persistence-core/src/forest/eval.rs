@@ -54,6 +54,20 @@ const LANES: usize = 8;
 /// three times a step).
 const TREE_LANES: usize = 8;
 
+/// Values a call keeps on the stack rather than in an allocation.
+const SMALL: usize = 64;
+
+/// The first `n` of `small` when they fit, else `n` values in `large`
+/// (a copy of `small`'s first, the value the buffer starts with).
+fn small_or_large<'a, V: Copy>(small: &'a mut [V; SMALL], large: &'a mut Vec<V>, n: usize) -> &'a mut [V] {
+    if n <= SMALL {
+        &mut small[..n]
+    } else {
+        large.resize(n, small[0]);
+        large
+    }
+}
+
 /// Trees whose leaves one row finds before adding them.
 const BLOCK: usize = 8 * TREE_LANES;
 
@@ -417,16 +431,25 @@ impl<T: Precision> FlatForest<T> {
         let mut scores = vec![0.0f64; n_rows * width];
         let mut labels = matches!(self.head, Head::Classifier { .. }).then(|| Vec::with_capacity(n_rows));
         let aggregate = self.head.aggregate();
-        // The rows in the trees' precision, converted once for the batch.
-        let mut buf: Vec<T> = bytemuck::zeroed_vec(if T::CONVERTS { rows.len() } else { 0 });
-        let rows = T::row(rows, &mut buf);
-        let mut acc = vec![0f64; n_rows * no];
-        let mut has = vec![false; n_rows * no];
+        // The rows in the trees' precision, converted once for the batch,
+        // and the sums: on the stack for a row or a few (a call's fixed
+        // cost is most of a small forest's time for one row).
+        let (mut small_rows, mut large_rows) = ([T::NAN; SMALL], Vec::new());
+        let buf = small_or_large(
+            &mut small_rows,
+            &mut large_rows,
+            if T::CONVERTS { rows.len() } else { 0 },
+        );
+        let rows = T::row(rows, buf);
+        let (mut small_acc, mut large_acc) = ([0f64; SMALL], Vec::new());
+        let acc = small_or_large(&mut small_acc, &mut large_acc, n_rows * no);
+        let (mut small_has, mut large_has) = ([false; SMALL], Vec::new());
+        let has = small_or_large(&mut small_has, &mut large_has, n_rows * no);
         match &self.comparisons {
-            Comparisons::All(Compare::Le) => self.accumulate(Le, rows, n_rows, &mut acc, &mut has),
-            Comparisons::All(Compare::Lt) => self.accumulate(Lt, rows, n_rows, &mut acc, &mut has),
-            Comparisons::All(Compare::Eq) => self.accumulate(Equal, rows, n_rows, &mut acc, &mut has),
-            Comparisons::PerNode(c) => self.accumulate(Each(c), rows, n_rows, &mut acc, &mut has),
+            Comparisons::All(Compare::Le) => self.accumulate(Le, rows, n_rows, acc, has),
+            Comparisons::All(Compare::Lt) => self.accumulate(Lt, rows, n_rows, acc, has),
+            Comparisons::All(Compare::Eq) => self.accumulate(Equal, rows, n_rows, acc, has),
+            Comparisons::PerNode(c) => self.accumulate(Each(c), rows, n_rows, acc, has),
         }
         for r in 0..n_rows {
             let (acc, has) = (&mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
