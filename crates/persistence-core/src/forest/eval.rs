@@ -1,45 +1,12 @@
 //! The walk: rows through the trees, and onnxruntime's rules for labels
 //! and scores (the checks are in `build` and `compact`).
 
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::ArrayView2;
 
 use super::post::{logistic, post_vector};
 use super::{
     Aggregate, Bits, Compare, Comparisons, FlatForest, ForestOutput, Head, Post, Precision, Step, PARALLEL_STEPS,
 };
-use crate::model::ProbeValue;
-
-impl ForestOutput {
-    /// One prediction per row: the label, or the first target's value.
-    pub(crate) fn predictions(self) -> Array1<ProbeValue> {
-        match self.labels {
-            Some(labels) => labels.into_iter().map(ProbeValue::Label).collect(),
-            None => self
-                .scores
-                .chunks(self.width.max(1))
-                .map(|r| ProbeValue::Value(r[0]))
-                .collect(),
-        }
-    }
-
-    /// Predictions and scores of the same run.
-    pub(crate) fn both(self, n_rows: usize) -> (Array1<ProbeValue>, Option<Array2<f64>>) {
-        let predictions = match &self.labels {
-            Some(labels) => labels.iter().map(|&l| ProbeValue::Label(l)).collect(),
-            None => self
-                .scores
-                .chunks(self.width.max(1))
-                .map(|r| ProbeValue::Value(r[0]))
-                .collect(),
-        };
-        (predictions, self.into_scores(n_rows))
-    }
-
-    /// The scores as `[rows, classes or targets]`.
-    pub(crate) fn into_scores(self, n_rows: usize) -> Option<Array2<f64>> {
-        Array2::from_shape_vec((n_rows, self.width), self.scores).ok()
-    }
-}
 
 /// The most classes or targets a stored forest may have (each row
 /// allocates one score per output).

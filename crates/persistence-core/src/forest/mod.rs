@@ -37,6 +37,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::ProbeValue;
+
 /// The deepest tree accepted.
 pub const MAX_DEPTH: usize = 4_096;
 
@@ -284,6 +286,38 @@ pub(crate) struct ForestOutput {
     /// Scores: `[rows, classes]` probabilities, or `[rows, targets]` values.
     pub(crate) scores: Vec<f64>,
     pub(crate) width: usize,
+}
+
+impl ForestOutput {
+    /// One prediction per row: the label, or the first target's value.
+    pub(crate) fn predictions(self) -> ndarray::Array1<ProbeValue> {
+        match self.labels {
+            Some(labels) => labels.into_iter().map(ProbeValue::Label).collect(),
+            None => self
+                .scores
+                .chunks(self.width.max(1))
+                .map(|r| ProbeValue::Value(r[0]))
+                .collect(),
+        }
+    }
+
+    /// Predictions and scores of the same run.
+    pub(crate) fn both(self, n_rows: usize) -> (ndarray::Array1<ProbeValue>, Option<ndarray::Array2<f64>>) {
+        let predictions = match &self.labels {
+            Some(labels) => labels.iter().map(|&l| ProbeValue::Label(l)).collect(),
+            None => self
+                .scores
+                .chunks(self.width.max(1))
+                .map(|r| ProbeValue::Value(r[0]))
+                .collect(),
+        };
+        (predictions, self.into_scores(n_rows))
+    }
+
+    /// The scores as `[rows, classes or targets]`.
+    pub(crate) fn into_scores(self, n_rows: usize) -> Option<ndarray::Array2<f64>> {
+        ndarray::Array2::from_shape_vec((n_rows, self.width), self.scores).ok()
+    }
 }
 
 mod build;
