@@ -151,6 +151,7 @@ impl<T: Precision> FlatForest<T> {
             nan_bits.set(i);
         }
         Ok(FlatForest {
+            groups: super::eval::tree_groups(&new_roots, &depths),
             leaf_value: leaf_values(&steps, &leaf_start, &ordered),
             comparisons: comparisons(&steps, compares),
             steps,
@@ -184,6 +185,7 @@ impl<T: Precision> FlatForest<T> {
             leaf_value: Vec::new(),
             roots: Vec::new(),
             depths: Vec::new(),
+            groups: Vec::new(),
             n_features,
             n_outputs: 1,
             base_values: Vec::new(),

@@ -38,6 +38,33 @@ fn small_or_large<'a, V: Copy>(small: &'a mut [V; SMALL], large: &'a mut Vec<V>,
 /// Trees whose leaves one row finds before adding them.
 const BLOCK: usize = 8 * TREE_LANES;
 
+/// [`TREE_LANES`] trees one row walks side by side, laid out when the
+/// forest is built (a call does not chunk the roots and find the deepest
+/// tree of each chunk again).
+#[derive(Debug, Clone)]
+pub(super) struct TreeGroup {
+    /// The trees' roots; the last group's missing trees are its first
+    /// tree again (walked, not added).
+    roots: [u32; TREE_LANES],
+    /// Steps to the deepest leaf of any.
+    depth: u32,
+    /// How many of `roots` are trees of their own.
+    trees: u32,
+}
+
+/// The trees in groups of [`TREE_LANES`], in order.
+pub(super) fn tree_groups(roots: &[u32], depths: &[u32]) -> Vec<TreeGroup> {
+    roots
+        .chunks(TREE_LANES)
+        .zip(depths.chunks(TREE_LANES))
+        .map(|(roots, depths)| TreeGroup {
+            roots: std::array::from_fn(|k| roots.get(k).copied().unwrap_or(roots[0])),
+            depth: depths.iter().copied().max().unwrap_or(0),
+            trees: roots.len() as u32,
+        })
+        .collect()
+}
+
 /// A branch's comparison, chosen once per forest so the walk is
 /// specialised for it.
 trait Holds<T>: Copy {
@@ -259,11 +286,9 @@ impl<T: Precision> FlatForest<T> {
             // leaves are added as soon as they are found, in the trees'
             // order (the order of every other path), the sum in a register.
             let mut sum = acc[0];
-            for (roots, depths) in self.roots.chunks(TREE_LANES).zip(self.depths.chunks(TREE_LANES)) {
-                let depth = depths.iter().copied().max().unwrap_or(0);
-                let at: [u32; TREE_LANES] = std::array::from_fn(|k| roots.get(k).copied().unwrap_or(roots[0]));
-                let leaves = walk.lanes_one_row(depth, at, x);
-                for &leaf in &leaves[..roots.len()] {
+            for group in &self.groups {
+                let leaves = walk.lanes_one_row(group.depth, group.roots, x);
+                for &leaf in &leaves[..group.trees as usize] {
                     sum += self.leaf_value[leaf as usize];
                 }
             }
@@ -271,17 +296,14 @@ impl<T: Precision> FlatForest<T> {
             return;
         }
         let mut leaves = [0u32; BLOCK];
-        for (roots, depths) in self.roots.chunks(BLOCK).zip(self.depths.chunks(BLOCK)) {
-            for ((roots, depths), out) in roots
-                .chunks(TREE_LANES)
-                .zip(depths.chunks(TREE_LANES))
-                .zip(leaves.chunks_mut(TREE_LANES))
-            {
-                let depth = depths.iter().copied().max().unwrap_or(0);
-                let at: [u32; TREE_LANES] = std::array::from_fn(|k| roots.get(k).copied().unwrap_or(roots[0]));
-                out.copy_from_slice(&walk.lanes_one_row(depth, at, x));
+        for groups in self.groups.chunks(BLOCK / TREE_LANES) {
+            let mut found = 0;
+            for group in groups {
+                let out = walk.lanes_one_row(group.depth, group.roots, x);
+                leaves[found..found + TREE_LANES].copy_from_slice(&out);
+                found += group.trees as usize;
             }
-            let leaves = &leaves[..roots.len()];
+            let leaves = &leaves[..found];
             if self.one_output {
                 // One output: its sum stays in a register instead of
                 // going through memory for every tree (same order, so the

@@ -259,6 +259,8 @@ pub(crate) struct FlatForest<T> {
     roots: Vec<u32>,
     /// Steps from each root to its deepest leaf.
     depths: Vec<u32>,
+    /// The trees as one row walks them, side by side.
+    groups: Vec<eval::TreeGroup>,
     n_features: usize,
     /// Classes or targets.
     n_outputs: usize,
