@@ -151,7 +151,7 @@ impl<T: Precision> FlatForest<T> {
             nan_bits.set(i);
         }
         Ok(FlatForest {
-            groups: super::eval::tree_groups(&new_roots, &depths),
+            groups: super::groups::tree_groups(&new_roots, &depths),
             leaf_value: leaf_values(&steps, &leaf_start, &ordered),
             comparisons: comparisons(&steps, compares),
             steps,

@@ -322,7 +322,7 @@ fn build<T: Precision>(c: Compact<T>) -> Result<FlatForest<T>, String> {
     }
     leaf_start.push(weight);
     Ok(FlatForest {
-        groups: super::eval::tree_groups(&roots, &depths),
+        groups: super::groups::tree_groups(&roots, &depths),
         leaf_value: super::build::leaf_values(&steps, &leaf_start, &weights),
         comparisons: super::build::comparisons(&steps, compares),
         steps,

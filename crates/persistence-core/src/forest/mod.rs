@@ -26,7 +26,8 @@
 //! overlaps them.
 //!
 //! One concept per file: `build` (parts into the walk form, with the
-//! checks), `eval` (the walk and onnxruntime's finishing rules), `compact`
+//! checks), `eval` (the walk and onnxruntime's finishing rules), `groups`
+//! (the trees one row walks side by side, laid out at build), `compact`
 //! (the stored form: the walk form with nothing a reader can compute),
 //! `layout` (the earlier stored forms, read to convert), `post` (the
 //! transforms of the scores).
@@ -260,7 +261,7 @@ pub(crate) struct FlatForest<T> {
     /// Steps from each root to its deepest leaf.
     depths: Vec<u32>,
     /// The trees as one row walks them, side by side.
-    groups: Vec<eval::TreeGroup>,
+    groups: Vec<groups::TreeGroup>,
     n_features: usize,
     /// Classes or targets.
     n_outputs: usize,
@@ -325,6 +326,7 @@ impl ForestOutput {
 mod build;
 mod compact;
 mod eval;
+mod groups;
 mod layout;
 mod post;
 #[cfg(test)]
