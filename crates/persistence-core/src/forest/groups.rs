@@ -3,12 +3,14 @@
 //! tree of each chunk again (that was about 15% of a one-row call's
 //! instructions on a 300-tree model).
 
-/// Trees one row walks side by side: as many as stay in registers with
-/// the row and node pointers, the groups laid out at build. Measured on
-/// the 300-tree XGBoost model (best of 200 runs of 2,000 calls): 8 lanes
-/// 2,151 ns, 10 lanes 1,950 ns, 12 lanes 1,885 ns but the 30-tree forest
-/// slower (a third group of 6 padded walks: 309 ns against 280 ns).
-pub(super) const TREE_LANES: usize = 10;
+/// Trees one row walks side by side: more walks than registers, as the
+/// spills cost less than the steps they overlap. Measured on the 300-tree
+/// XGBoost model (best of 60 runs of 2,000 calls, builds run in turns):
+/// 10 lanes 1,943 ns, 12 lanes 1,749 ns, 15 lanes 1,679 ns, 20 lanes
+/// 1,718 ns; the 30-tree forest was 273 to 280 ns at 10 and 15 lanes.
+/// A group with fewer trees (the last, or a forest's only one) walks 1, 4
+/// or 8 of them instead, so a lone decision tree is one walk.
+pub(super) const TREE_LANES: usize = 15;
 
 /// [`TREE_LANES`] trees one row walks side by side, laid out when the
 /// forest is built (a call does not chunk the roots and find the deepest

@@ -204,6 +204,13 @@ pub(crate) struct Step<T> {
     pub(crate) second: u32,
 }
 
+// The walk reads `feature` and `second` as one `u64`.
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(Step<f32>, second) == offset_of!(Step<f32>, feature) + 4);
+    assert!(offset_of!(Step<f64>, second) == offset_of!(Step<f64>, feature) + 4);
+};
+
 /// One bit per node.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Bits(Vec<u64>);

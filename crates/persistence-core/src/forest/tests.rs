@@ -141,7 +141,8 @@ fn grown(
     let no = if one_weight { 1 } else { rng.gen_range(1..4) };
     let per_leaf = if one_weight { 1..=1 } else { 0..=2 };
     let (mut nodes, mut weights, mut roots) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rng.gen_range(1..20) {
+    // Up to two groups of trees walked side by side and a narrower rest.
+    for _ in 0..rng.gen_range(1..40) {
         let depth = rng.gen_range(0..7);
         roots.push(grow(&mut rng, &mut nodes, &mut weights, depth, nf, no, &per_leaf));
     }
