@@ -138,13 +138,14 @@ impl<T: Precision, H: Holds<T>, const NAN: bool> Walk<'_, T, H, NAN> {
     /// [`LANES`] walks side by side for `depth` steps: walk `k` from
     /// `at[k]` over `rows[k]`.
     #[inline(always)]
-    fn lanes(self, depth: u32, mut at: [u32; LANES], rows: [&[T]; LANES]) -> [u32; LANES] {
+    fn lanes(self, depth: u32, roots: [u32; LANES], rows: [&[T]; LANES]) -> [u32; LANES] {
+        let mut at = roots.map(|r| r as usize);
         for _ in 0..depth {
             for k in 0..LANES {
-                at[k] = self.step(at[k] as usize, rows[k]) as u32;
+                at[k] = self.step(at[k], rows[k]);
             }
         }
-        at
+        at.map(|a| a as u32)
     }
 
     /// [`LANES`] walks over the same row side by side for `depth` steps
