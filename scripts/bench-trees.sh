@@ -15,4 +15,14 @@ py="$(scripts/venv.sh "numpy==2.4.6" "scikit-learn==1.9.1" "skl2onnx==1.20.0" "o
 # shared machine the two runs show how much the machine itself moved.
 "$py" scripts/bench-trees.py "$out" | tee "$out.onnxruntime.txt"
 MP_BENCH_TREES="$out" cargo bench --features onnx --bench onnx 2>&1 | grep -E "^onnx_|time:" | tee "$out.ours.txt"
+# Criterion's medians (the median sample's time per call), the statistic
+# quoted for onnxruntime: on a shared machine the mean and slope above
+# carry every pause of the machine into the figure.
+"$py" - <<'EOF' | tee -a "$out.ours.txt"
+import json, pathlib
+for group in ("onnx_forest_30_trees_depth_8", "onnx_xgboost_300_trees_depth_6"):
+    for f in sorted(pathlib.Path("target/criterion", group).glob("*/new/estimates.json")):
+        median = json.loads(f.read_text())["median"]["point_estimate"]
+        print(f"{group}/{f.parent.parent.name}: median {median / 1000:.2f} µs")
+EOF
 "$py" scripts/bench-trees.py "$out" --time | tee -a "$out.onnxruntime.txt"
