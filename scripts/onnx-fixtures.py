@@ -452,7 +452,44 @@ def tree_ensemble_v5_fixtures(out, train_x, train_y, rows):
     node = helper.make_node("TreeEnsembleRegressor", ["X"], ["Y"], domain="ai.onnx.ml", n_targets=1,
                             aggregate_function="AVERAGE", post_transform="NONE", **attrs)
     onx = helper.make_model(helper.make_graph([node], "tree_ensemble_v5_handmade", [x], [y]), producer_name="onnx-fixtures.py")
+    again = type(onx)()
+    again.CopyFrom(onx)  # as_tree_ensemble rewrites the graph it is given
     write_tree_fixture(out, "tree_ensemble_v5_handmade", as_tree_ensemble(onx), rows, False, {"onnx": __import__("onnx").__version__})
+    member, member_rows = with_set_membership(as_tree_ensemble(again), rows, rng)
+    write_tree_fixture(out, "tree_ensemble_v5_member", member, member_rows, False, {"onnx": __import__("onnx").__version__})
+
+
+def with_set_membership(onx, rows, rng):
+    """Every third interior node of the graph's TreeEnsemble made a
+    BRANCH_MEMBER node, and the rows to run it on: the features those
+    nodes read hold integer codes (round(2x), NaN kept), as categorical
+    features do; each set is one to four codes seen in the rows and one
+    that is not, the sets in membership_values in node order, each ended
+    by NaN. (onnxruntime 1.32 refuses a set of more than one value that
+    are not integers, and tests some sets by truncating the row's value to
+    an integer: with integer codes it answers as the operator's
+    definition, exact membership, does.)"""
+    from onnx import TensorProto, helper, numpy_helper
+
+    [node] = [n for n in onx.graph.node if n.op_type == "TreeEnsemble"]
+    attrs = {a.name: a for a in node.attribute}
+    modes = numpy_helper.to_array(attrs["nodes_modes"].t).copy()
+    features = list(attrs["nodes_featureids"].ints)
+    members_at = list(range(0, len(modes), 3))
+    rows = rows.copy()
+    for f in sorted({features[i] for i in members_at}):
+        rows[:, f] = np.round(2 * rows[:, f])
+    members = []
+    for i in members_at:
+        column = rows[:, features[i]]
+        seen = np.unique(column[~np.isnan(column)])
+        chosen = rng.choice(seen, size=min(len(seen), int(rng.integers(1, 5))), replace=False)
+        members.extend([*(float(v) for v in chosen), float(seen.max() + 7), float("nan")])
+        modes[i] = 6
+    attrs["nodes_modes"].t.CopyFrom(helper.make_tensor("nodes_modes", TensorProto.UINT8, [len(modes)], modes.tolist()))
+    node.attribute.append(helper.make_attribute(
+        "membership_values", helper.make_tensor("membership_values", TensorProto.FLOAT, [len(members)], members)))
+    return onx, rows
 
 
 HANDMADE_MODES = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"]

@@ -293,15 +293,17 @@ fn graphs_that_take_missing_values_take_nan_in_checked_predictions() {
 /// ai.onnx.ml opset 5's `TreeEnsemble` (tract has no such operator) runs on
 /// the flat forest as onnxruntime runs it: an ensemble written node by node
 /// (every branch mode, missing values sent either way, AVERAGE, a tree that
-/// is one leaf), stored lowered; and scikit-learn's gradient boosting
-/// written as one, its base value added by a node after the trees.
+/// is one leaf), and the same with every third node a set-membership node
+/// over integer codes, both stored lowered; and scikit-learn's gradient
+/// boosting written as one, its base value added by a node after the trees.
 #[test]
 fn opset_5_tree_ensembles_match_onnxruntime() {
-    let name = "tree_ensemble_v5_handmade";
-    let (model, rows, json) = load(name);
-    stored(name, &model, &rows);
-    let want: Vec<f64> = serde_json::from_value(json["values"].clone()).expect("values");
-    values_close(name, &model, &rows, &want);
+    for name in ["tree_ensemble_v5_handmade", "tree_ensemble_v5_member"] {
+        let (model, rows, json) = load(name);
+        stored(name, &model, &rows);
+        let want: Vec<f64> = serde_json::from_value(json["values"].clone()).expect("values");
+        values_close(name, &model, &rows, &want);
+    }
 
     let name = "tree_ensemble_v5_boosting_regressor";
     let (model, rows, json) = load(name);

@@ -35,7 +35,8 @@
 //! onnxmltools writes LightGBM's categorical splits: a chain of `==`
 //! branches, one per category, all with the same true child) is valid, as
 //! in onnxruntime, and laid out under each branch, up to a bound on the
-//! nodes that makes.
+//! nodes that makes. Opset 5's set membership (`BRANCH_MEMBER`) becomes
+//! such a chain, one `==` branch per member.
 //!
 //! One concept per file: `lower` (where the trees are in a graph, and
 //! their attributes into a forest, with its checks), `v5` (opset 5's

@@ -350,9 +350,59 @@ fn opset_5_trees_are_lowered_and_hostile_ones_refused() {
         let err = lower(&node, 2).expect_err(words);
         assert!(err.contains(words), "{words}: {err}");
     }
-    // Set membership is left to tract, not refused.
-    let member = v5(|a| set(a, a_tensor("nodes_modes", 2, vec![0, 6])));
-    assert!(lower(&member, 2).expect("not refused").is_none());
+}
+
+/// Node 1 of [`v5`] made a set-membership node on feature 0, its set
+/// `values` as `membership_values` holds them.
+fn member(missing_true: i64, values: &[f32]) -> pb::NodeProto {
+    v5(|a| {
+        set(a, a_tensor("nodes_modes", 2, vec![0, 6]));
+        a.push(a_tensor("membership_values", 1, f32_bytes(values)));
+        a.push(a_ints("nodes_missing_value_tracks_true", &[0, missing_true]));
+    })
+}
+
+#[test]
+fn set_membership_is_exact_and_sends_missing_values_where_the_node_says() {
+    // Feature 0 tested against {1, 4, 7}: members to leaf 0 (weight 1),
+    // the rest to leaf 1 (weight 2); feature 1 at 0.2 reaches the node.
+    let xs = [1.0, 1.5, 4.0, 7.0, 2.0, -1.0, f64::NAN];
+    let rows: Vec<f64> = xs.iter().flat_map(|&x| [x, 0.2]).collect();
+    let forest = lower(&member(0, &[1.0, 4.0, 7.0, f32::NAN]), 2)
+        .expect("sound")
+        .expect("lowered");
+    assert_eq!(forest.run(&rows, xs.len()).scores, [1.0, 2.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+    // Missing values to the members' side; the last set's NaN left out.
+    let forest = lower(&member(1, &[1.0, 4.0, 7.0]), 2).expect("sound").expect("lowered");
+    assert_eq!(forest.run(&rows, xs.len()).scores, [1.0, 2.0, 1.0, 1.0, 2.0, 2.0, 1.0]);
+    // One member is one equality.
+    let forest = lower(&member(0, &[-1.0, f32::NAN]), 2)
+        .expect("sound")
+        .expect("lowered");
+    assert_eq!(forest.run(&rows, xs.len()).scores, [2.0, 2.0, 2.0, 2.0, 2.0, 1.0, 2.0]);
+
+    let cases = [
+        ("empty set", member(0, &[f32::NAN])),
+        (
+            "2 sets for 1 set-membership",
+            member(0, &[1.0, f32::NAN, 2.0, f32::NAN]),
+        ),
+        (
+            "no membership_values",
+            v5(|a| set(a, a_tensor("nodes_modes", 2, vec![0, 6]))),
+        ),
+    ];
+    for (words, node) in cases {
+        let err = lower(&node, 2).expect_err(words);
+        assert!(err.contains(words), "{words}: {err}");
+    }
+    // Double-precision members, as double-precision thresholds, are
+    // left to tract.
+    let double = v5(|a| {
+        set(a, a_tensor("nodes_modes", 2, vec![0, 6]));
+        a.push(a_tensor("membership_values", 11, 1f64.to_le_bytes().to_vec()));
+    });
+    assert!(lower(&double, 2).expect("not refused").is_none());
 }
 
 #[test]

@@ -1,8 +1,12 @@
 //! `ai.onnx.ml` opset 5's `TreeEnsemble`: interior nodes and leaves in
 //! arrays of their own, modes and thresholds as tensors, one target and
 //! one weight per leaf, a child either a node or a leaf. Lowered into the
-//! same flat forest, with the same checks; set membership
-//! (`BRANCH_MEMBER`) and double-precision thresholds are left to tract.
+//! same flat forest, with the same checks. A set-membership node
+//! (`BRANCH_MEMBER`) becomes a chain of `BRANCH_EQ` nodes, one per member,
+//! each sending a member to the node's true child (shared, so laid out
+//! under each) and the last the rest to its false child: exact membership,
+//! as the operator defines it and as onnxruntime unrolls it.
+//! Double-precision thresholds are left to tract.
 
 use tract_onnx::pb;
 
@@ -44,6 +48,43 @@ fn u8s(t: &pb::TensorProto, name: &str) -> Result<Vec<u8>, String> {
     }
 }
 
+/// `nodes_modes`' value for a set-membership node.
+const MEMBER: u8 = 6;
+
+/// Each node's set of members (empty for a node of another mode), read
+/// from `membership_values` (the sets in the order of their nodes, each
+/// ended by NaN); `Ok(None)` for double-precision members, left to tract.
+fn member_sets(node: &pb::NodeProto, modes: &[u8]) -> Result<Option<Vec<Vec<f32>>>, String> {
+    let wanted = modes.iter().filter(|&&m| m == MEMBER).count();
+    let values = match tensor(node, "membership_values") {
+        None if wanted == 0 => return Ok(Some(Vec::new())),
+        None => return Err(format!("{wanted} set-membership nodes and no membership_values")),
+        Some(t) if t.data_type == DOUBLE => return Ok(None),
+        Some(t) => f32s(t, "membership_values")?,
+    };
+    let mut sets = values.split(|v| v.is_nan()).map(<[f32]>::to_vec).collect::<Vec<_>>();
+    if sets.last().is_some_and(Vec::is_empty) {
+        sets.pop(); // the NaN that ends the last set
+    }
+    if sets.len() != wanted {
+        return Err(format!(
+            "membership_values holds {} sets for {wanted} set-membership nodes",
+            sets.len()
+        ));
+    }
+    let mut sets = sets.into_iter();
+    modes
+        .iter()
+        .enumerate()
+        .map(|(i, &m)| match (m == MEMBER).then(|| sets.next()).flatten() {
+            Some(set) if set.is_empty() => Err(format!("node {i} tests membership of an empty set")),
+            Some(set) => Ok(set),
+            None => Ok(Vec::new()),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 /// A `TreeEnsemble` node lowered for an input `n_features` wide:
 /// `Ok(None)` for a case left to tract, `Err` for a hostile or
 /// inconsistent tree.
@@ -74,10 +115,10 @@ pub(super) fn lower(node: &pb::NodeProto, n_features: usize) -> Result<Option<Fl
     }
     let splits = f32s(splits, "nodes_splits")?;
     let modes = u8s(tensor(node, "nodes_modes").ok_or("no nodes_modes")?, "nodes_modes")?;
-    const MEMBER: u8 = 6;
-    if modes.contains(&MEMBER) {
+    let sets = member_sets(node, &modes)?;
+    let Some(sets) = sets else {
         return Ok(None);
-    }
+    };
     let features = ints(node, "nodes_featureids");
     let (trues, true_leaf) = (ints(node, "nodes_truenodeids"), ints(node, "nodes_trueleafs"));
     let (falses, false_leaf) = (ints(node, "nodes_falsenodeids"), ints(node, "nodes_falseleafs"));
@@ -104,9 +145,15 @@ pub(super) fn lower(node: &pb::NodeProto, n_features: usize) -> Result<Option<Fl
             leaf_weights.len()
         ));
     }
-    // Interior node i is node i; each reference to a leaf is a leaf node of
-    // its own after them (a one-leaf tree references its leaf twice).
-    let mut nodes: Vec<Node<f32>> = Vec::with_capacity(3 * n);
+    // Interior node i is node i; then the chains of the set-membership
+    // nodes past their first member; then each reference to a leaf is a
+    // leaf node of its own (a one-leaf tree references its leaf twice).
+    let chained: usize = sets.iter().map(|s| s.len().saturating_sub(1)).sum();
+    let first_leaf = n + chained;
+    if first_leaf >= u32::MAX as usize {
+        return Err("more nodes than a u32 indexes".into());
+    }
+    let mut nodes: Vec<Node<f32>> = Vec::with_capacity(3 * n + chained);
     let mut weights = Vec::with_capacity(2 * n);
     let mut leaves: Vec<Node<f32>> = Vec::with_capacity(2 * n);
     let mut child = |id: i64, is_leaf: i64, from: usize| -> Result<u32, String> {
@@ -135,15 +182,16 @@ pub(super) fn lower(node: &pb::NodeProto, n_features: usize) -> Result<Option<Fl
             a: start,
             b: start + 1,
         });
-        Ok((n + leaves.len() - 1) as u32)
+        u32::try_from(first_leaf + leaves.len() - 1).map_err(|_| "more nodes than a u32 indexes".to_string())
     };
+    let mut chains: Vec<Node<f32>> = Vec::with_capacity(chained);
     for i in 0..n {
         let mode = match modes[i] {
             0 => Mode::Leq,
             1 => Mode::Lt,
             2 => Mode::Gte,
             3 => Mode::Gt,
-            4 => Mode::Eq,
+            4 | MEMBER => Mode::Eq,
             5 => Mode::Neq,
             other => return Err(format!("unknown node mode {other}")),
         };
@@ -151,15 +199,39 @@ pub(super) fn lower(node: &pb::NodeProto, n_features: usize) -> Result<Option<Fl
             .ok()
             .filter(|&f| f < n_features)
             .ok_or_else(|| format!("node {i} reads feature {} of an input {n_features} wide", features[i]))?;
-        nodes.push(Node {
+        let (a, b) = (child(trues[i], true_leaf[i], i)?, child(falses[i], false_leaf[i], i)?);
+        let node = Node {
             mode,
             missing_true: missing.get(i).is_some_and(|&t| t != 0),
             feature: feature as u32,
             threshold: splits[i],
-            a: child(trues[i], true_leaf[i], i)?,
-            b: child(falses[i], false_leaf[i], i)?,
-        });
+            a,
+            b,
+        };
+        match sets.get(i).map(Vec::as_slice) {
+            Some([first, rest @ ..]) if modes[i] == MEMBER => {
+                // Member by member: the true child on a member, the next
+                // member's node otherwise, the false child after the last.
+                // Member k + 1 is chain node `base + k`.
+                let base = (n + chains.len()) as u32;
+                let after = |k: usize| if k < rest.len() { base + k as u32 } else { b };
+                nodes.push(Node {
+                    threshold: *first,
+                    b: after(0),
+                    ..node
+                });
+                for (k, &value) in rest.iter().enumerate() {
+                    chains.push(Node {
+                        threshold: value,
+                        b: after(k + 1),
+                        ..node
+                    });
+                }
+            }
+            _ => nodes.push(node),
+        }
     }
+    nodes.extend(chains);
     nodes.extend(leaves);
     let roots = ints(node, "tree_roots")
         .into_iter()
