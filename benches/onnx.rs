@@ -4,7 +4,9 @@
 //! forest of tests/fixtures/onnx; with `MP_BENCH_TREES=DIR` (what
 //! `scripts/bench-trees.sh` sets after writing it) also the 300-tree
 //! XGBoost model in DIR. The script times onnxruntime on the same graphs
-//! and rows; docs/performance.md has both, measured in one run.
+//! and rows; docs/performance.md has both, measured in one run. One row is
+//! also timed as runs of calls (best and median run) before criterion's
+//! samples, which carry every pause of a shared machine.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -38,8 +40,14 @@ fn bench(c: &mut Criterion, group: &str, graph: Vec<u8>, x: Array2<f64>) {
     let path = dir.path().join("trees.bundle");
     persistence::save(&path, &model, &card).expect("save");
     let server = ModelServer::<AnyModel>::start(Source::bundle(&path), ReloadPolicy::Manual).expect("server");
-    let mut group = c.benchmark_group(group);
     let one = x.slice(s![..1, ..]).to_owned();
+    runs_of_calls(&format!("{group}/model_predict_1_row"), || {
+        black_box(persistence::Model::predict(&model, one.view()));
+    });
+    runs_of_calls(&format!("{group}/server_predict_1_row"), || {
+        black_box(server.predict(one.view()).expect("ok"));
+    });
+    let mut group = c.benchmark_group(group);
     group.bench_function("model_predict_1_row", |b| {
         b.iter(|| black_box(persistence::Model::predict(&model, one.view())))
     });
@@ -56,6 +64,33 @@ fn bench(c: &mut Criterion, group: &str, graph: Vec<u8>, x: Array2<f64>) {
         b.iter(|| black_box(server.predict_scored(x.view()).expect("ok")))
     });
     group.finish();
+}
+
+/// One row's time as 100 runs of 2,000 calls give it, best run and
+/// median run: on a shared machine criterion's estimates carry every
+/// pause of the machine, and the best and median runs are what compare
+/// across builds and with onnxruntime's median of single calls.
+fn runs_of_calls(name: &str, mut call: impl FnMut()) {
+    const RUNS: usize = 100;
+    const CALLS: u32 = 2_000;
+    for _ in 0..CALLS * 20 {
+        call(); // warm-up, not timed
+    }
+    let mut per_call: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            for _ in 0..CALLS {
+                call();
+            }
+            start.elapsed().as_secs_f64() * 1e9 / f64::from(CALLS)
+        })
+        .collect();
+    per_call.sort_by(f64::total_cmp);
+    println!(
+        "{name}: runs of {CALLS} calls: best {:.0} ns, median {:.0} ns",
+        per_call[0],
+        per_call[RUNS / 2]
+    );
 }
 
 fn onnx_trees(c: &mut Criterion) {

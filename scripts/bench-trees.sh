@@ -14,7 +14,7 @@ py="$(scripts/venv.sh "numpy==2.4.6" "scikit-learn==1.9.1" "skl2onnx==1.20.0" "o
 # onnxruntime is timed before and after this project's benches: on a
 # shared machine the two runs show how much the machine itself moved.
 "$py" scripts/bench-trees.py "$out" | tee "$out.onnxruntime.txt"
-MP_BENCH_TREES="$out" cargo bench --features onnx --bench onnx 2>&1 | grep -E "^onnx_|time:" | tee "$out.ours.txt"
+MP_BENCH_TREES="$out" cargo bench --features onnx --bench onnx 2>&1 | grep -E "^onnx_|time:|runs of" | tee "$out.ours.txt"
 # Criterion's medians (the median sample's time per call), the statistic
 # quoted for onnxruntime: on a shared machine the mean and slope above
 # carry every pause of the machine into the figure.
