@@ -225,8 +225,8 @@ impl<T: Precision> FlatForest<T> {
     fn sum_leaves<H: Holds<T>>(&self, holds: H, rows: &[T], n_rows: usize, acc: &mut [f64], has: &mut [bool]) {
         let (nf, no) = (self.n_features, self.n_outputs);
         let row = |r: usize| &rows[r * nf..(r + 1) * nf];
-        if n_rows < LANES {
-            // Few rows: each row walks the trees, LANES trees side by side.
+        if n_rows < LANES || self.batches_row_by_row() {
+            // Each row walks the trees, TREE_LANES trees side by side.
             for r in 0..n_rows {
                 let (acc, has) = (&mut acc[r * no..(r + 1) * no], &mut has[r * no..(r + 1) * no]);
                 let x = row(r);
@@ -364,28 +364,18 @@ impl<T: Precision> FlatForest<T> {
     /// Evaluates `rows` (each `n_features` wide, row-major); large batches
     /// on every core.
     pub(crate) fn run(&self, rows: &[f64], n_rows: usize) -> ForestOutput {
-        // Asked once: on Linux the answer reads the cgroup files.
-        static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        let threads = *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        use rayon::prelude::*;
+        let threads = rayon::current_num_threads();
         if !self.worth_splitting(n_rows) || threads < 2 || self.n_features == 0 {
             return self.run_serial(rows, n_rows);
         }
+        // One chunk per thread of rayon's pool, whose threads are started
+        // once: a thread started and joined per batch cost 64 to 83 µs.
         let per = n_rows.div_ceil(threads);
-        // The first chunk runs on this thread: one spawn fewer per batch.
-        let parts: Vec<ForestOutput> = std::thread::scope(|s| {
-            let mut chunks = rows.chunks(per * self.n_features);
-            let first = chunks.next().unwrap_or_default();
-            let handles: Vec<_> = chunks
-                .map(|chunk| s.spawn(move || self.run_serial(chunk, chunk.len() / self.n_features)))
-                .collect();
-            let mut parts = vec![self.run_serial(first, first.len() / self.n_features)];
-            parts.extend(
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
-            );
-            parts
-        });
+        let parts: Vec<ForestOutput> = rows
+            .par_chunks(per * self.n_features)
+            .map(|chunk| self.run_serial(chunk, chunk.len() / self.n_features))
+            .collect();
         let width = parts.first().map_or(self.n_outputs, |p| p.width);
         let mut out = ForestOutput {
             labels: parts

@@ -38,3 +38,25 @@ pub(super) fn tree_groups(roots: &[u32], depths: &[u32]) -> Vec<TreeGroup> {
         })
         .collect()
 }
+
+/// A forest's nodes up to this size are walked row by row in a batch:
+/// measured faster up to 3.8 MB of nodes (a 200-tree random forest grown
+/// full), with the processor's 32 MB L3 cache; past that a tree's nodes
+/// are kept in the cache while every row walks it.
+const ROW_BY_ROW_BYTES: usize = 8 << 20;
+
+impl<T> super::FlatForest<T> {
+    /// Whether a batch walks row by row, each row through the trees
+    /// [`TREE_LANES`] side by side as one row does, rather than tree by
+    /// tree with eight rows side by side: when the forest has the trees to
+    /// fill most of a group's walks and its nodes fit in the caches. One
+    /// thread, 1000 rows, best of 3 to 5 runs of 10 calls, tree by tree
+    /// against row by row: 300-tree XGBoost 2.56 against 1.69 ms, 30-tree
+    /// forest 314 against 195 µs, 3,000-tree XGBoost (587 KiB of nodes)
+    /// 20.3 against 15.3 ms, 200-tree forest (3.8 MB) 8.5 against 5.9 ms;
+    /// a lone tree 22 µs tree by tree (eight rows side by side) and 22 to
+    /// 38 µs alone.
+    pub(super) fn batches_row_by_row(&self) -> bool {
+        self.roots.len() >= 8 && std::mem::size_of_val(self.steps.as_slice()) <= ROW_BY_ROW_BYTES
+    }
+}

@@ -282,10 +282,11 @@ pub(crate) struct FlatForest<T> {
 }
 
 /// Batches whose walk is at least this many steps (rows times the sum of
-/// the trees' depths) are split over the machine's cores: about 0.2 ms of
-/// one core's work, several times what starting a thread costs (15 to 80
-/// µs measured). A row count alone split small forests' batches too early
-/// and large forests' too late.
+/// the trees' depths) are split over the cores (rayon's pool, whose
+/// threads start once): about 0.2 ms of one core's work. Set when a thread
+/// was started per batch (15 to 80 µs measured); kept, as a second vCPU of
+/// the shared machine here gave 1.06 to 1.6 times one. A row count alone
+/// split small forests' batches too early and large forests' too late.
 const PARALLEL_STEPS: usize = 150_000;
 
 /// What the flat forest gives for a batch.
