@@ -10,14 +10,23 @@ use ndarray::Array2;
 use super::registry::Location;
 use crate::output::{json, Failure, Format, Outcome};
 
-/// Rows of numbers from CSV text: comma-separated, one row a line; a first
-/// line that is not all numbers is a header (its names are checked against
-/// the card's feature names when the card has them).
+/// Rows of numbers from CSV text: comma-separated, one row a line, a
+/// missing value written NaN; a first line with a name in it is a header
+/// (its names are checked against the card's feature names when the card
+/// has them).
 pub(crate) fn read_rows(text: &str, features: &[String], n_features: usize) -> Result<Array2<f64>, Failure> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
     let parse = |line: &str| -> Option<Vec<f64>> { line.split(',').map(|c| c.trim().parse::<f64>().ok()).collect() };
+    // A header has a name in it: a line of numbers with an empty field is
+    // a row (refused below with the reason), not dropped as a header.
+    let has_name = |line: &str| {
+        line.split(',').any(|c| {
+            let c = c.trim();
+            !c.is_empty() && c.parse::<f64>().is_err()
+        })
+    };
     if let Some(first) = lines.peek() {
-        if parse(first).is_none() {
+        if has_name(first) {
             let names: Vec<String> = first.split(',').map(|c| c.trim().to_owned()).collect();
             if !features.is_empty() && names != features {
                 return Err(Failure(format!(
@@ -33,7 +42,14 @@ pub(crate) fn read_rows(text: &str, features: &[String], n_features: usize) -> R
     let mut values = Vec::new();
     let mut rows = 0;
     for (i, line) in lines.enumerate() {
-        let row = parse(line).ok_or_else(|| Failure(format!("row {}: not all numbers: {line}", i + 1)))?;
+        let row = parse(line).ok_or_else(|| {
+            let hint = if line.split(',').any(|c| c.trim().is_empty()) {
+                " (an empty field: write a missing value as NaN)"
+            } else {
+                ""
+            };
+            Failure(format!("row {}: not all numbers{hint}: {line}", i + 1))
+        })?;
         if row.len() != n_features {
             return Err(Failure(format!(
                 "row {}: {} values, the model takes {n_features} features",
@@ -102,4 +118,27 @@ pub(crate) fn predict(location: Location<'_>, target: &str, input: &Path, format
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_rows;
+
+    #[test]
+    fn rows_take_nan_and_an_empty_field_is_named_in_the_error() {
+        let rows = read_rows("a,b\n1,NaN\n2.5,3\n", &["a".into(), "b".into()], 2).expect("rows");
+        assert_eq!(rows.shape(), &[2, 2]);
+        assert!(rows[[0, 1]].is_nan());
+        assert_eq!(rows[[1, 0]], 2.5);
+        let err = read_rows("1,\n", &[], 2).expect_err("an empty field").0;
+        assert!(
+            err.contains("row 1") && err.contains("write a missing value as NaN"),
+            "{err}"
+        );
+        let err = read_rows("1,2\n1,x\n", &[], 2).expect_err("not a number").0;
+        assert!(err.contains("row 2: not all numbers: 1,x"), "{err}");
+        // A header is a line with a name in it, not any line that fails.
+        let rows = read_rows("x,y\n1,2\n", &[], 2).expect("a header, a row");
+        assert_eq!(rows.shape(), &[1, 2]);
+    }
 }
