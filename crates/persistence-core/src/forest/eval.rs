@@ -365,8 +365,13 @@ impl<T: Precision> FlatForest<T> {
     /// on every core.
     pub(crate) fn run(&self, rows: &[f64], n_rows: usize) -> ForestOutput {
         use rayon::prelude::*;
+        // Small batches (one row above all) are walked here before rayon
+        // is asked anything: its first question starts its pool.
+        if !self.worth_splitting(n_rows) || self.n_features == 0 {
+            return self.run_serial(rows, n_rows);
+        }
         let threads = rayon::current_num_threads();
-        if !self.worth_splitting(n_rows) || threads < 2 || self.n_features == 0 {
+        if threads < 2 {
             return self.run_serial(rows, n_rows);
         }
         // One chunk per thread of rayon's pool, whose threads are started

@@ -5,9 +5,10 @@
 
 /// Trees one row walks side by side: more walks than registers, as the
 /// spills cost less than the steps they overlap. Measured on the 300-tree
-/// XGBoost model (best of 60 runs of 2,000 calls, builds run in turns):
-/// 10 lanes 1,943 ns, 12 lanes 1,749 ns, 15 lanes 1,679 ns, 20 lanes
-/// 1,718 ns; the 30-tree forest was 273 to 280 ns at 10 and 15 lanes.
+/// XGBoost model (best of 60 runs of 2,000 calls, builds run in turns,
+/// the step reading feature and second child in one load): 10 lanes
+/// 1,919 ns, 12 lanes 1,749 ns, 15 lanes 1,679 ns, 20 lanes 1,718 ns; the
+/// 30-tree forest 273 to 282 ns at 15 lanes.
 /// A group with fewer trees (the last, or a forest's only one) walks 1, 4
 /// or 8 of them instead, so a lone decision tree is one walk.
 pub(super) const TREE_LANES: usize = 15;

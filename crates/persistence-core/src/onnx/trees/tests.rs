@@ -396,6 +396,11 @@ fn set_membership_is_exact_and_sends_missing_values_where_the_node_says() {
         let err = lower(&node, 2).expect_err(words);
         assert!(err.contains(words), "{words}: {err}");
     }
+    // A set longer than a tree may be deep is refused, not walked: each
+    // member is one step deeper.
+    let many: Vec<f32> = (0..5_000u16).map(f32::from).collect();
+    let err = lower(&member(0, &many), 2).expect_err("too deep");
+    assert!(err.contains("deep"), "{err}");
     // Double-precision members, as double-precision thresholds, are
     // left to tract.
     let double = v5(|a| {
