@@ -9,8 +9,12 @@ For each model NAME it writes NAME.onnx and NAME.json:
 "producer"}: held-out rows with their true classes and onnxruntime's outputs.
 The Rust tests load NAME.onnx, run the rows and compare with onnxruntime's
 labels (identical) and probabilities (within 1e-5). Everything is seeded:
-running it again gives the same graphs and the same outputs, which
-scripts/test.sh checks on every run.
+running it again on the same machine gives the same bytes. Across CPUs
+only what this script computes itself is byte-for-byte the same (the
+handmade ensembles, the integer-coded sets, the held-out rows); what a
+library trains (the MLP's weights follow the CPU's BLAS kernels) may
+differ in its trained numbers. scripts/check-fixtures.sh checks each
+fixture by what it means, and says which are compared byte for byte.
 
 Tree ensembles (which run on the project's flat forest rather than tract)
 get more fixtures, on the same held-out rows with some values missing (NaN):
@@ -478,19 +482,26 @@ def with_set_membership(onx, rows, rng):
     members_at = list(range(0, len(modes), 3))
     rows = rows.copy()
     for f in sorted({features[i] for i in members_at}):
-        rows[:, f] = np.round(2 * rows[:, f])
+        # `+ 0.0` makes every -0.0 a +0.0: np.unique below keeps one of two
+        # equal values, and which one (0.0 or -0.0) follows the CPU's sort
+        # kernel (AVX-512 or not), which would change the graph's bytes.
+        rows[:, f] = np.round(2 * rows[:, f]) + 0.0
     members = []
     for i in members_at:
         column = rows[:, features[i]]
         seen = np.unique(column[~np.isnan(column)])
         chosen = rng.choice(seen, size=min(len(seen), int(rng.integers(1, 5))), replace=False)
-        members.extend([*(float(v) for v in chosen), float(seen.max() + 7), float("nan")])
+        members.extend([*(float(v) for v in chosen), float(seen.max() + 7), QUIET_NAN])
         modes[i] = 6
     attrs["nodes_modes"].t.CopyFrom(helper.make_tensor("nodes_modes", TensorProto.UINT8, [len(modes)], modes.tolist()))
     node.attribute.append(helper.make_attribute(
         "membership_values", helper.make_tensor("membership_values", TensorProto.FLOAT, [len(members)], members)))
     return onx, rows
 
+
+# The set separator, written as one explicit bit pattern (the quiet NaN
+# 0x7FC00000 as float32), not as whatever NaN an expression makes.
+QUIET_NAN = float(np.array([0x7FC00000], dtype=np.uint32).view(np.float32)[0])
 
 HANDMADE_MODES = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"]
 

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace:
 #  1. creates the project's Python virtual environment (target/venv) with the
-#     pinned packages the tests need, and re-runs scripts/onnx-fixtures.py into
-#     a temporary folder: the committed ONNX fixtures must come out identical,
-#     so a fresh machine proves they are reproducible; the same environment
-#     holds the Open Inference Protocol's reference client (tritonclient[http])
-#     that the server's tests drive, and the OpenSSF model_signing tool the
-#     signing tests check signatures against, and scipy and statsmodels,
-#     which the gate's and the live tests' statistics are checked against;
-#  2. installs headless Chromium (Debian's `chromium` package) if it is not
-#     there: the report page's test renders the page with it;
-#  3. starts the S3-compatible test server (SeaweedFS from PyPI, on 127.0.0.1);
-#  4. runs `cargo test --workspace --all-features`;
-#  5. stops the server, whatever the outcome.
+#     pinned packages the tests need: the Open Inference Protocol's reference
+#     client (tritonclient[http]) that the server's tests drive, the OpenSSF
+#     model_signing tool the signing tests check signatures against, scipy
+#     and statsmodels, which the gate's and the live tests' statistics are
+#     checked against, and what makes the ONNX fixtures;
+#  2. checks the committed ONNX fixtures (scripts/check-fixtures.sh): their
+#     recorded outputs against onnxruntime, and scripts/onnx-fixtures.py run
+#     again, byte for byte where the script does the arithmetic and by
+#     structure where a library trained the model, so it passes on any CPU;
+#  3. installs headless Chromium (Debian's `chromium` package, with apt-get,
+#     through sudo when not root) if it is not there: the report page's test
+#     renders the page with it. Without apt-get it stops and says what to
+#     install;
+#  4. starts the S3-compatible test server (SeaweedFS from PyPI, on 127.0.0.1);
+#  5. runs `cargo test --workspace --all-features`;
+#  6. stops the server, whatever the outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,18 +24,15 @@ py="$(scripts/venv.sh "numpy==2.4.6" "scikit-learn==1.9.1" "skl2onnx==1.20.0" "o
   "xgboost-cpu==3.2.0" "lightgbm==4.7.0" "onnxmltools==1.16.0" \
   "tritonclient[http]==2.73.0" "model-signing==1.1.1" "pyopenssl==26.4.0" "scipy==1.17.1" "statsmodels==0.15.0")"
 export MP_PYTHON="$py"  # the server's test runs the protocol's reference client with it
-fixtures="$(mktemp -d)"
-trap 'rm -rf "$fixtures"; scripts/s3-server.sh stop' EXIT
-"$py" scripts/onnx-fixtures.py "$fixtures" >/dev/null
-for f in tests/fixtures/onnx/*; do
-  if ! cmp -s "$f" "$fixtures/$(basename "$f")"; then
-    echo "scripts/onnx-fixtures.py no longer reproduces $f: the fixtures or the pinned packages changed" >&2
-    exit 1
-  fi
-done
-echo "ONNX fixtures reproduced from scikit-learn, skl2onnx and onnxruntime"
+trap 'scripts/s3-server.sh stop' EXIT
+MP_PYTHON="$py" bash scripts/check-fixtures.sh
 
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "the report page's test needs headless Chromium: install it with your system's package manager" >&2
+    echo "(the binary must be on PATH as chromium or chromium-browser), then run this script again" >&2
+    exit 1
+  fi
   as_root=""
   [ "$(id -u)" -eq 0 ] || as_root="sudo"
   echo "installing Chromium (apt-get install chromium) for the report page's test" >&2

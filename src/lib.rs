@@ -62,3 +62,8 @@ pub mod guide {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The crates.io page's examples, compiled and run as doctests.
+#[doc = include_str!("../docs/crate-readme.md")]
+#[cfg(doctest)]
+pub struct CrateReadmeDoctests;

@@ -39,3 +39,8 @@ pub use promote::{baseline_from_alias, evaluate_and_publish, Outcome, PublishReq
 pub use report::{Check, CheckKind, Report};
 pub use rule::{BaselineRule, Direction, Gate, Margin, Metrics, NoBaseline, Rule, Significance, Test};
 pub use stats::{Bootstrap, Interval, McNemar, Paired};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

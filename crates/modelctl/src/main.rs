@@ -139,6 +139,10 @@ enum Command {
         model: String,
         /// The alias.
         alias: String,
+        /// Only if the alias still points at this version: of operators
+        /// rolling back at once, one wins and the others fail (exit 1).
+        #[arg(long)]
+        expect: Option<String>,
     },
     /// Write a model's report as one self-contained HTML page: the card,
     /// every version with its metrics and gate decision, the alias
@@ -326,7 +330,7 @@ fn run(cli: Cli) -> Outcome {
             version,
             expect,
         } => registry::promote(at, &model, &alias, &version, expect.as_deref()),
-        Command::Rollback { model, alias } => registry::rollback(at, &model, &alias),
+        Command::Rollback { model, alias, expect } => registry::rollback(at, &model, &alias, expect.as_deref()),
         Command::History { model, json } => registry::history(at, &model, fmt(json)),
         Command::Report {
             reference,
@@ -414,7 +418,15 @@ fn run(cli: Cli) -> Outcome {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // Third-party code on an untrusted file is contained where it runs; a
+    // panic that still escapes is a failure with its message (exit 1), not
+    // an abort with exit 101.
+    let outcome = std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|payload| {
+        let message = model_persistence::persistence::panic_message(payload.as_ref());
+        Err(Failure(format!("internal error (a panic): {message}")))
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(message)) => {
             eprintln!("modelctl: {message}");

@@ -7,6 +7,31 @@ use model_persistence::persistence;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// `println!` for what a command prints on stdout, quiet on a closed pipe:
+/// `modelctl card B | head -c 300` ends when `head` has read enough, as Unix
+/// tools do (exit 0, nothing on stderr), where `println!` would panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
+/// Writes to stdout. A reader that went away (a broken pipe) ends the
+/// process quietly with exit 0: everything it wanted was written. Any other
+/// failure to write is reported and exits 1.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("modelctl: could not write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// A failure to report: the message, already in plain words. Exit code 1.
 #[derive(Debug)]
 pub(crate) struct Failure(pub(crate) String);
@@ -43,7 +68,7 @@ pub(crate) fn metric(x: f64) -> String {
 
 /// Prints `value` as pretty JSON on stdout.
 pub(crate) fn json(value: &impl serde::Serialize) -> Outcome {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -131,7 +156,7 @@ impl Table {
     }
 
     pub(crate) fn print(&self) {
-        print!("{}", self.render());
+        write_stdout(format_args!("{}", self.render()));
     }
 }
 

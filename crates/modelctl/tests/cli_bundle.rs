@@ -31,6 +31,27 @@ fn card_prints_the_card_as_json() {
     assert_eq!(card["metrics"]["mse"], 0.25);
 }
 
+/// `modelctl card B | head -c 300`: a reader that has gone before modelctl
+/// writes (the pipe's read end is closed before it starts) ends modelctl
+/// quietly, exit 0 and nothing on stderr, not with a panic (exit 101).
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    for args in [vec!["card"], vec!["verify"], vec!["verify", "--json"]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let bundle = fixture("linear-level9.bundle");
+        let out = Command::new(env!("CARGO_BIN_EXE_modelctl"))
+            .args(&args)
+            .arg(&bundle)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("modelctl runs");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: stderr: {}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
+    }
+}
+
 #[test]
 fn verify_accepts_a_sound_bundle_with_a_one_line_summary() {
     let out = modelctl(&["verify", fixture("tree-level3.bundle").to_str().expect("utf-8 path")]);

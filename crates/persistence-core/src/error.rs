@@ -273,3 +273,19 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     message
 }
+
+/// The message of a caught panic (`std::panic::catch_unwind`'s payload), for
+/// people: where third-party code on an untrusted file panics, the panic
+/// is contained and reported as a typed error carrying this text.
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("no entry found for key")).unwrap_err();
+/// assert_eq!(model_persistence_core::panic_message(payload.as_ref()), "no entry found for key");
+/// ```
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}

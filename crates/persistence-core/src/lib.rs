@@ -76,9 +76,14 @@ pub use card::{
     hash_records, CardBuilder, FeatureStats, ModelCard, Probe, TrainingData, CORE_DEPENDENCY, DEFAULT_PROBE_ROWS,
     DRIFT_BINS, FORMAT_DEPENDENCY,
 };
-pub use error::{error_chain, Error, LimitKind, Result, Section};
+pub use error::{error_chain, panic_message, Error, LimitKind, Result, Section};
 pub use format::{Codec, ContentId, Limits, PayloadDescriptor};
 pub use kinds::{AnyModel, DynModel, Kinds, Loadable, Predictions};
 pub use metric::Direction;
 pub use model::{Earlier, Model, ProbeValue, StructureError};
 pub use semver::Version;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -108,6 +108,20 @@ pub trait Model: Serialize + DeserializeOwned {
         (self.predict(rows), self.scores(rows))
     }
 
+    /// How far a replayed probe value may lie from the recorded one, as a
+    /// fraction of the recorded value's magnitude (of 1 below magnitude 1).
+    /// The default, 0, asks for the same bits: right for every model whose
+    /// arithmetic is the project's own or otherwise fixed in its order, so
+    /// the same on every CPU. A model run by a library that picks its
+    /// kernels per CPU (tract's SIMD matrix products: a graph saved on an
+    /// AVX2 machine gives other last bits on an AVX-512 one) returns the
+    /// spread those kernels make, so a bundle moved between machines still
+    /// loads, and a different model still does not. Labels always compare
+    /// exactly.
+    fn probe_tolerance(&self) -> f64 {
+        0.0
+    }
+
     /// Kinds of earlier layouts of this type that loading still accepts,
     /// each converted by [`from_earlier`](Model::from_earlier): how a type
     /// changes its layout (a new kind) without orphaning its bundles.
@@ -209,6 +223,21 @@ impl PartialEq for ProbeValue {
     }
 }
 
+impl ProbeValue {
+    /// Whether `found` reproduces this recorded value: labels exactly;
+    /// values bit for bit when `tolerance` is 0 (any NaN equals any NaN),
+    /// otherwise within `tolerance` times the recorded value's magnitude (or
+    /// `tolerance` below magnitude 1). See [`Model::probe_tolerance`].
+    pub fn reproduced_by(&self, found: &ProbeValue, tolerance: f64) -> bool {
+        match (self, found) {
+            (ProbeValue::Value(a), ProbeValue::Value(b)) if tolerance > 0.0 && a.is_finite() && b.is_finite() => {
+                (a - b).abs() <= tolerance * a.abs().max(1.0)
+            }
+            _ => self == found,
+        }
+    }
+}
+
 impl std::fmt::Display for ProbeValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -251,6 +280,19 @@ impl From<bool> for ProbeValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tolerance_admits_close_values_only() {
+        let recorded = ProbeValue::Value(0.25);
+        assert!(!recorded.reproduced_by(&ProbeValue::Value(0.250_000_1), 0.0));
+        assert!(recorded.reproduced_by(&ProbeValue::Value(0.250_000_1), 1e-5));
+        assert!(!recorded.reproduced_by(&ProbeValue::Value(0.26), 1e-5));
+        assert!(ProbeValue::Value(1e6).reproduced_by(&ProbeValue::Value(1e6 + 1.0), 1e-5));
+        assert!(!ProbeValue::Value(1e6).reproduced_by(&ProbeValue::Value(1e6 + 100.0), 1e-5));
+        assert!(!recorded.reproduced_by(&ProbeValue::Value(f64::NAN), 1e-5));
+        assert!(ProbeValue::Value(f64::NAN).reproduced_by(&ProbeValue::Value(f64::NAN), 1e-5));
+        assert!(!ProbeValue::Label(1).reproduced_by(&ProbeValue::Label(2), 1e-5));
+    }
 
     #[test]
     fn probe_values_compare_exactly() {

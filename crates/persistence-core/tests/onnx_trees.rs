@@ -361,3 +361,50 @@ fn string_labels_are_indices_into_the_class_names() {
     let (model, _, _) = load("random_forest_regressor");
     assert_eq!(model.class_names(), None);
 }
+
+/// A probe replays bit for bit where the project's own code computes the
+/// outputs (a lone tree ensemble on the flat forest), and within
+/// `onnx::PROBE_TOLERANCE` where tract computes any of them (its kernels
+/// follow the CPU, so a bundle saved on one machine must load on another);
+/// a value further off is refused either way.
+#[test]
+fn probes_replay_exactly_on_the_flat_forest_and_within_a_tolerance_on_tract() {
+    use model_persistence_core::onnx::PROBE_TOLERANCE;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+    for (name, tolerance) in [
+        ("gradient_boosting_regressor", 0.0),
+        ("after_trees_scaled_regressor", PROBE_TOLERANCE),
+    ] {
+        let model = OnnxModel::from_graph(std::fs::read(dir.join(format!("{name}.onnx"))).expect(name)).expect(name);
+        assert_eq!(Model::probe_tolerance(&model), tolerance, "{name}");
+        let rows = Array2::from_elem((2, model.input_width()), 0.25);
+        let card = ModelCard::builder(name, &model)
+            .probe(rows.view())
+            .build()
+            .expect("card");
+        let bundle = to_bytes(&model, &card).expect("the probe as computed reproduces");
+        from_bytes::<OnnxModel>(&bundle).expect("loads");
+        let recorded = match card.probe.as_ref().expect("probe").expected[0] {
+            ProbeValue::Value(v) => v,
+            ProbeValue::Label(l) => panic!("{name}: a regressor's probe holds values, not label {l}"),
+        };
+        let nudged = |by: f64| {
+            let mut card = card.clone();
+            card.probe.as_mut().expect("probe").expected[0] =
+                ProbeValue::Value(recorded + by * recorded.abs().max(1.0));
+            to_bytes(&model, &card)
+        };
+        // One unit in the last place of a float32 output: another CPU's kernel.
+        let ulp = f64::from(f32::EPSILON);
+        assert_eq!(
+            nudged(ulp).is_ok(),
+            tolerance > 0.0,
+            "{name}: a value one float32 ulp off"
+        );
+        let far = nudged(1e-3);
+        assert!(
+            matches!(far, Err(model_persistence_core::Error::ProbeMismatch { row: 0, .. })),
+            "{name}: a value 1e-3 off is another model: {far:?}"
+        );
+    }
+}

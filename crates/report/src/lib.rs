@@ -51,3 +51,8 @@ impl From<model_persistence_versioning::Error> for Error {
         Error::Registry(Box::new(e))
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -147,3 +147,8 @@ pub fn run_blocking(
         server.run(shutdown_signal()).await
     })
 }
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

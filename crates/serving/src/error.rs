@@ -59,6 +59,15 @@ pub enum Error {
         /// The source, for people.
         source_name: String,
     },
+    /// Loading a version panicked inside third-party code (a model
+    /// library on a hostile file): refused like any other bad version.
+    #[error("loading the model from {source_name} panicked: {message}")]
+    LoadPanicked {
+        /// The source, for people.
+        source_name: String,
+        /// The panic's message.
+        message: String,
+    },
     /// An A/B split was configured without variants or with zero weights.
     #[error("invalid split: {reason}")]
     InvalidSplit {

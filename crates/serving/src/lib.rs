@@ -43,3 +43,8 @@ pub use drift::{psi, DriftConfig, DriftReport, FeatureDrift};
 pub use error::{Error, Result};
 pub use server::{ModelServer, Prediction, ReloadPolicy, Served, ServerBuilder, ShadowStatus, Status};
 pub use source::Source;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -4,12 +4,14 @@
 //! invalidating: it is either the right bytes or damaged, and every use
 //! verifies it (the load checks every hash and the content id). Many
 //! processes on one machine share one cache directory: the first to miss a
-//! bundle downloads it under a lock file (`<id>.lock`, created exclusively),
-//! the others wait for it instead of downloading it again. The cache is
+//! bundle downloads it holding an advisory lock on `.<id>.lock`, the others
+//! wait for it instead of downloading it again. The kernel releases the
+//! lock when its holder exits, so a downloader killed mid-way holds up no
+//! one: a waiter takes over at once. The cache is
 //! bounded in bytes; the least recently used bundles are evicted first.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -17,8 +19,6 @@ use model_persistence_core::ContentId;
 
 /// How long a process waits for another to finish downloading a bundle.
 const WAIT_FOR_OTHER: Duration = Duration::from_secs(120);
-/// A lock file older than this belongs to a process that is gone.
-const STALE_LOCK: Duration = Duration::from_secs(300);
 
 /// A directory of verified bundles, shared by the processes of a machine.
 #[derive(Debug, Clone)]
@@ -102,53 +102,30 @@ impl BundleCache {
             }
             self.evict(id);
         }
-        let lock = self.dir.join(format!("{id}.lock"));
-        let locked = self.take_lock(&lock);
-        if !locked {
-            // Another process is downloading it: wait for its bytes.
-            let start = std::time::Instant::now();
-            while start.elapsed() < WAIT_FOR_OTHER && lock.exists() {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if let Some(bytes) = self.get(id) {
-                if verify(&bytes).is_ok() {
-                    return Ok((bytes, CacheOutcome::Waited));
+        let lock = self.dir.join(format!(".{id}.lock"));
+        let owned = match DownloadLock::take(&lock) {
+            Taken::Mine(owned) => Some(owned),
+            Taken::Theirs(file) => {
+                // Another process is downloading it: wait until its lock is
+                // released (by its end, or by the kernel at its death), then
+                // use its bytes or, if it died without them, download here.
+                let owned = DownloadLock::wait(file, WAIT_FOR_OTHER);
+                if let Some(bytes) = self.get(id) {
+                    if verify(&bytes).is_ok() {
+                        return Ok((bytes, CacheOutcome::Waited));
+                    }
+                    self.evict(id);
                 }
-                self.evict(id);
+                owned
             }
-        }
+            Taken::Unlockable => None,
+        };
         let result = download().and_then(|bytes| verify(&bytes).map(|()| bytes));
         if let Ok(bytes) = &result {
             self.store(id, bytes);
         }
-        if locked {
-            let _ = fs::remove_file(&lock);
-        }
+        drop(owned);
         result.map(|bytes| (bytes, CacheOutcome::Miss))
-    }
-
-    /// Creates the lock file; takes over one left by a process that is gone.
-    fn take_lock(&self, lock: &Path) -> bool {
-        let create = || fs::OpenOptions::new().write(true).create_new(true).open(lock);
-        match create() {
-            Ok(mut f) => {
-                let _ = write!(f, "{}", std::process::id());
-                true
-            }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                let stale = fs::metadata(lock)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > STALE_LOCK)
-                    || lock_owner_is_gone(lock);
-                if stale && fs::remove_file(lock).is_ok() {
-                    return create().is_ok();
-                }
-                false
-            }
-            Err(_) => false,
-        }
     }
 
     /// Writes a verified bundle (temporary file, then rename), then evicts
@@ -209,14 +186,58 @@ impl BundleCache {
     }
 }
 
-/// Whether the pid written in a lock file is a process that is gone (only
-/// knowable where `/proc` exists).
-fn lock_owner_is_gone(lock: &Path) -> bool {
-    let Ok(text) = fs::read_to_string(lock) else {
-        return false;
-    };
-    let Ok(pid) = text.trim().parse::<u32>() else {
-        return false;
-    };
-    Path::new("/proc").is_dir() && !Path::new(&format!("/proc/{pid}")).exists()
+/// The lock of one bundle's download: an advisory lock (`flock`) on
+/// `.<id>.lock` in the cache directory. The kernel releases it when its
+/// holder exits, killed or not, so a waiter takes over the moment a
+/// downloader dies, and a lock file left behind holds nothing.
+struct DownloadLock(fs::File);
+
+enum Taken {
+    /// This process holds the lock.
+    Mine(DownloadLock),
+    /// Another holds it; the open file, to wait on.
+    Theirs(fs::File),
+    /// The lock file cannot be opened or locked (a read-only cache
+    /// directory): download without it.
+    Unlockable,
+}
+
+impl DownloadLock {
+    fn take(path: &Path) -> Taken {
+        let file = match fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(_) => return Taken::Unlockable,
+        };
+        match file.try_lock() {
+            Ok(()) => Taken::Mine(DownloadLock(file)),
+            Err(fs::TryLockError::WouldBlock) => Taken::Theirs(file),
+            Err(fs::TryLockError::Error(_)) => Taken::Unlockable,
+        }
+    }
+
+    /// Waits at most `bound` for the holder to release `file`'s lock;
+    /// returns it held by this process, or `None` when the bound ran out.
+    fn wait(file: fs::File, bound: Duration) -> Option<DownloadLock> {
+        let start = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Some(DownloadLock(file)),
+                Err(fs::TryLockError::WouldBlock) if start.elapsed() < bound => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for DownloadLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
 }

@@ -166,6 +166,21 @@ pub enum Error {
         /// Where it points.
         version: Version,
     },
+    /// An alias object is damaged, so the log of its moves, which its
+    /// history is read from, is lost: a history without them would be wrong.
+    #[error(
+        "the history of alias {model}@{alias} is unreadable: its object is damaged \
+         (`modelctl verify` names it, `modelctl repair` says what to do)"
+    )]
+    AliasHistoryUnreadable {
+        /// The model.
+        model: String,
+        /// The alias.
+        alias: String,
+        /// Why the alias object could not be read.
+        #[source]
+        source: Box<Error>,
+    },
     /// A storage operation failed.
     #[error("storage error on {key}")]
     Storage {

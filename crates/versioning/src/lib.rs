@@ -52,3 +52,8 @@ pub use storage::local::LocalDir;
 #[cfg(feature = "object-store")]
 pub use storage::object::ObjectStorage;
 pub use storage::{Fetched, ObjectVersion, Storage, Written};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

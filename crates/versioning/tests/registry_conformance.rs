@@ -406,3 +406,65 @@ fn the_history_says_who_moved_an_alias() {
         );
     }
 }
+
+/// Operators who roll back at once, each having seen production at the same
+/// version, roll it back once with `rollback_if`: one wins, the others get
+/// a conflict naming where the alias is now, and the history holds one
+/// rollback, not a chain of them.
+#[test]
+fn concurrent_conditional_rollbacks_roll_back_once() {
+    for (backend, reg, _dir) in backends() {
+        let mut versions = Vec::new();
+        for i in 1..=4 {
+            let m = model(f64::from(i));
+            let info = reg
+                .publish_model(&m, &card("m", &m, &[]), VersionSpec::Exact(v(&format!("1.0.{i}"))))
+                .expect(backend);
+            reg.set_alias("m", "production", &info.version).expect(backend);
+            versions.push(info.version);
+        }
+        let seen = versions[3].clone();
+        let barrier = std::sync::Barrier::new(4);
+        let outcomes: Vec<_> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        reg.rollback_if("m", "production", &seen).map_err(Box::new)
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().expect("no panic")).collect()
+        });
+        let won: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "{backend}: {outcomes:?}");
+        assert_eq!(won[0].version, versions[2], "{backend}");
+        for lost in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+            match &**lost {
+                Error::AliasConflict { expected, found, .. } => {
+                    assert_eq!(expected.as_ref(), Some(&seen), "{backend}");
+                    assert_eq!(found.as_ref(), Some(&versions[2]), "{backend}");
+                }
+                other => panic!("{backend}: expected a conflict, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            reg.alias("m", "production").expect(backend).map(|t| t.version),
+            Some(versions[2].clone()),
+            "{backend}"
+        );
+        let rollbacks = reg
+            .history("m")
+            .expect(backend)
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::RolledBack { .. }))
+            .count();
+        assert_eq!(rollbacks, 1, "{backend}");
+        // Without the condition, a rollback applies to the state it reads.
+        assert_eq!(
+            reg.rollback("m", "production").expect(backend).version,
+            versions[1],
+            "{backend}"
+        );
+    }
+}

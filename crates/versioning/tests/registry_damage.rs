@@ -4,7 +4,7 @@
 mod common;
 
 use common::{card, model, Linear};
-use model_persistence_versioning::{Bump, Registry, VersionSpec};
+use model_persistence_versioning::{Bump, Error, Registry, VersionSpec};
 use semver::Version;
 
 fn registry_with_three_versions() -> (tempfile::TempDir, Registry) {
@@ -150,4 +150,35 @@ fn registry_files_are_readable_by_the_group_under_a_usual_umask() {
             & 0o777;
         assert_eq!(mode & 0o044, 0o044, "{rel}: {mode:o}");
     }
+}
+
+/// The log of an alias's moves lives in the alias object: with that object
+/// damaged, `history` says the alias's history is unreadable instead of
+/// answering with the publications alone.
+#[test]
+fn a_damaged_alias_makes_history_an_error_not_a_shorter_history() {
+    let (dir, reg) = registry_with_three_versions();
+    let aliases = dir.path().join("m/aliases");
+    let object = std::fs::read_dir(&aliases)
+        .expect("aliases folder")
+        .map(|e| e.expect("entry").path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("production"))
+        })
+        .expect("the production alias object");
+    std::fs::write(&object, b"garbage").expect("damage");
+    let refused = reg.history("m");
+    match &refused {
+        Err(Error::AliasHistoryUnreadable { model, alias, .. }) => {
+            assert_eq!((model.as_str(), alias.as_str()), ("m", "production"));
+        }
+        other => panic!("expected AliasHistoryUnreadable, got {other:?}"),
+    }
+    let message = refused.expect_err("refused").to_string();
+    assert!(
+        message.contains("m@production") && message.contains("unreadable"),
+        "{message}"
+    );
 }

@@ -4,12 +4,13 @@ use std::path::Path;
 
 use model_persistence::persistence;
 
+use crate::output::outln;
 use crate::output::{json, Format, Outcome, Progress, ProgressBar};
 
 /// `modelctl card BUNDLE`: the card as JSON, from the header only.
 pub(crate) fn card(bundle: &Path) -> Outcome {
     let card = persistence::read_card(bundle)?;
-    println!("{}", card.to_json()?);
+    outln!("{}", card.to_json()?);
     Ok(())
 }
 
@@ -25,7 +26,7 @@ pub(crate) fn verify(bundle: &Path, format: Format, progress: ProgressBar) -> Ou
         }
         return json(&value);
     }
-    println!(
+    outln!(
         "ok: {} {} v{} ({}), format {}.{}, {} bytes, payload {:?} level {}, content id {}",
         bundle.display(),
         summary.name,
@@ -39,7 +40,7 @@ pub(crate) fn verify(bundle: &Path, format: Format, progress: ProgressBar) -> Ou
         summary.content_id.short()
     );
     if let Some(hint) = signer {
-        println!("signed by the trusted key {hint}");
+        outln!("signed by the trusted key {hint}");
     }
     Ok(())
 }

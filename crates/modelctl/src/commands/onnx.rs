@@ -7,6 +7,7 @@ use model_persistence::persistence::onnx::OnnxModel;
 use model_persistence::persistence::{self, ModelCard, Version};
 
 use super::predict::read_rows;
+use crate::output::outln;
 use crate::output::{Failure, Outcome};
 
 /// What `import-onnx` was asked.
@@ -76,7 +77,7 @@ fn write<M: persistence::Model>(
     let default_out = format!("{}.bundle", args.name);
     let out = args.output.unwrap_or(Path::new(&default_out));
     let saved = persistence::save(out, model, &card)?;
-    println!(
+    outln!(
         "wrote {} ({} bytes, kind {}, {} features, content id {})",
         out.display(),
         saved.file_len(),

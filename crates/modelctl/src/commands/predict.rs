@@ -8,6 +8,7 @@ use model_persistence::versioning::ModelRef;
 use ndarray::Array2;
 
 use super::registry::Location;
+use crate::output::outln;
 use crate::output::{json, Failure, Format, Outcome};
 
 /// Rows of numbers from CSV text: comma-separated, one row a line, a
@@ -106,15 +107,15 @@ pub(crate) fn predict(location: Location<'_>, target: &str, input: &Path, format
             "model": card.name, "version": card.version.to_string(), "kind": card.kind, "predictions": out
         }));
     }
-    println!("{} {} ({})", card.name, card.version, card.kind);
+    outln!("{} {} ({})", card.name, card.version, card.kind);
     for (i, l) in p.labels.iter().enumerate() {
         let scores = p.scores.as_ref().map_or_else(String::new, |s| {
             let cells: Vec<String> = s.row(i).iter().map(|x| format!("{x:.4}")).collect();
             format!("  scores {}", cells.join(" "))
         });
         match label(l) {
-            serde_json::Value::String(name) => println!("{name}{scores}"),
-            other => println!("{other}{scores}"),
+            serde_json::Value::String(name) => outln!("{name}{scores}"),
+            other => outln!("{other}{scores}"),
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ use std::path::Path;
 use model_persistence::persistence::{self, Direction, Version};
 use model_persistence::versioning::{ModelName, ModelRef, Registry};
 
+use crate::output::outln;
 use crate::output::{json, metric, rfc3339, Align, Failure, Format, Outcome, Progress, ProgressBar, Table};
 
 /// Where the registry is, as given by `--registry` or `MODELCTL_REGISTRY`.
@@ -56,7 +57,7 @@ pub(crate) fn init(location: Location<'_>) -> Outcome {
     } else {
         Registry::create(location)?;
     }
-    println!("registry ready at {location}");
+    outln!("registry ready at {location}");
     Ok(())
 }
 
@@ -66,7 +67,7 @@ pub(crate) fn models(location: Location<'_>, format: Format) -> Outcome {
     if format == Format::Json {
         return json(&models);
     }
-    models.iter().for_each(|m| println!("{m}"));
+    models.iter().for_each(|m| outln!("{m}"));
     Ok(())
 }
 
@@ -122,7 +123,7 @@ pub(crate) fn versions(location: Location<'_>, model: &str, format: Format) -> O
 pub(crate) fn show(location: Location<'_>, reference: &str) -> Outcome {
     let reg = location.open()?;
     let info = reg.resolve(&reference.parse::<ModelRef>()?)?;
-    println!("{}", reg.card(&info.model, &info.version)?.to_json()?);
+    outln!("{}", reg.card(&info.model, &info.version)?.to_json()?);
     Ok(())
 }
 
@@ -143,7 +144,7 @@ pub(crate) fn publish(location: Location<'_>, bundle: &Path, format: Format, pro
     if format == Format::Json {
         return json(&info);
     }
-    println!(
+    outln!(
         "published {} {} (content id {})",
         info.model,
         info.version,
@@ -162,16 +163,19 @@ pub(crate) fn promote(location: Location<'_>, model: &str, alias: &str, to: &str
         Some("none") => reg.set_alias_if(&model, alias, &to, None)?,
         Some(e) => reg.set_alias_if(&model, alias, &to, Some(&version(e)?))?,
     };
-    println!("{model}@{alias} -> {}", target.version);
+    outln!("{model}@{alias} -> {}", target.version);
     Ok(())
 }
 
-/// `modelctl rollback MODEL ALIAS`.
-pub(crate) fn rollback(location: Location<'_>, model: &str, alias: &str) -> Outcome {
+/// `modelctl rollback MODEL ALIAS [--expect V]`.
+pub(crate) fn rollback(location: Location<'_>, model: &str, alias: &str, expect: Option<&str>) -> Outcome {
     let reg = location.open()?;
     let model = existing_model(&reg, model)?;
-    let target = reg.rollback(&model, alias)?;
-    println!("{model}@{alias} rolled back to {}", target.version);
+    let target = match expect {
+        None => reg.rollback(&model, alias)?,
+        Some(e) => reg.rollback_if(&model, alias, &version(e)?)?,
+    };
+    outln!("{model}@{alias} rolled back to {}", target.version);
     Ok(())
 }
 
@@ -185,8 +189,8 @@ pub(crate) fn history(location: Location<'_>, model: &str, format: Format) -> Ou
     }
     for e in events {
         match &e.by {
-            Some(by) => println!("{}  {}  (by {by})", rfc3339(e.at), e.kind),
-            None => println!("{}  {}", rfc3339(e.at), e.kind),
+            Some(by) => outln!("{}  {}  (by {by})", rfc3339(e.at), e.kind),
+            None => outln!("{}  {}", rfc3339(e.at), e.kind),
         }
     }
     Ok(())
@@ -215,7 +219,7 @@ pub(crate) fn report(location: Location<'_>, reference: &str, output: &Path, liv
         .map_err(|e| Failure(e.to_string()))?
         .with_live(live);
     persistence::write_atomic(output, model_persistence::report::render(&report).as_bytes())?;
-    println!(
+    outln!(
         "wrote {} ({} {}, {} versions)",
         output.display(),
         report.card.name,
@@ -354,7 +358,7 @@ pub(crate) fn best(
         return json(&b);
     }
     let score = b.metrics.get(name).copied().unwrap_or(f64::NAN);
-    println!("{} {}: {name} = {}", b.model, b.version, metric(score));
+    outln!("{} {}: {name} = {}", b.model, b.version, metric(score));
     Ok(())
 }
 
@@ -365,8 +369,8 @@ pub(crate) fn prune(location: Location<'_>, model: &str, keep: usize) -> Outcome
     let pruned = reg.prune(&model, keep)?;
     let list: Vec<String> = pruned.iter().map(ToString::to_string).collect();
     match list.is_empty() {
-        true => println!("pruned 0 versions"),
-        false => println!("pruned {} versions: {}", list.len(), list.join(", ")),
+        true => outln!("pruned 0 versions"),
+        false => outln!("pruned {} versions: {}", list.len(), list.join(", ")),
     }
     Ok(())
 }
@@ -389,9 +393,9 @@ pub(crate) fn verify(location: Location<'_>, model: Option<&str>, format: Format
     if format == Format::Json {
         json(&serde_json::json!({"checked": report.checked, "damaged": damaged}))?;
     } else {
-        println!("checked {} versions, {} damaged", report.checked, damaged.len());
+        outln!("checked {} versions, {} damaged", report.checked, damaged.len());
         for d in &damaged {
-            println!("  damaged: {d}");
+            outln!("  damaged: {d}");
         }
     }
     match damaged.len() {
@@ -409,13 +413,13 @@ pub(crate) fn repair(location: Location<'_>, model: Option<&str>) -> Outcome {
         None => reg.repair_all()?,
     };
     if report.actions.is_empty() {
-        println!("nothing to repair");
+        outln!("nothing to repair");
     }
     for a in &report.actions {
-        println!("repaired: {a}");
+        outln!("repaired: {a}");
     }
     for d in &report.needs_decision {
-        println!("needs a decision: {d}");
+        outln!("needs a decision: {d}");
     }
     match report.needs_decision.len() {
         0 => Ok(()),

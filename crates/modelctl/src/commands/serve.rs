@@ -3,6 +3,7 @@
 use model_persistence_server::{ModelConfig, ServeConfig};
 
 use super::registry::Location;
+use crate::output::outln;
 use crate::output::{Failure, Outcome};
 
 /// What `modelctl serve` was given on the command line.
@@ -53,7 +54,7 @@ pub(crate) fn serve(location: Location<'_>, args: &ServeArgs) -> Outcome {
     }
     model_persistence_server::run_blocking(&config, &registry, |addr| {
         // One line on stdout that scripts can wait for.
-        println!("listening on http://{addr}");
+        outln!("listening on http://{addr}");
     })
     .map_err(Failure)
 }

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use model_persistence::persistence::signing::{self, PublicKey, SigningKey};
 
+use crate::output::outln;
 use crate::output::{Failure, Outcome};
 
 static TRUSTED: OnceLock<Vec<PublicKey>> = OnceLock::new();
@@ -63,7 +64,7 @@ pub(crate) fn keygen(name: &Path) -> Outcome {
     write_private(&private, key.to_pem()?.as_bytes())?;
     std::fs::write(&public, key.public_key().to_pem())
         .map_err(|e| Failure(format!("cannot write {}: {e}", public.display())))?;
-    println!(
+    outln!(
         "wrote {} (keep it secret) and {} (give it to verifiers); key {}",
         private.display(),
         public.display(),
@@ -100,7 +101,7 @@ pub(crate) fn sign(bundle: &Path, key: &Path, output: Option<&Path>) -> Outcome 
     let sig = signing::sign(&bytes, &name, &key)?;
     let out = output.map_or_else(|| signing::signature_path(bundle), Path::to_path_buf);
     std::fs::write(&out, sig).map_err(|e| Failure(format!("cannot write {}: {e}", out.display())))?;
-    println!(
+    outln!(
         "signed {} with key {}: {}",
         bundle.display(),
         key.public_key().hint(),

@@ -49,9 +49,10 @@ pub(crate) fn validate_model<M: Model>(model: &M, card: &ModelCard) -> Result<()
             }
         })?;
         let predicted = model.predict(rows);
+        let tolerance = model.probe_tolerance();
         for (row, (expected, found)) in probe.expected.iter().zip(predicted.iter()).enumerate() {
             let found: ProbeValue = found.clone().into();
-            if *expected != found {
+            if !expected.reproduced_by(&found, tolerance) {
                 return Err(Error::ProbeMismatch {
                     row,
                     expected: expected.to_string(),

@@ -56,6 +56,13 @@ use proto::{check_no_external_data, dims, elem_name, elem_type, parse, FLOAT32};
 use trees::Native;
 pub use trees::{TreeEnsemble, MAX_DEPTH as MAX_TREE_DEPTH, MAX_OUTPUTS as MAX_TREE_OUTPUTS};
 
+/// How far a graph's replayed probe may lie from the recorded one (relative,
+/// see [`Model::probe_tolerance`]) when tract computes any of its outputs:
+/// tract picks its SIMD kernels per CPU, so a graph saved on one machine
+/// gives other last bits on another. Single-precision kernels differ by a
+/// few units in the last place, about 1e-7; this admits a hundred times that.
+pub const PROBE_TOLERANCE: f64 = 1e-5;
+
 /// The tract version graphs are run with.
 pub const TRACT_VERSION: &str = "0.23.9";
 
@@ -276,7 +283,10 @@ impl OnnxModel {
                 let Some(input) = g.input.iter().find(|i| !initializers.contains(&i.name.as_str())) else {
                     return Ok(None);
                 };
-                Ok(Native::build(&proto, &input.name, self.n_features)?.map(Arc::new))
+                let native = contained("loading the graph", || {
+                    Native::build(&proto, &input.name, self.n_features)
+                })?;
+                Ok(native.map(Arc::new))
             })
             .as_ref()
             .map(|f| f.as_deref())
@@ -318,7 +328,7 @@ impl OnnxModel {
                         .into_optimized()?
                         .into_runnable()
                 };
-                build().map_err(|e| format!("{e:#}"))
+                contained("loading the graph", || build().map_err(|e| format!("{e:#}")))
             })
             .clone()
     }
@@ -328,8 +338,26 @@ impl OnnxModel {
         // tract has its own ndarray: hand it the values, not our array.
         let data: Vec<f32> = rows.iter().map(|&x| x as f32).collect();
         let input = Tensor::from_shape(&[rows.nrows(), rows.ncols()], &data).map_err(|e| format!("{e:#}"))?;
-        plan.run(tvec!(input.into_tvalue())).map_err(|e| format!("{e:#}"))
+        contained("running the graph", || {
+            plan.run(tvec!(input.into_tvalue())).map_err(|e| format!("{e:#}"))
+        })
     }
+}
+
+/// Runs tract (third-party code) on an untrusted graph with its panics
+/// contained: a graph that makes tract panic while it is read, typed,
+/// optimised or run (a flipped bit that breaks tract's own bookkeeping, a
+/// shape whose size overflows) is an error naming `what` and tract's
+/// message, not a crash of the process or of a watcher thread. Release
+/// builds keep `panic = "unwind"` for this.
+pub(crate) fn contained<T>(
+    what: &str,
+    f: impl FnOnce() -> std::result::Result<T, String>,
+) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = crate::panic_message(payload.as_ref());
+        Err(format!("tract failed {what} (it panicked: {message})"))
+    })
 }
 
 impl Model for OnnxModel {
@@ -357,6 +385,16 @@ impl Model for OnnxModel {
 
     fn class_names(&self) -> Option<&[String]> {
         self.forest().ok()??.forest.class_names()
+    }
+
+    /// Exact for a tree ensemble the flat forest runs whole (the project's
+    /// own arithmetic, in a fixed order); [`PROBE_TOLERANCE`] for a graph
+    /// any of whose outputs tract computes, whose kernels follow the CPU.
+    fn probe_tolerance(&self) -> f64 {
+        match self.forest() {
+            Ok(Some(native)) if native.is_whole() => 0.0,
+            _ => PROBE_TOLERANCE,
+        }
     }
 
     fn check_structure(&self, n_features: usize) -> std::result::Result<(), StructureError> {

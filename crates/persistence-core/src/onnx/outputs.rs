@@ -6,7 +6,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 use tract_onnx::prelude::*;
 
 use super::trees::{self, Ran};
-use super::OnnxModel;
+use super::{contained, OnnxModel};
 use crate::model::ProbeValue;
 
 impl OnnxModel {
@@ -14,7 +14,7 @@ impl OnnxModel {
     /// graph's outputs (tract's, or computed after the trees).
     pub(super) fn outputs(&self, rows: ArrayView2<'_, f64>) -> std::result::Result<Outputs, String> {
         match self.forest() {
-            Ok(Some(native)) => Ok(match native.run(rows)? {
+            Ok(Some(native)) => Ok(match contained("running the graph", || native.run(rows))? {
                 Ran::Forest(out) => Outputs::Forest(out),
                 Ran::Graph(values) => Outputs::Graph {
                     values,

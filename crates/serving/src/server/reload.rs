@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use model_persistence_core::{error_chain, ContentId, Loadable, ModelCard, Version};
+use model_persistence_core::{error_chain, panic_message, ContentId, Loadable, ModelCard, Version};
 
 use super::{Inner, ModelServer, Served};
 use crate::error::{Error, Result};
@@ -77,8 +77,16 @@ pub(super) fn spawn_watcher<M: Loadable>(inner: &Arc<Inner<M>>) {
             if inner.shutdown.load(Ordering::Acquire) {
                 return;
             }
-            // Errors are recorded in the status; the old version keeps serving.
-            let _ = inner.check_and_reload(Backoff::Respect);
+            // Errors are recorded in the status; the old version keeps
+            // serving. A panic anywhere in a check is contained here, so the
+            // watcher goes on following: it is counted and reported as a
+            // refusal, never a thread silently gone.
+            let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inner.check_and_reload(Backoff::Respect)
+            }));
+            if let Err(payload) = checked {
+                inner.record_panic(&panic_message(payload.as_ref()));
+            }
         });
     match spawned {
         Ok(handle) => {
@@ -114,6 +122,21 @@ impl<M: Loadable> Inner<M> {
         error
     }
 
+    /// Records a check that panicked outside the load (which is contained
+    /// where it happens, with the content id refused): counted as a failed
+    /// reload, with its reason, and retried after the backoff.
+    fn record_panic(&self, message: &str) {
+        let mut state = match self.reload_lock.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let error = Error::LoadPanicked {
+            source_name: self.source.describe(),
+            message: message.to_owned(),
+        };
+        let _ = self.record_failure(&mut state, error);
+    }
+
     /// Checks the source and swaps in a new, fully validated version.
     fn check_and_reload(&self, backoff_policy: Backoff) -> Result<bool> {
         let mut state = match self.reload_lock.lock() {
@@ -135,7 +158,13 @@ impl<M: Loadable> Inner<M> {
             // Refused already: the same immutable content would fail again.
             return Ok(false);
         }
-        let loaded = match self.source.load::<M>(&self.reader) {
+        let load = std::panic::AssertUnwindSafe(|| self.source.load::<M>(&self.reader));
+        let loaded = match std::panic::catch_unwind(load).unwrap_or_else(|payload| {
+            Err(Error::LoadPanicked {
+                source_name: self.source.describe(),
+                message: panic_message(payload.as_ref()),
+            })
+        }) {
             Ok(l) => l,
             Err(e) => {
                 // A registry version is immutable: a refusal for what it

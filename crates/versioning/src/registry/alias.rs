@@ -282,12 +282,47 @@ impl Registry {
     /// moved meanwhile, [`Error::VersionNotFound`] if the earlier target was pruned.
     pub fn rollback(&self, model: impl IntoName<ModelName>, alias: impl IntoName<AliasName>) -> Result<AliasTarget> {
         let (model, alias) = (model.into_name()?, alias.into_name()?);
-        let record = self.alias_record(&model, &alias)?.ok_or_else(|| Error::AliasNotFound {
+        self.roll_back(&model, &alias, None)
+    }
+
+    /// [`rollback`](Self::rollback) only if the alias still points at
+    /// `expected`: the compare-and-swap [`set_alias_if`](Self::set_alias_if)
+    /// gives a promotion. Operators who roll back at once, each having seen
+    /// the alias at `expected`, roll it back once: the first wins and the
+    /// others get [`Error::AliasConflict`] instead of walking the history
+    /// further back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AliasConflict`] if the alias points elsewhere, and those of
+    /// [`rollback`](Self::rollback).
+    pub fn rollback_if(
+        &self,
+        model: impl IntoName<ModelName>,
+        alias: impl IntoName<AliasName>,
+        expected: &Version,
+    ) -> Result<AliasTarget> {
+        let (model, alias) = (model.into_name()?, alias.into_name()?);
+        self.roll_back(&model, &alias, Some(expected))
+    }
+
+    fn roll_back(&self, model: &ModelName, alias: &AliasName, expected: Option<&Version>) -> Result<AliasTarget> {
+        let record = self.alias_record(model, alias)?.ok_or_else(|| Error::AliasNotFound {
             model: model.to_string(),
             alias: alias.to_string(),
         })?;
+        if let Some(expected) = expected {
+            if &record.version != expected {
+                return Err(Error::AliasConflict {
+                    model: model.to_string(),
+                    alias: alias.to_string(),
+                    expected: Some(expected.clone()),
+                    found: Some(record.version.clone()),
+                });
+            }
+        }
         let moves = match record.moves.is_empty() {
-            true => self.legacy_moves(&model, &alias)?,
+            true => self.legacy_moves(model, alias)?,
             false => record.moves.clone(),
         };
         let mut undo: Vec<Option<Version>> = Vec::new();
@@ -306,8 +341,8 @@ impl Registry {
             });
         };
         self.move_alias(
-            &model,
-            &alias,
+            model,
+            alias,
             &target,
             Precondition::PointsAt(Some(&record.version)),
             MoveKind::Rollback,

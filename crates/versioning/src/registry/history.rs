@@ -28,12 +28,14 @@ pub(crate) struct BadEvent {
 
 impl Registry {
     /// Every event of a model, oldest first: publications, alias moves and
-    /// rollbacks, prunings. An unreadable event object is skipped (and
-    /// reported by [`verify`](Self::verify)), never fatal.
+    /// rollbacks, prunings. An unreadable event object of an earlier
+    /// release is skipped (and reported by [`verify`](Self::verify)); a
+    /// damaged alias object is an error, since the log of its moves lives
+    /// in it and a history without them would be silently wrong.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`], storage errors.
+    /// [`Error::AliasHistoryUnreadable`], [`Error::InvalidName`], storage errors.
     pub fn history(&self, model: impl IntoName<ModelName>) -> Result<Vec<Event>> {
         let model = model.into_name()?;
         let records = self.versions(&model)?;
@@ -120,7 +122,8 @@ impl Registry {
         Ok(moves.into_iter().take_while(|m| m.at <= at).last().map(|m| m.to))
     }
 
-    /// Every alias of a model with its stored record, skipping unreadable ones.
+    /// Every alias of a model with its stored record; a damaged one is
+    /// [`Error::AliasHistoryUnreadable`].
     pub(super) fn alias_records(&self, model: &ModelName) -> Result<Vec<(AliasName, super::alias::AliasRecord)>> {
         let key = layout::aliases(model);
         let names = self.storage.list_children(&key).map_err(storage_err(&key))?;
@@ -130,7 +133,11 @@ impl Registry {
                 Ok(Some(r)) => out.push((name, r)),
                 Ok(None) => {}
                 Err(e) if e.is_damage() => {
-                    tracing::warn!(%model, alias = %name, error = %e, "skipping an unreadable alias")
+                    return Err(Error::AliasHistoryUnreadable {
+                        model: model.to_string(),
+                        alias: name.to_string(),
+                        source: Box::new(e),
+                    })
                 }
                 Err(e) => return Err(e),
             }

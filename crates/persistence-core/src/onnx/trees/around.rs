@@ -33,6 +33,12 @@ pub(crate) enum Ran {
 }
 
 impl Native {
+    /// Whether the flat forest computes the graph's outputs alone, with no
+    /// node before or after it on tract.
+    pub(crate) fn is_whole(&self) -> bool {
+        self.prefix.is_none() && self.suffix.is_none()
+    }
+
     /// The graph's trees lowered, with the plans of the nodes around them;
     /// `Ok(None)` for a graph that runs wholly on tract (see the module
     /// `trees` for where the line is), `Err` for a hostile tree.
