@@ -7,6 +7,9 @@
 //! poll_ms = 1000                        # alias checks (one conditional request each)
 //! cache_dir = "/var/cache/models"       # optional per-machine bundle cache
 //! cache_max_bytes = 4294967296
+//! header_timeout_ms = 10000             # a request's head, from when the server waits for it
+//! body_timeout_ms = 30000               # a request's whole body
+//! max_connections = 1024                # open connections; more get a 503 and are closed
 //!
 //! [[models]]
 //! reference = "fraud@production"        # served as "fraud"
@@ -70,6 +73,23 @@ pub struct ServeConfig {
     /// Rows in each model's drift window. Default: 1,000.
     #[serde(default = "default_drift_window")]
     pub drift_window: usize,
+    /// Milliseconds a client has to send a request's head (request line and
+    /// headers), counted from when the server starts waiting for it: on a
+    /// kept-alive connection, from the end of the previous answer, so this
+    /// is also how long an idle connection stays open. Past it the
+    /// connection is closed. Default: 10,000 (10 s).
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// Milliseconds a client has to send a request's whole body once its
+    /// head has come. Past it the answer is 408 with the protocol's error
+    /// body, and the connection is closed. Default: 30,000 (30 s).
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// The most connections open at once. A connection beyond it is
+    /// answered 503 with `Retry-After` and closed, so slow clients cannot
+    /// hold every file descriptor. Default: 1,024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// The models.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
@@ -194,6 +214,15 @@ fn default_cache_bytes() -> u64 {
 fn default_drift_window() -> usize {
     1000
 }
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_connections() -> usize {
+    1024
+}
 fn one() -> f64 {
     1.0
 }
@@ -208,6 +237,9 @@ impl Default for ServeConfig {
             cache_dir: None,
             cache_max_bytes: default_cache_bytes(),
             drift_window: default_drift_window(),
+            header_timeout_ms: default_header_timeout_ms(),
+            body_timeout_ms: default_body_timeout_ms(),
+            max_connections: default_max_connections(),
             models: Vec::new(),
         }
     }
@@ -264,6 +296,9 @@ impl ServeConfig {
         }
         if self.body_limit == 0 {
             return Err("body_limit must be positive".into());
+        }
+        if self.header_timeout_ms == 0 || self.body_timeout_ms == 0 || self.max_connections == 0 {
+            return Err("header_timeout_ms, body_timeout_ms and max_connections must be positive".into());
         }
         let mut names = std::collections::BTreeSet::new();
         for m in &self.models {

@@ -31,6 +31,7 @@
 
 mod app;
 pub mod config;
+mod listen;
 mod metrics;
 pub mod protocol;
 
@@ -50,7 +51,7 @@ use model_persistence_versioning::Registry;
 pub struct Server {
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
-    body_limit: usize,
+    limits: listen::Limits,
 }
 
 impl Server {
@@ -69,7 +70,7 @@ impl Server {
         Ok(Server {
             listener,
             state,
-            body_limit: config.body_limit,
+            limits: listen::Limits::of(config),
         })
     }
 
@@ -86,19 +87,18 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and lets the
-    /// requests in flight finish.
+    /// requests in flight finish. Slow and idle clients are cut off, and
+    /// open connections capped, as the configuration's `header_timeout_ms`,
+    /// `body_timeout_ms` and `max_connections` say.
     ///
     /// # Errors
     ///
-    /// The I/O error of the listener.
+    /// None today (a failed accept is retried); kept for the signature.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
-        let app = router(Arc::clone(&self.state), self.body_limit);
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| format!("server error: {e}"));
+        let app = router(Arc::clone(&self.state), self.limits.body_limit);
+        listen::serve(self.listener, app, self.limits, Arc::clone(&self.state), shutdown).await;
         self.state.stop();
-        result
+        Ok(())
     }
 }
 

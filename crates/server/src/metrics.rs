@@ -85,6 +85,10 @@ pub(crate) struct Metrics {
     variants: Mutex<BTreeMap<(String, String), u64>>,
     /// model → latency of answered requests.
     latency: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
+    /// Connections answered 503 and closed: `max_connections` were open.
+    pub(crate) connections_refused: AtomicU64,
+    /// Requests answered 408: their body did not arrive in time.
+    pub(crate) slow_bodies: AtomicU64,
 }
 
 /// What the metrics page reads from each served model.
@@ -163,6 +167,18 @@ impl Metrics {
                 &format!("model=\"{}\"", escape(model)),
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP mp_connections_refused_total Connections answered 503 and closed at the connection cap.\n\
+             # TYPE mp_connections_refused_total counter\nmp_connections_refused_total {}",
+            self.connections_refused.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mp_slow_bodies_total Requests answered 408: the body did not arrive within body_timeout_ms.\n\
+             # TYPE mp_slow_bodies_total counter\nmp_slow_bodies_total {}",
+            self.slow_bodies.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP mp_variant_requests_total Requests by A/B variant.\n");
         out.push_str("# TYPE mp_variant_requests_total counter\n");
         for ((model, variant), n) in lock(&self.variants).iter() {

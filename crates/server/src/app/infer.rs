@@ -20,6 +20,25 @@ use crate::config::KeySource;
 use crate::metrics::Outcome;
 use crate::protocol::{rows_of, InferRequest, InferResponse, OutputTensor, RequestError};
 
+impl AppState {
+    /// Counts an inference request refused before its handler ran (a body
+    /// over the limit or too slow, refused while it was read), under its
+    /// model as the handler would have: `path` is the request's.
+    pub(crate) fn count_refused_infer(&self, path: &str, status: u16) {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let name = match parts.as_slice() {
+            ["v2", "models", name, "infer"] | ["v2", "models", name, "versions", _, "infer"] => *name,
+            _ => return,
+        };
+        let label = if self.by_name.contains_key(name) {
+            name
+        } else {
+            "_unknown"
+        };
+        self.metrics.request(label, "none", Outcome::of_status(status));
+    }
+}
+
 pub(super) async fn infer(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,

@@ -58,7 +58,7 @@ pub struct AppState {
     id_prefix: String,
     next_id: AtomicU64,
     by_name: HashMap<String, usize>,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     shutdown: AtomicBool,
 }
 

@@ -1,0 +1,179 @@
+//! The accept loop: one HTTP/1 connection per client under three bounds,
+//! so slow or idle clients cannot take what others need.
+//!
+//! - A request's head must arrive within `header_timeout_ms` of the moment
+//!   the server starts waiting for it (on a kept-alive connection, the end
+//!   of the previous answer): hyper's header timer closes the connection
+//!   otherwise. A client trickling its headers a byte at a time is cut off.
+//! - A request's body must arrive within `body_timeout_ms`
+//!   ([`body_deadline`]): past it the answer is 408 with the protocol's
+//!   error body and the connection closes.
+//! - At most `max_connections` connections are open; one more is answered
+//!   503 with `Retry-After` and closed at once, rather than queued without
+//!   bound or left hanging.
+//!
+//! `axum::serve` has none of these (it sets no timer, so hyper's header
+//! timeout never runs), which is why the server runs its own loop.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use crate::app::AppState;
+use crate::config::ServeConfig;
+
+/// The bounds of [`serve`], from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) header_timeout: Duration,
+    pub(crate) body_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) body_limit: usize,
+}
+
+impl Limits {
+    pub(crate) fn of(config: &ServeConfig) -> Self {
+        Limits {
+            header_timeout: Duration::from_millis(config.header_timeout_ms),
+            body_timeout: Duration::from_millis(config.body_timeout_ms),
+            max_connections: config.max_connections,
+            body_limit: config.body_limit,
+        }
+    }
+}
+
+/// What a client beyond `max_connections` reads before its connection closes.
+fn busy() -> Vec<u8> {
+    let body = r#"{"error":"the server has too many open connections: retry"}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops
+/// accepting and waits for the connections' requests in flight.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let deadline = Deadline {
+        limits,
+        state: Arc::clone(&state),
+    };
+    let app = app.layer(axum::middleware::from_fn_with_state(deadline, body_deadline));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, or a connection reset before it
+                // was accepted: the next accept may succeed.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            state.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&busy())).await;
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// What [`body_deadline`] needs.
+#[derive(Clone)]
+struct Deadline {
+    limits: Limits,
+    state: Arc<AppState>,
+}
+
+/// Reads a request's body within `body_timeout` (and `body_limit`), so the
+/// handlers see it whole: a client that sends it slower is answered 408 and
+/// its connection closed; one over the limit, 413.
+async fn body_deadline(State(deadline): State<Deadline>, request: Request, next: Next) -> Response {
+    let limits = deadline.limits;
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(limits.body_timeout, axum::body::to_bytes(body, limits.body_limit)).await;
+    let (status, message) = match read {
+        Ok(Ok(bytes)) => return next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Err(e)) if mentions(&e, "length limit") => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is over the server's limit".to_owned(),
+        ),
+        Ok(Err(e)) => (
+            StatusCode::BAD_REQUEST,
+            format!("the request body could not be read: {e}"),
+        ),
+        Err(_) => {
+            deadline.state.metrics.slow_bodies.fetch_add(1, Ordering::Relaxed);
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} ms",
+                    limits.body_timeout.as_millis()
+                ),
+            )
+        }
+    };
+    deadline.state.count_refused_infer(parts.uri.path(), status.as_u16());
+    let body = serde_json::to_vec(&crate::protocol::ErrorBody { error: message }).unwrap_or_default();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Whether `e` or one of its sources says `what`.
+fn mentions(e: &(dyn std::error::Error + 'static), what: &str) -> bool {
+    let mut current = Some(e);
+    while let Some(error) = current {
+        if error.to_string().contains(what) {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
