@@ -183,3 +183,106 @@ fn a_flipped_bit_in_a_graph_is_refused_never_a_panic() {
     // the containment is exercised, not only the graph's own checks.
     assert!(contained > 0, "no flip reached a panic inside tract");
 }
+
+/// A graph that asks tract for more than any model needs is refused before
+/// tract reads it: a `ConstantOfShape` to `[2^30, 2^30]` (which made tract
+/// fail an allocation), an `Expand` to a huge constant shape, and a stored
+/// tensor declaring more elements than the cap.
+#[test]
+fn graphs_that_ask_for_huge_tensors_are_refused_before_tract() {
+    use prost::Message;
+    use tract_onnx::pb;
+
+    fn int64s(name: &str, values: &[i64]) -> pb::TensorProto {
+        pb::TensorProto {
+            name: name.into(),
+            data_type: 7,
+            dims: vec![values.len() as i64],
+            int64_data: values.to_vec(),
+            ..Default::default()
+        }
+    }
+    fn float_io(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
+        let dim = dims
+            .iter()
+            .map(|&d| pb::tensor_shape_proto::Dimension {
+                value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d)),
+                ..Default::default()
+            })
+            .collect();
+        pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: 1,
+                    shape: Some(pb::TensorShapeProto { dim }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+    let graph = |nodes: Vec<pb::NodeProto>, initializer: Vec<pb::TensorProto>| {
+        pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
+            graph: Some(pb::GraphProto {
+                node: nodes,
+                initializer,
+                input: vec![float_io("x", &[1, 20])],
+                output: vec![float_io("y", &[1, 20])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    let node = |op: &str, inputs: &[&str], output: &str| pb::NodeProto {
+        op_type: op.into(),
+        name: op.into(),
+        input: inputs.iter().map(|s| (*s).to_owned()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    };
+    let huge = 1i64 << 30;
+    let cases = [
+        (
+            "ConstantOfShape",
+            graph(
+                vec![
+                    node("ConstantOfShape", &["shape"], "big"),
+                    node("Add", &["x", "big"], "y"),
+                ],
+                vec![int64s("shape", &[huge, huge])],
+            ),
+        ),
+        (
+            "Expand",
+            graph(
+                vec![node("Expand", &["x", "shape"], "y")],
+                vec![int64s("shape", &[huge, 20])],
+            ),
+        ),
+        (
+            "stored tensor",
+            graph(
+                vec![node("Add", &["x", "w"], "y")],
+                vec![pb::TensorProto {
+                    name: "w".into(),
+                    data_type: 1,
+                    dims: vec![huge, huge],
+                    ..Default::default()
+                }],
+            ),
+        ),
+    ];
+    for (what, bytes) in cases {
+        match OnnxModel::from_graph(bytes) {
+            Err(OnnxError::TooLarge { reason }) => assert!(reason.contains("elements"), "{what}: {reason}"),
+            other => panic!("{what}: expected TooLarge, got {other:?}"),
+        }
+    }
+}

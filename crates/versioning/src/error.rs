@@ -225,6 +225,23 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Whether the storage is out of space (`ENOSPC`, or a quota).
+    pub fn is_out_of_space(&self) -> bool {
+        let Error::Storage {
+            source: StorageError::Io(io),
+            ..
+        } = self
+        else {
+            return false;
+        };
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+    }
+}
+
 fn show(v: &Option<Version>) -> String {
     v.as_ref().map_or_else(|| "nothing".to_owned(), ToString::to_string)
 }

@@ -182,3 +182,32 @@ fn a_damaged_alias_makes_history_an_error_not_a_shorter_history() {
         "{message}"
     );
 }
+
+/// `repair` rewrites a garbage `card.json` from the card inside the
+/// version's verified bundle, and `verify` is clean afterwards.
+#[test]
+fn repair_rebuilds_a_garbage_card_json_from_the_bundle() {
+    let (dir, reg) = registry_with_three_versions();
+    let card_path = dir.path().join("m/versions/1.1.0/card.json");
+    let before = std::fs::read(&card_path).expect("card");
+    std::fs::write(&card_path, b"garbage").expect("damage");
+    let damaged = reg.verify("m").expect("verify").damaged;
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    assert!(damaged[0].key.ends_with("1.1.0/card.json"), "{damaged:?}");
+    let repaired = reg.repair("m").expect("repair");
+    assert!(
+        repaired
+            .actions
+            .iter()
+            .any(|a| a.contains("1.1.0") && a.contains("card.json")),
+        "{repaired:?}"
+    );
+    assert!(reg.verify("m").expect("verify").damaged.is_empty());
+    let after: serde_json::Value = serde_json::from_slice(&std::fs::read(&card_path).expect("card")).expect("JSON");
+    let before: serde_json::Value = serde_json::from_slice(&before).expect("JSON");
+    assert_eq!(after, before, "the card written is the bundle's");
+    assert_eq!(
+        reg.card("m", &Version::new(1, 1, 0)).expect("card").version,
+        Version::new(1, 1, 0)
+    );
+}

@@ -77,6 +77,12 @@ impl<T: Precision> FlatForest<T> {
             return Err(format!("root {root} is not a node"));
         }
 
+        if n > MAX_NODES || weights.len() > MAX_NODES {
+            return Err(format!(
+                "{n} nodes and {} leaf weights; a forest has at most {MAX_NODES} of each",
+                weights.len()
+            ));
+        }
         // Every tree in pre-order, the child a branch goes to when its
         // (normalised) comparison holds first.
         let mut steps = Vec::with_capacity(n);
@@ -91,7 +97,10 @@ impl<T: Precision> FlatForest<T> {
         // categorical splits so) is laid out under each: the walk form is
         // a tree. Bounded, so that a file of nested shared nodes cannot
         // make it take memory without bound.
-        let (most_steps, most_weights) = (n.max(MAX_UNFOLDED), weights.len().max(MAX_UNFOLDED));
+        let (most_steps, most_weights) = (
+            n.clamp(MAX_UNFOLDED, MAX_NODES),
+            weights.len().clamp(MAX_UNFOLDED, MAX_NODES),
+        );
         // (node, the branch whose second child it is, its depth)
         let mut stack: Vec<(u32, Option<usize>, usize)> = Vec::new();
         for &root in &roots {
@@ -299,6 +308,13 @@ impl<T: Precision> FlatForest<T> {
 /// The most nodes (and leaf weights) the walk form of a forest whose trees
 /// share nodes may have beyond those of its parts: about 100 MB.
 const MAX_UNFOLDED: usize = 1 << 22;
+
+/// The most nodes, and the most leaf weights, of any forest: 16,777,216
+/// each (a 10,000-tree LightGBM model of 255 leaves a tree has 5.1 million
+/// nodes). The walk form takes at most 33 bytes a node and 16 a weight,
+/// so about 830 MB at most, whatever a file claims: lowering a graph and
+/// reading a stored forest both refuse more, before they allocate for it.
+pub const MAX_NODES: usize = 1 << 24;
 
 /// Refuses a forest in which a node leads back to itself (a walk would
 /// never reach a leaf). Nodes are in range.

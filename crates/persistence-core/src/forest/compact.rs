@@ -25,7 +25,7 @@
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
-use super::build::{check_head, check_weights, MAX_FEATURES};
+use super::build::{check_head, check_weights, MAX_FEATURES, MAX_NODES};
 use super::{Bits, Compare, FlatForest, Head, Post, Precision, Step, MAX_DEPTH};
 
 /// Bit 7 of a branch kind: a missing value goes to the first child.
@@ -190,8 +190,8 @@ fn build<T: Precision>(c: Compact<T>) -> Result<FlatForest<T>, String> {
     if n_features > MAX_FEATURES {
         return Err(format!("{n_features} features; a forest reads at most {MAX_FEATURES}"));
     }
-    if n > u32::MAX as usize - 1 {
-        return Err("more nodes than a u32 indexes".into());
+    if n > MAX_NODES {
+        return Err(format!("{n} nodes; a forest has at most {MAX_NODES}"));
     }
     if c.leaves.len() != n.div_ceil(8) {
         return Err(format!("{} bytes of leaf bits for {n} nodes", c.leaves.len()));
@@ -218,6 +218,9 @@ fn build<T: Precision>(c: Compact<T>) -> Result<FlatForest<T>, String> {
     } else {
         (0..n_leaves).map(|i| u64::from(c.leaf_counts.get(i))).sum()
     };
+    if n_weights > MAX_NODES as u64 {
+        return Err(format!("{n_weights} leaf weights; a forest has at most {MAX_NODES}"));
+    }
     if n_weights != c.weight_outputs.len() as u64
         || !(c.weight_values.len() == c.weight_outputs.len() || (c.weight_values.len() == 1 && n_weights > 0))
     {
@@ -406,6 +409,24 @@ mod tests {
             assert!(err.contains("without both children"), "{shape:?}: {err}");
             assert_eq!(f.run(&[0.0], 1).scores, vec![0.0], "a refused forest walks nothing");
         }
+    }
+
+    /// A stored forest claiming more nodes than any forest may have is
+    /// refused from its counts, before anything is allocated for them:
+    /// a small, highly compressible payload cannot make a load take
+    /// gigabytes.
+    #[test]
+    fn node_and_weight_counts_past_the_cap_are_refused_before_allocation() {
+        let mut c = compact(&[true]);
+        c.n_nodes = MAX_NODES as u64 + 1;
+        let reason = build(c).expect_err("refused");
+        assert!(reason.contains("at most 16777216"), "{reason}");
+        // Every node a leaf, each leaf claiming 2^20 weights.
+        let n = 32;
+        let mut c = compact(&vec![true; n]);
+        c.leaf_counts = Narrow::new(&vec![1 << 20; n]);
+        let reason = build(c).expect_err("refused");
+        assert!(reason.contains("leaf weights; a forest has at most"), "{reason}");
     }
 
     #[test]

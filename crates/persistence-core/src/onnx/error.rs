@@ -30,6 +30,16 @@ pub enum OnnxError {
         /// What is wrong.
         reason: String,
     },
+    /// The graph asks for more than any model needs: more nodes than
+    /// [`MAX_GRAPH_NODES`](super::MAX_GRAPH_NODES), or a tensor (stored, or
+    /// made by `ConstantOfShape` or `Expand` from a constant shape) of more
+    /// than [`MAX_TENSOR_ELEMENTS`](super::MAX_TENSOR_ELEMENTS) elements.
+    /// Refused before tract reads the graph, so it allocates nothing for it.
+    #[error("refused graph: {reason}")]
+    TooLarge {
+        /// What is too large.
+        reason: String,
+    },
     /// tract cannot type-check, optimise or run the graph (an unknown
     /// operator, inconsistent shapes).
     #[error("tract cannot run the graph: {reason}")]

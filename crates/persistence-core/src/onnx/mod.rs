@@ -52,7 +52,8 @@ mod proto;
 mod trees;
 pub use error::OnnxError;
 use outputs::{failed, Outputs};
-use proto::{check_no_external_data, dims, elem_name, elem_type, parse, FLOAT32};
+use proto::{check_bounds, check_no_external_data, dims, elem_name, elem_type, parse, FLOAT32};
+pub use proto::{MAX_GRAPH_NODES, MAX_TENSOR_ELEMENTS};
 use trees::Native;
 pub use trees::{TreeEnsemble, MAX_DEPTH as MAX_TREE_DEPTH, MAX_OUTPUTS as MAX_TREE_OUTPUTS};
 
@@ -145,6 +146,7 @@ impl OnnxModel {
             reason: "the model has no graph".into(),
         })?;
         check_no_external_data(g)?;
+        check_bounds(g)?;
         let initializers: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
         let inputs: Vec<&pb::ValueInfoProto> = g
             .input
@@ -407,6 +409,7 @@ impl Model for OnnxModel {
         let proto = parse(&self.graph.0).map_err(|e| StructureError::new(e.to_string()))?;
         if let Some(g) = proto.graph.as_ref() {
             check_no_external_data(g).map_err(|e| StructureError::new(e.to_string()))?;
+            check_bounds(g).map_err(|e| StructureError::new(e.to_string()))?;
         }
         match self.forest() {
             Ok(Some(_)) => return Ok(()),

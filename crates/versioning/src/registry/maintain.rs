@@ -74,7 +74,23 @@ impl Registry {
                 pruned.push(info.version);
             }
         }
+        if !pruned.is_empty() {
+            self.storage.restore_reserve();
+        }
         Ok(pruned)
+    }
+
+    /// Runs a small write a removal needs; on a full disk, frees the
+    /// storage's reserve (see [`Storage::release_reserve`]) and tries once
+    /// more, so that removing data never needs free space the disk lacks.
+    fn spending_reserve<T>(&self, write: impl Fn() -> Result<T>) -> Result<T> {
+        match write() {
+            Err(e) if e.is_out_of_space() && self.storage.release_reserve() => {
+                tracing::warn!("the disk is full: the registry's reserve is freed for a removal");
+                write()
+            }
+            other => other,
+        }
     }
 
     /// Removes one version unless it is pinned or aliased; whether it did.
@@ -83,7 +99,7 @@ impl Registry {
         let mark = layout::retiring(model, v);
         let me = self.new_owner();
         let bytes = to_json(&mark, &me)?;
-        if self.put_new(&mark, &bytes)? == Written::PreconditionFailed {
+        if self.spending_reserve(|| self.put_new(&mark, &bytes))? == Written::PreconditionFailed {
             match self.marker(&mark)? {
                 Some((owner, object)) if self.is_stale(owner.as_ref()) => {
                     let taken = self
@@ -107,15 +123,17 @@ impl Registry {
             self.delete(&mark)?;
             return Ok(false);
         }
-        self.record_event(
-            model,
-            EventKind::Pruned {
-                version: v.clone(),
-                content_id: Some(info.content_id),
-                published_at: Some(info.published_at),
-            },
-        )?;
-        self.note_change(model, v, super::index::Change::Prune)?;
+        self.spending_reserve(|| {
+            self.record_event(
+                model,
+                EventKind::Pruned {
+                    version: v.clone(),
+                    content_id: Some(info.content_id),
+                    published_at: Some(info.published_at),
+                },
+            )
+        })?;
+        self.spending_reserve(|| self.note_change(model, v, super::index::Change::Prune))?;
         self.remove_version_objects(model, v)?;
         self.delete(&mark)?;
         tracing::info!(%model, version = %v, "pruned");
@@ -334,6 +352,9 @@ impl Registry {
         for d in listing.damaged {
             self.rebuild_record(model, &d.version, report)?;
         }
+        for info in &listing.versions {
+            self.rebuild_card(model, &info.version, report)?;
+        }
         for v in self.claimed_versions(model)? {
             let is_committed = committed.contains(&v);
             let mark = layout::retiring(model, &v);
@@ -422,6 +443,31 @@ impl Registry {
             }
         }
         Ok(false)
+    }
+
+    /// Rewrites a version's `card.json` that is unreadable, missing or not
+    /// the card inside the bundle, from that card, if the bundle verifies
+    /// as this version (the bundle is the truth; `card.json` is a copy for
+    /// readers that do not open bundles).
+    fn rebuild_card(&self, model: &ModelName, v: &Version, report: &mut RepairReport) -> Result<()> {
+        let key = layout::card(model, v);
+        let stored = self.get_json::<model_persistence_core::ModelCard>(&key);
+        let Ok(bytes) = self.bundle(model, v) else {
+            return Ok(()); // a damaged bundle: verify names it, a person decides
+        };
+        let (Ok(summary), Ok(card)) = (self.reader.verify_bytes(&bytes), self.reader.read_card_bytes(&bytes)) else {
+            return Ok(());
+        };
+        if summary.name != model.as_str() || &summary.version != v || matches!(&stored, Ok(Some(c)) if *c == card) {
+            return Ok(());
+        }
+        let json = card.to_json().map_err(|source| Error::InvalidBundle { source })?;
+        self.delete(&key)?;
+        self.put_new(&key, json.as_bytes())?;
+        report.actions.push(format!(
+            "{model} {v}: rewrote card.json from the card inside its verified bundle"
+        ));
+        Ok(())
     }
 
     /// Rewrites an unreadable version record from the version's bundle, if

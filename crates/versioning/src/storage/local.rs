@@ -23,6 +23,11 @@ pub struct LocalDir {
     root: PathBuf,
 }
 
+/// The space kept free for removals on a full disk ([`Storage::release_reserve`]).
+const RESERVE: &str = ".reserve";
+/// Its size: room for a prune's mark, event and journal entry many times over.
+const RESERVE_BYTES: usize = 1 << 20;
+
 /// The prefix of this backend's temporary files (`.tmp-<pid>-<random>`).
 const TEMP_PREFIX: &str = ".tmp-";
 /// The folder, under the root, of this backend's temporary files.
@@ -54,7 +59,9 @@ impl LocalDir {
     pub fn create(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
-        Ok(LocalDir { root })
+        let dir = LocalDir { root };
+        dir.restore_reserve();
+        Ok(dir)
     }
 
     /// The root directory.
@@ -182,6 +189,28 @@ impl Storage for LocalDir {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes `.reserve`, a megabyte of written (not sparse) zeros set
+    /// aside when the registry was created and after each prune.
+    fn release_reserve(&self) -> bool {
+        std::fs::remove_file(self.root.join(RESERVE)).is_ok()
+    }
+
+    fn restore_reserve(&self) {
+        let path = self.root.join(RESERVE);
+        if path.exists() {
+            return;
+        }
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&vec![0u8; RESERVE_BYTES]).and_then(|()| f.sync_all()));
+        if written.is_err() {
+            // No room: no reserve (a partial one would promise too much).
+            let _ = std::fs::remove_file(&path);
         }
     }
 }

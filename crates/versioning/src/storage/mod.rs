@@ -98,4 +98,18 @@ pub trait Storage: Send + Sync + Debug {
     ///
     /// The backend's error.
     fn delete(&self, key: &str) -> Result<(), StorageError>;
+
+    /// Frees the space this backend keeps in reserve for removals, so that
+    /// the few small writes a removal makes before it deletes anything (a
+    /// prune's mark, event and journal entry) succeed on a full disk;
+    /// whether there was a reserve to free. Backends that do not run out of
+    /// space keep none: the default frees nothing.
+    fn release_reserve(&self) -> bool {
+        false
+    }
+
+    /// Sets the reserve aside again where there is room for it (best
+    /// effort; without room, the next removal on a full disk fails as it
+    /// would have without a reserve). The default does nothing.
+    fn restore_reserve(&self) {}
 }
