@@ -215,7 +215,12 @@ impl Error {
     /// concerns that object alone, and is reported without hiding the rest.
     pub fn is_damage(&self) -> bool {
         match self {
-            Error::CorruptRecord { .. } | Error::MisplacedRecord { .. } => true,
+            Error::CorruptRecord { .. }
+            | Error::MisplacedRecord { .. }
+            | Error::Storage {
+                source: StorageError::TooLarge { .. },
+                ..
+            } => true,
             Error::Storage {
                 source: StorageError::Io(e),
                 ..
@@ -253,6 +258,15 @@ pub enum StorageError {
     /// A local file system error.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// An object larger than the cap for its kind (see the registry's
+    /// layout): refused before it is read.
+    #[error("the object is {size} bytes, over the cap of {cap} bytes for its kind")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The cap.
+        cap: u64,
+    },
     /// An object store error.
     #[cfg(feature = "object-store")]
     #[error(transparent)]

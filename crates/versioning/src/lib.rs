@@ -46,7 +46,7 @@ pub use reference::{ModelRef, Target};
 pub use registry::{
     event_id, next_version, AliasFollower, AliasTarget, Bump, Checked, Comparison, Damaged, DamagedVersion, Listing,
     Registry, RepairReport, VerifyReport, VersionInfo, VersionSpec, Watch, WatchCursor, DEFAULT_STALE_AFTER,
-    WATCH_LATENESS,
+    MAX_ALIAS_BYTES, MAX_INDEX_BYTES, MAX_MARKER_BYTES, MAX_OBJECT_BYTES, WATCH_LATENESS,
 };
 pub use storage::local::LocalDir;
 #[cfg(feature = "object-store")]

@@ -211,3 +211,52 @@ fn repair_rebuilds_a_garbage_card_json_from_the_bundle() {
         Version::new(1, 1, 0)
     );
 }
+
+/// Sparse files far over their caps: every read is refused from the file's
+/// length, before a byte is read, as a typed error for that object. An 8 GiB
+/// marker makes opening fail; a 2 GiB alias object makes that alias (and
+/// the history) an error while the listing works; a 2 GiB index snapshot
+/// is passed over for the records, and `repair` replaces it.
+#[test]
+fn objects_over_their_caps_are_typed_errors_read_from_their_length() {
+    use model_persistence_versioning::{StorageError, MAX_ALIAS_BYTES, MAX_MARKER_BYTES};
+    let sparse = |path: &std::path::Path, len: u64| {
+        let _ = std::fs::remove_file(path);
+        std::fs::File::create(path)
+            .expect("create")
+            .set_len(len)
+            .expect("sparse");
+    };
+    let (dir, reg) = registry_with_three_versions();
+    reg.versions("m").expect("an index snapshot is written");
+
+    let alias = dir.path().join("m/aliases/production");
+    sparse(&alias, 2 << 30);
+    match reg.alias("m", "production") {
+        Err(Error::Storage {
+            source: StorageError::TooLarge { size, cap },
+            ..
+        }) => assert_eq!((size, cap), (2 << 30, MAX_ALIAS_BYTES)),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(matches!(reg.history("m"), Err(Error::AliasHistoryUnreadable { .. })));
+    assert_eq!(reg.versions("m").expect("listing works").len(), 3);
+
+    let snapshot = dir.path().join("m/index/snapshot.json");
+    assert!(snapshot.is_file(), "the index writes its snapshot there");
+    sparse(&snapshot, 2 << 30);
+    assert_eq!(reg.versions("m").expect("listing from the records").len(), 3);
+    let repaired = reg.repair("m").expect("repair");
+    assert!(repaired.actions.iter().any(|a| a.contains("index")), "{repaired:?}");
+    assert!(std::fs::metadata(&snapshot).expect("rebuilt").len() < 1 << 20);
+
+    let marker = dir.path().join(".registry.json");
+    sparse(&marker, 8 << 30);
+    match Registry::open(dir.path()) {
+        Err(Error::Storage {
+            source: StorageError::TooLarge { cap, .. },
+            ..
+        }) => assert_eq!(cap, MAX_MARKER_BYTES),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}

@@ -216,7 +216,7 @@ impl Registry {
         }
         let key = layout::alias(model, alias);
         loop {
-            let current = self.storage.get(&key).map_err(storage_err(&key))?;
+            let current = self.get_object(&key)?;
             let (record, current_version) = match current {
                 Some((bytes, v)) => {
                     let record: AliasRecord =

@@ -127,6 +127,9 @@ struct Noted {
 struct Read {
     snapshot: Option<Snapshot>,
     object: Option<ObjectVersion>,
+    /// The snapshot object is there but cannot be read (over its cap, not
+    /// a regular file): listings scan the records; `repair` replaces it.
+    unreadable: bool,
 }
 
 impl Registry {
@@ -237,6 +240,12 @@ impl Registry {
     pub(super) fn rebuild_index(&self, model: &ModelName) -> Result<bool> {
         let read = self.read_snapshot(model)?;
         let listing = self.scan_listing(model)?;
+        if read.unreadable {
+            // Nothing can compare-and-swap an object that cannot be read:
+            // it goes, and a sound one is written in its place.
+            self.delete(&layout::snapshot(model))?;
+            return Ok(self.write_snapshot(model, None, &listing));
+        }
         // The event cache refills on the next history read.
         let written = self.write_snapshot(model, read.object.as_ref(), &listing);
         Ok(written && read.object.is_some() && read.snapshot.is_none())
@@ -259,11 +268,24 @@ impl Registry {
 
     fn read_snapshot(&self, model: &ModelName) -> Result<Read> {
         let key = layout::snapshot(model);
-        let Some((bytes, object)) = self.storage.get(&key).map_err(storage_err(&key))? else {
-            return Ok(Read {
-                snapshot: None,
-                object: None,
-            });
+        let (bytes, object) = match self.get_object(&key) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Ok(Read {
+                    snapshot: None,
+                    object: None,
+                    unreadable: false,
+                })
+            }
+            Err(e) if e.is_damage() => {
+                tracing::warn!(%model, %key, error = %e, "the index snapshot is unreadable: listing from the primary objects");
+                return Ok(Read {
+                    snapshot: None,
+                    object: None,
+                    unreadable: true,
+                });
+            }
+            Err(e) => return Err(e),
         };
         let snapshot = match serde_json::from_slice::<Snapshot>(&bytes) {
             Ok(s) if s.is_sound(model) => Some(s),
@@ -275,6 +297,7 @@ impl Registry {
         Ok(Read {
             snapshot,
             object: Some(object),
+            unreadable: false,
         })
     }
 

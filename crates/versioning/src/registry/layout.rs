@@ -22,6 +22,34 @@
 
 use semver::Version;
 
+/// The cap on one alias object (its target and the log of its moves):
+/// 64 MiB, some 300,000 moves.
+pub const MAX_ALIAS_BYTES: u64 = 64 << 20;
+/// The cap on one object of a model's index (the snapshot, a journal
+/// entry): 256 MiB, about a million versions in the snapshot.
+pub const MAX_INDEX_BYTES: u64 = 256 << 20;
+/// The cap on the registry's marker (`.registry.json`): 64 KiB.
+pub const MAX_MARKER_BYTES: u64 = 64 << 10;
+/// The cap on every other registry object (version records, cards,
+/// claims, pins, retiring marks, events, attachments, signatures): 16 MiB.
+pub const MAX_OBJECT_BYTES: u64 = 16 << 20;
+
+/// The most bytes the registry reads for the object at `key`. Bundles are
+/// bounded by the bundle reader's limits, not here.
+pub(super) fn cap(key: &str) -> u64 {
+    if key == MARKER {
+        MAX_MARKER_BYTES
+    } else if key.ends_with("/model.bundle") {
+        u64::MAX
+    } else if key.contains("/index/") {
+        MAX_INDEX_BYTES
+    } else if key.contains("/aliases/") {
+        MAX_ALIAS_BYTES
+    } else {
+        MAX_OBJECT_BYTES
+    }
+}
+
 use crate::event::Event;
 use crate::name::{AliasName, AttachmentName, ModelName};
 

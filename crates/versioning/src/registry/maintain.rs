@@ -406,7 +406,7 @@ impl Registry {
         }
         let (_, bad) = self.event_objects(model)?;
         for b in bad {
-            if let Some((bytes, _)) = self.storage.get(&b.key).map_err(storage_err(&b.key))? {
+            if let Some((bytes, _)) = self.get_object(&b.key)? {
                 let aside = format!("{model}/.quarantine/{}", b.key.rsplit('/').next().unwrap_or("event"));
                 self.put_new(&aside, &bytes)?;
                 self.delete(&b.key)?;
@@ -474,7 +474,7 @@ impl Registry {
     /// the bundle verifies.
     fn rebuild_record(&self, model: &ModelName, v: &Version, report: &mut RepairReport) -> Result<()> {
         let key = layout::bundle(model, v);
-        let Some((bytes, _)) = self.storage.get(&key).map_err(storage_err(&key))? else {
+        let Some((bytes, _)) = self.get_object(&key)? else {
             report
                 .needs_decision
                 .push(format!("{model} {v}: the record is unreadable and there is no bundle"));

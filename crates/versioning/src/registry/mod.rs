@@ -35,6 +35,7 @@ mod watch;
 
 pub use alias::AliasTarget;
 pub use compare::Comparison;
+pub use layout::{MAX_ALIAS_BYTES, MAX_INDEX_BYTES, MAX_MARKER_BYTES, MAX_OBJECT_BYTES};
 pub use maintain::{Damaged, RepairReport, VerifyReport};
 pub use publish::{next_version, Bump, Checked, VersionInfo, VersionSpec};
 pub use read::{DamagedVersion, Listing};
@@ -224,9 +225,7 @@ impl Registry {
         };
         let key = layout::signature(&info.model, &info.version);
         let (sig, _) = self
-            .storage
-            .get(&key)
-            .map_err(storage_err(&key))?
+            .get_object(&key)?
             .ok_or_else(|| refused(SignatureError::Unsigned))?;
         model_persistence_core::signing::verify(bundle, &sig, keys).map_err(refused)?;
         Ok(())
@@ -246,7 +245,7 @@ impl Registry {
 
     fn require_marker(self, location: &str) -> Result<Self> {
         let key = layout::MARKER;
-        match self.storage.get(key).map_err(storage_err(key))? {
+        match self.get_object(key)? {
             Some(_) => Ok(self),
             None => Err(Error::RegistryNotFound {
                 location: location.to_owned(),
@@ -263,8 +262,16 @@ impl Registry {
         Ok(self)
     }
 
+    /// The object at `key`, refused over the cap for its kind
+    /// ([`layout::cap`]) before it is read.
+    fn get_object(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectVersion)>> {
+        self.storage
+            .get_at_most(key, layout::cap(key))
+            .map_err(storage_err(key))
+    }
+
     fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let Some((bytes, _)) = self.storage.get(key).map_err(storage_err(key))? else {
+        let Some((bytes, _)) = self.get_object(key)? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
@@ -299,16 +306,14 @@ impl Registry {
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
-        Ok(self.storage.get(key).map_err(storage_err(key))?.is_some())
+        Ok(self.get_object(key)?.is_some())
     }
 
     /// A marker object (claim, pin, retiring mark): its owner and version.
     /// An unreadable marker counts as abandoned by an unknown owner.
     fn marker(&self, key: &str) -> Result<Option<(Option<Owner>, ObjectVersion)>> {
         Ok(self
-            .storage
-            .get(key)
-            .map_err(storage_err(key))?
+            .get_object(key)?
             .map(|(bytes, v)| (serde_json::from_slice(&bytes).ok(), v)))
     }
 

@@ -162,7 +162,7 @@ impl Registry {
     /// [`Error::InvalidName`], storage errors.
     pub fn signature(&self, model: impl IntoName<ModelName>, version: &Version) -> Result<Option<Vec<u8>>> {
         let key = layout::signature(&model.into_name()?, version);
-        Ok(self.storage.get(&key).map_err(storage_err(&key))?.map(|(b, _)| b))
+        Ok(self.get_object(&key)?.map(|(b, _)| b))
     }
 
     /// A version's bundle bytes, verified against its recorded content id.

@@ -101,13 +101,21 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 impl Storage for LocalDir {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError> {
+        self.get_at_most(key, u64::MAX)
+    }
+
+    fn get_at_most(&self, key: &str, cap: u64) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError> {
         // Refuses a FIFO, a device or a directory planted at a registry key
-        // before reading it, and reads no more than the file's size.
+        // before reading it, a file over the cap from its length, and reads
+        // no more than the file's size.
         let (file, len) = match model_persistence_core::files::open_regular(&self.path(key)) {
             Ok(opened) => opened,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        if len > cap {
+            return Err(StorageError::TooLarge { size: len, cap });
+        }
         let mut bytes = Vec::with_capacity(len as usize);
         std::io::Read::read_to_end(&mut std::io::Read::take(file, len), &mut bytes)?;
         let v = version_of(&bytes);

@@ -99,6 +99,24 @@ pub trait Storage: Send + Sync + Debug {
     /// The backend's error.
     fn delete(&self, key: &str) -> Result<(), StorageError>;
 
+    /// [`get`](Self::get), refusing an object of more than `cap` bytes
+    /// with [`StorageError::TooLarge`], before its bytes are read where the
+    /// backend knows the size first (a local file's length, an object's
+    /// metadata). The default reads, then checks.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::TooLarge`], and those of [`get`](Self::get).
+    fn get_at_most(&self, key: &str, cap: u64) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError> {
+        match self.get(key)? {
+            Some((bytes, _)) if bytes.len() as u64 > cap => Err(StorageError::TooLarge {
+                size: bytes.len() as u64,
+                cap,
+            }),
+            other => Ok(other),
+        }
+    }
+
     /// Frees the space this backend keeps in reserve for removals, so that
     /// the few small writes a removal makes before it deletes anything (a
     /// prune's mark, event and journal entry) succeed on a full disk;

@@ -109,11 +109,20 @@ fn update_version(v: &ObjectVersion) -> UpdateVersion {
 
 impl Storage for ObjectStorage {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError> {
+        self.get_at_most(key, u64::MAX)
+    }
+
+    fn get_at_most(&self, key: &str, cap: u64) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError> {
         let path = self.path(key);
         self.block_on(async {
             match self.store.get(&path).await {
                 Ok(result) => {
                     let meta = result.meta.clone();
+                    // The size comes with the answer's head: an object over
+                    // the cap is refused before its body is read.
+                    if meta.size > cap {
+                        return Err(StorageError::TooLarge { size: meta.size, cap });
+                    }
                     let bytes = result.bytes().await?;
                     Ok(Some((bytes.to_vec(), version_of(meta.e_tag, meta.version))))
                 }
