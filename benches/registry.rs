@@ -8,6 +8,7 @@
 //! object-store`).
 //!
 //! `MP_BENCH_VERSIONS` changes the number of versions (default 10,000).
+//! Last, an alias moved 10,000 times: promote and history on it.
 
 use std::hint::black_box;
 
@@ -155,5 +156,49 @@ fn bench_s3(c: &mut Criterion) {
     bench_at(c, "registry_s3", &reg);
 }
 
-criterion_group!(benches, bench_local, bench_s3);
+/// An alias moved 10,000 times (`MP_BENCH_MOVES`): a promotion reads and
+/// writes a bounded alias object (at most 1,024 moves; older ones are in
+/// segments), and the history reads every move.
+fn bench_busy_alias(c: &mut Criterion) {
+    let moves: usize = std::env::var("MP_BENCH_MOVES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = Registry::create(dir.path()).expect("registry");
+    let model = Small {
+        weights: vec![0.5; 20],
+        bias: 0.0,
+    };
+    let versions: Vec<Version> = (0..3)
+        .map(|i| {
+            reg.publish_model(
+                &model,
+                &card(i, &model),
+                VersionSpec::Exact(Version::new(1, 0, i as u64)),
+            )
+            .expect("publish")
+            .version
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    for i in 0..moves {
+        reg.set_alias("bench", "production", &versions[i % 3]).expect("move");
+    }
+    eprintln!("registry_busy_alias: {moves} moves in {:.1?}", start.elapsed());
+    let mut group = c.benchmark_group("registry_busy_alias");
+    let mut i = 0;
+    group.bench_function("promote", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(reg.set_alias("bench", "production", &versions[i % 3]).expect("move"))
+        })
+    });
+    group.bench_function("history", |b| {
+        b.iter(|| black_box(reg.history("bench").expect("history").len()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_local, bench_s3, bench_busy_alias);
 criterion_main!(benches);

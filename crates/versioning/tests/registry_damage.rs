@@ -4,7 +4,7 @@
 mod common;
 
 use common::{card, model, Linear};
-use model_persistence_versioning::{Bump, Error, Registry, VersionSpec};
+use model_persistence_versioning::{Bump, Error, EventKind, Registry, VersionSpec};
 use semver::Version;
 
 fn registry_with_three_versions() -> (tempfile::TempDir, Registry) {
@@ -258,5 +258,69 @@ fn objects_over_their_caps_are_typed_errors_read_from_their_length() {
             ..
         }) => assert_eq!(cap, MAX_MARKER_BYTES),
         other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+/// An alias moved 2,600 times: its object stays bounded (the older moves
+/// go to immutable segments the object names), while `history` still has
+/// every move in order, `alias_at` answers for the first minute, and
+/// rollbacks walk back through the archived moves.
+#[test]
+fn the_move_log_of_a_busy_alias_stays_bounded_and_complete() {
+    use model_persistence_versioning::MAX_OBJECT_BYTES;
+    let (dir, reg) = registry_with_three_versions();
+    let start = time::OffsetDateTime::now_utc();
+    let versions = [Version::new(1, 0, 0), Version::new(1, 1, 0), Version::new(1, 2, 0)];
+    // The fixture made two moves (1.0.0, then 1.2.0).
+    let moves = 2_600;
+    for i in 0..moves {
+        reg.set_alias("m", "staging", &versions[i % 3]).expect("move");
+    }
+    let object = std::fs::metadata(dir.path().join("m/aliases/staging"))
+        .expect("alias object")
+        .len();
+    assert!(object < 512 << 10, "the alias object grew to {object} bytes");
+    let segments: Vec<_> = std::fs::read_dir(dir.path().join("m/alias-log/staging"))
+        .expect("segments")
+        .collect();
+    assert!(segments.len() >= 3, "{} segments", segments.len());
+    for s in &segments {
+        assert!(s.as_ref().expect("entry").metadata().expect("meta").len() < MAX_OBJECT_BYTES);
+    }
+    let history = reg.history("m").expect("history");
+    let staged: Vec<String> = history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::AliasMoved { alias, to, .. } if alias.as_str() == "staging" => Some(to.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(staged.len(), moves, "every move is in the history");
+    assert!(
+        staged
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v == versions[i % 3].to_string()),
+        "in order"
+    );
+    assert!(history.windows(2).all(|w| w[0].at <= w[1].at));
+    assert_eq!(
+        reg.alias_at("m", "staging", start).expect("alias_at"),
+        None,
+        "before the first move"
+    );
+    let first = history
+        .iter()
+        .find(|e| matches!(&e.kind, EventKind::AliasMoved { alias, .. } if alias.as_str() == "staging"))
+        .expect("first move");
+    assert_eq!(
+        reg.alias_at("m", "staging", first.at).expect("alias_at"),
+        Some(versions[0].clone())
+    );
+    // The last move went to versions[(moves - 1) % 3]; rollbacks undo moves
+    // one by one, back into the archived segments.
+    for back in 1..=5 {
+        let target = reg.rollback("m", "staging").expect("rollback");
+        assert_eq!(target.version, versions[(moves - 1 - back) % 3], "rollback {back}");
     }
 }

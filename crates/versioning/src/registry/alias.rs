@@ -36,11 +36,25 @@ pub(super) struct AliasRecord {
     pub(super) content_id: ContentId,
     #[serde(with = "time::serde::rfc3339")]
     pub(super) set_at: OffsetDateTime,
-    /// Every move of this alias, oldest first (empty in registries written
-    /// before the log existed: their moves are in the event objects).
+    /// The latest moves of this alias, oldest first: at most [`MAX_MOVES`]
+    /// (empty in registries written before the log existed: their moves
+    /// are in the event objects).
     #[serde(default)]
     pub(super) moves: Vec<AliasMove>,
+    /// The keys of the immutable objects holding the older moves, oldest
+    /// first (see [`layout::alias_log`]): the log's segments moved out of
+    /// the alias object so that a move reads and writes a bounded object.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) archived: Vec<String>,
 }
+
+/// The most moves an alias object holds; past it, all but the latest
+/// [`KEEP_MOVES`] go to a segment of their own in the same compare-and-swap
+/// that makes the next move (the segment is written first, and is part of
+/// the log only once the alias object names it).
+const MAX_MOVES: usize = 1024;
+/// The moves an alias object keeps when it hands the older ones to a segment.
+const KEEP_MOVES: usize = 512;
 
 /// One move of an alias.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +67,31 @@ pub(super) struct AliasMove {
     /// Who moved it (absent in logs written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) by: Option<String>,
+}
+
+impl Registry {
+    /// Every move of an alias, oldest first: its archived segments, then
+    /// the moves its object holds (or, for an alias written before the
+    /// log, the event objects of earlier releases).
+    pub(super) fn all_moves(
+        &self,
+        model: &ModelName,
+        alias: &AliasName,
+        record: &AliasRecord,
+    ) -> Result<Vec<AliasMove>> {
+        if record.moves.is_empty() && record.archived.is_empty() {
+            return self.legacy_moves(model, alias);
+        }
+        let mut moves = Vec::new();
+        for key in &record.archived {
+            let segment: Vec<AliasMove> = self
+                .get_json(key)?
+                .ok_or_else(|| Error::MissingObject { key: key.clone() })?;
+            moves.extend(segment);
+        }
+        moves.extend(record.moves.iter().cloned());
+        Ok(moves)
+    }
 }
 
 impl AliasRecord {
@@ -240,10 +279,12 @@ impl Registry {
                 }
             }
             let now = OffsetDateTime::now_utc();
-            let mut moves = match record {
-                Some(r) if r.moves.is_empty() => self.legacy_moves(model, alias)?,
-                Some(r) => r.moves,
-                None => Vec::new(),
+            let (mut moves, mut archived) = match record {
+                Some(r) if r.moves.is_empty() && r.archived.is_empty() => {
+                    (self.legacy_moves(model, alias)?, Vec::new())
+                }
+                Some(r) => (r.moves, r.archived),
+                None => (Vec::new(), Vec::new()),
             };
             moves.push(AliasMove {
                 at: now,
@@ -252,11 +293,21 @@ impl Registry {
                 kind,
                 by: Some(self.actor.to_string()),
             });
+            let mut segment = None;
+            if moves.len() > MAX_MOVES {
+                let older: Vec<AliasMove> = moves.drain(..moves.len() - KEEP_MOVES).collect();
+                let at = older.first().map_or(now, |m| m.at);
+                let segment_key = layout::alias_log(model, alias, at, &unique_suffix());
+                self.put_new(&segment_key, &to_json(&segment_key, &older)?)?;
+                archived.push(segment_key.clone());
+                segment = Some(segment_key);
+            }
             let next = AliasRecord {
                 version: version.clone(),
                 content_id: info.content_id,
                 set_at: now,
                 moves,
+                archived,
             };
             let bytes = to_json(&key, &next)?;
             match self
@@ -268,7 +319,14 @@ impl Registry {
                     tracing::info!(%model, %alias, %version, "alias moved");
                     return Ok(next.target());
                 }
-                Written::PreconditionFailed => continue,
+                Written::PreconditionFailed => {
+                    // No alias object names the segment: it is no part of
+                    // the log (one left by a crash is ignored the same way).
+                    if let Some(orphan) = segment {
+                        let _ = self.delete(&orphan);
+                    }
+                    continue;
+                }
             }
         }
     }
@@ -321,10 +379,7 @@ impl Registry {
                 });
             }
         }
-        let moves = match record.moves.is_empty() {
-            true => self.legacy_moves(model, alias)?,
-            false => record.moves.clone(),
-        };
+        let moves = self.all_moves(model, alias, &record)?;
         let mut undo: Vec<Option<Version>> = Vec::new();
         for m in moves {
             match m.kind {

@@ -57,11 +57,18 @@ impl Registry {
         let live: BTreeSet<&Version> = records.iter().map(|r| &r.version).collect();
         let mut logged_aliases = BTreeSet::new();
         for (name, record) in self.alias_records(&model)? {
-            if record.moves.is_empty() {
+            if record.moves.is_empty() && record.archived.is_empty() {
                 continue;
             }
+            let moves = self
+                .all_moves(&model, &name, &record)
+                .map_err(|e| Error::AliasHistoryUnreadable {
+                    model: model.to_string(),
+                    alias: name.to_string(),
+                    source: Box::new(e),
+                })?;
             logged_aliases.insert(name.clone());
-            events.extend(record.moves.iter().map(|m| move_event(&name, m)));
+            events.extend(moves.iter().map(|m| move_event(&name, m)));
         }
         let mut published_from_pruning = BTreeSet::new();
         for event in stored {
@@ -115,8 +122,7 @@ impl Registry {
     ) -> Result<Option<Version>> {
         let (model, alias) = (model.into_name()?, alias.into_name()?);
         let moves = match self.alias_record(&model, &alias)? {
-            Some(r) if !r.moves.is_empty() => r.moves,
-            Some(_) => self.legacy_moves(&model, &alias)?,
+            Some(r) => self.all_moves(&model, &alias, &r)?,
             None => return Ok(None),
         };
         Ok(moves.into_iter().take_while(|m| m.at <= at).last().map(|m| m.to))

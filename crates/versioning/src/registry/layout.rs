@@ -10,7 +10,8 @@
 //! <root>/<model>/versions/<semver>/attachments/<name>.json immutable
 //! <root>/<model>/versions/<semver>/pins/<unique>           a promote in progress: do not prune
 //! <root>/<model>/versions/<semver>/retiring                a prune in progress: do not promote
-//! <root>/<model>/aliases/<alias>                          compare-and-swap: target and move log
+//! <root>/<model>/aliases/<alias>                          compare-and-swap: target and latest moves
+//! <root>/<model>/alias-log/<alias>/<ts>-<unique>.json     immutable: older moves, named by the alias
 //! <root>/<model>/events/<ts>-<unique>.json                one immutable object per event
 //! <root>/<model>/index/snapshot.json                      compare-and-swap: the compacted index
 //! <root>/<model>/index/journal/<semver>@<unique>          a version whose state changed since
@@ -93,6 +94,14 @@ pub(super) fn aliases(model: &ModelName) -> String {
 }
 pub(super) fn alias(model: &ModelName, alias: &AliasName) -> String {
     format!("{model}/aliases/{alias}")
+}
+/// A segment of an alias's move log: moves handed out of the alias object,
+/// immutable, part of the log once the alias object names it.
+pub(super) fn alias_log(model: &ModelName, alias: &AliasName, first: time::OffsetDateTime, unique: &str) -> String {
+    format!(
+        "{model}/alias-log/{alias}/{:020}-{unique}.json",
+        first.unix_timestamp_nanos()
+    )
 }
 pub(super) fn events(model: &ModelName) -> String {
     format!("{model}/events")
