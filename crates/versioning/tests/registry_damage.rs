@@ -324,3 +324,35 @@ fn the_move_log_of_a_busy_alias_stays_bounded_and_complete() {
         assert_eq!(target.version, versions[(moves - 1 - back) % 3], "rollback {back}");
     }
 }
+
+/// A directory or a FIFO planted at the index snapshot or at a claim hides
+/// nothing and blocks nothing: listing and verify work, and `repair`
+/// replaces the snapshot with a sound one.
+#[cfg(unix)]
+#[test]
+fn a_directory_or_fifo_at_a_snapshot_or_claim_blocks_nothing() {
+    let (dir, reg) = registry_with_three_versions();
+    reg.versions("m").expect("an index snapshot is written");
+    let snapshot = dir.path().join("m/index/snapshot.json");
+    let claim = dir.path().join("m/versions/1.1.0/claim.json");
+    for fifo in [false, true] {
+        for path in [&snapshot, &claim] {
+            let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_dir_all(path);
+            if fifo {
+                let made = std::process::Command::new("mkfifo").arg(path).status().expect("mkfifo");
+                assert!(made.success());
+            } else {
+                std::fs::create_dir_all(path.join("inside")).expect("planted directory");
+            }
+        }
+        assert_eq!(reg.versions("m").expect("listing").len(), 3, "fifo: {fifo}");
+        assert!(reg.verify("m").expect("verify").damaged.is_empty(), "fifo: {fifo}");
+        reg.repair("m").expect("repair");
+        assert!(
+            std::fs::metadata(&snapshot).expect("snapshot").is_file(),
+            "fifo: {fifo}"
+        );
+        assert_eq!(reg.versions("m").expect("listing").len(), 3);
+    }
+}

@@ -158,11 +158,9 @@ impl Storage for LocalDir {
             .write(true)
             .open(dir.join(lock_name))?;
         lock.lock()?;
-        let current = match std::fs::read(&path) {
-            Ok(b) => Some(version_of(&b)),
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
-        };
+        // Read as `get` reads: a FIFO or a directory planted here is an
+        // error, not a read that blocks or goes on without bound.
+        let current = self.get(key)?.map(|(_, version)| version);
         if current.as_ref() != expected {
             return Ok(Written::PreconditionFailed);
         }
@@ -193,9 +191,15 @@ impl Storage for LocalDir {
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
-        match std::fs::remove_file(self.path(key)) {
+        let path = self.path(key);
+        match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            // A directory planted where an object belongs (damage that
+            // `repair` clears): the object is gone once it is.
+            Err(e) if e.kind() == ErrorKind::IsADirectory || path.is_dir() => {
+                std::fs::remove_dir_all(&path).map_err(Into::into)
+            }
             Err(e) => Err(e.into()),
         }
     }
