@@ -40,9 +40,21 @@ impl Storage for Counting {
         }
         self.inner.get(key)
     }
-    fn get_if_changed(&self, key: &str, known: Option<&ObjectVersion>) -> Result<Fetched, StorageError> {
+    fn get_at_most(&self, key: &str, cap: u64) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
-        self.inner.get_if_changed(key, known)
+        if key.ends_with("model.bundle") {
+            self.bundle_gets.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.get_at_most(key, cap)
+    }
+    fn get_if_changed_at_most(
+        &self,
+        key: &str,
+        known: Option<&ObjectVersion>,
+        cap: u64,
+    ) -> Result<Fetched, StorageError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_if_changed_at_most(key, known, cap)
     }
     fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<Written, StorageError> {
         self.requests.fetch_add(1, Ordering::SeqCst);

@@ -45,7 +45,7 @@ impl AliasFollower {
         match self
             .registry
             .storage
-            .get_if_changed(&key, known)
+            .get_if_changed_at_most(&key, known, layout::cap(&key))
             .map_err(storage_err(&key))?
         {
             Fetched::Unchanged => Ok((self.known.as_ref().map(|(_, t)| t.clone()), false)),
@@ -261,7 +261,10 @@ impl Watch {
         for name in list(layout::aliases(&self.model))? {
             let key = format!("{}/{name}", layout::aliases(&self.model));
             let known = self.signal.as_ref().and_then(|s| s.aliases.get(&name));
-            let version = match storage.get_if_changed(&key, known).map_err(storage_err(&key))? {
+            let version = match storage
+                .get_if_changed_at_most(&key, known, layout::cap(&key))
+                .map_err(storage_err(&key))?
+            {
                 Fetched::Unchanged => known.cloned(),
                 Fetched::Absent => None,
                 Fetched::Changed(_, v) => Some(v),

@@ -59,7 +59,23 @@ pub trait Storage: Send + Sync + Debug {
     ///
     /// The backend's error.
     fn get_if_changed(&self, key: &str, known: Option<&ObjectVersion>) -> Result<Fetched, StorageError> {
-        Ok(match self.get(key)? {
+        self.get_if_changed_at_most(key, known, u64::MAX)
+    }
+
+    /// [`get_if_changed`](Self::get_if_changed), refusing an object of more
+    /// than `cap` bytes as [`get_at_most`](Self::get_at_most) does. The
+    /// default reads with `get_at_most` and compares versions.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::TooLarge`], and the backend's error.
+    fn get_if_changed_at_most(
+        &self,
+        key: &str,
+        known: Option<&ObjectVersion>,
+        cap: u64,
+    ) -> Result<Fetched, StorageError> {
+        Ok(match self.get_at_most(key, cap)? {
             None => Fetched::Absent,
             Some((_, v)) if Some(&v) == known => Fetched::Unchanged,
             Some((bytes, v)) => Fetched::Changed(bytes, v),

@@ -133,6 +133,15 @@ impl Storage for ObjectStorage {
     }
 
     fn get_if_changed(&self, key: &str, known: Option<&ObjectVersion>) -> Result<Fetched, StorageError> {
+        self.get_if_changed_at_most(key, known, u64::MAX)
+    }
+
+    fn get_if_changed_at_most(
+        &self,
+        key: &str,
+        known: Option<&ObjectVersion>,
+        cap: u64,
+    ) -> Result<Fetched, StorageError> {
         let path = self.path(key);
         let known_tag = known.and_then(|k| update_version(k).e_tag);
         let options = GetOptions {
@@ -143,6 +152,9 @@ impl Storage for ObjectStorage {
             match self.store.get_opts(&path, options).await {
                 Ok(result) => {
                     let meta = result.meta.clone();
+                    if meta.size > cap {
+                        return Err(StorageError::TooLarge { size: meta.size, cap });
+                    }
                     let bytes = result.bytes().await?;
                     let version = version_of(meta.e_tag, meta.version);
                     if Some(&version) == known {
