@@ -419,6 +419,14 @@ fn run(cli: Cli) -> Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A panic is reported once, as the typed error it becomes (contained
+    // where third-party code ran) or as the failure below, and in `serve`'s
+    // logs, rather than also as the default hook's lines on stderr, which
+    // would break `serve`'s one-JSON-object-per-line logs. With
+    // RUST_BACKTRACE set, the default hook stays, for developers.
+    if std::env::var_os("RUST_BACKTRACE").is_none() {
+        std::panic::set_hook(Box::new(|info| tracing::error!(%info, "panic")));
+    }
     // Third-party code on an untrusted file is contained where it runs; a
     // panic that still escapes is a failure with its message (exit 1), not
     // an abort with exit 101.
