@@ -316,6 +316,18 @@ const MAX_UNFOLDED: usize = 1 << 22;
 /// reading a stored forest both refuse more, before they allocate for it.
 pub const MAX_NODES: usize = 1 << 24;
 
+/// The most bytes a forest load allocates at its peak for each byte of its
+/// (inflated) payload, the payload itself aside. The stored form amplifies
+/// most for trees that are one leaf sharing one weight: a leaf bit and a
+/// one-byte output, about 1.1 bytes, become a 12-byte step, a comparison,
+/// a 4-byte weight start, a 16-byte weight and a tree's root, depth and
+/// group in the walk form, besides the decoded columns while it is built.
+/// Measured at 53x on such a crafted forest of 400,000 trees
+/// (`tests/bundle_memory.rs`, which holds loads to this bound); a trained
+/// forest's nodes carry their own thresholds and weights, and amplify far
+/// less. With [`MAX_NODES`], no load of a forest exceeds about 1.1 GB.
+pub const WALK_BYTES_PER_STORED_BYTE: usize = 64;
+
 /// Refuses a forest in which a node leads back to itself (a walk would
 /// never reach a leaf). Nodes are in range.
 fn check_no_loop<T>(nodes: &[Node<T>], roots: &[u32]) -> Result<(), String> {

@@ -340,6 +340,6 @@ mod post;
 #[cfg(test)]
 mod tests;
 
-pub use build::MAX_NODES;
+pub use build::{MAX_NODES, WALK_BYTES_PER_STORED_BYTE};
 pub use eval::MAX_OUTPUTS;
 pub(crate) use layout::{FlatForestV1, FlatForestV2};
