@@ -57,8 +57,12 @@ enum Better {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a registry at --registry (a directory or URL); harmless if one is there.
-    Init,
+    /// Create a registry at PATH or --registry (a directory or URL);
+    /// harmless if one is there.
+    Init {
+        /// The registry's directory or URL (the same as --registry).
+        path: Option<String>,
+    },
     /// Print a bundle's model card as JSON (reads the header only).
     Card {
         /// The bundle file.
@@ -257,9 +261,12 @@ enum Command {
     Predict {
         /// A bundle file, or MODEL, MODEL@VERSION, MODEL@ALIAS in the registry.
         target: String,
+        /// The CSV file of input rows (or give it with --input).
+        #[arg(required_unless_present = "input", conflicts_with = "input")]
+        rows: Option<PathBuf>,
         /// The CSV file of input rows.
         #[arg(long)]
-        input: PathBuf,
+        input: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -306,7 +313,13 @@ fn run(cli: Cli) -> Outcome {
     };
     let fmt = Format::json_if;
     match cli.command {
-        Command::Init => registry::init(at),
+        Command::Init { path } => match (path.as_deref(), at.0) {
+            (Some(path), Some(flag)) if path != flag => Err(Failure(format!(
+                "init was given two registries: {path} and --registry {flag}; give one"
+            ))),
+            (Some(path), _) => registry::init(Location(Some(path))),
+            (None, _) => registry::init(at),
+        },
         Command::Card { bundle: file } => bundle::card(&file),
         Command::Verify {
             bundle: Some(file),
@@ -413,7 +426,17 @@ fn run(cli: Cli) -> Outcome {
             output: output.as_deref(),
         }),
         Command::Repair { model } => registry::repair(at, model.as_deref()),
-        Command::Predict { target, input, json } => commands::predict::predict(at, &target, &input, fmt(json)),
+        Command::Predict {
+            target,
+            rows,
+            input,
+            json,
+        } => match rows.or(input) {
+            Some(rows) => commands::predict::predict(at, &target, &rows, fmt(json)),
+            None => Err(Failure(
+                "predict needs the rows: a CSV file, positional or --input".into(),
+            )),
+        },
     }
 }
 

@@ -228,6 +228,10 @@ fn predict_gives_labels_and_scores_from_a_file_or_an_alias() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 4, "{}", stdout(&out));
+    // The rows file as a positional argument gives the same answer.
+    let positional = modelctl(&reg, &["predict", "golden_tree@production", &csv.to_string_lossy()]);
+    assert_eq!(positional.status.code(), Some(0), "{}", stderr(&positional));
+    assert_eq!(stdout(&positional), stdout(&out));
     // The wrong width is a message, not a panic.
     std::fs::write(&csv, "1,2\n").expect("csv");
     let out = modelctl(&reg, &["predict", &tree, "--input", &csv.to_string_lossy()]);
@@ -463,4 +467,30 @@ fn serve_answers_and_stops_on_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0), "a clean exit after SIGTERM");
+}
+
+/// `modelctl init PATH`, as the error for a missing registry says, and
+/// `--registry PATH init`, are the same; two different registries are
+/// refused.
+#[test]
+fn init_takes_the_registry_as_an_argument_or_a_flag() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("positional");
+    let out = modelctl(&missing, &["models"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("modelctl init"), "{}", stderr(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_modelctl"))
+        .arg("init")
+        .arg(&missing)
+        .output()
+        .expect("modelctl runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(modelctl(&missing, &["models"]).status.code(), Some(0));
+    let flag = dir.path().join("flag");
+    assert_eq!(modelctl(&flag, &["init"]).status.code(), Some(0));
+    let other = dir.path().join("other");
+    let out = modelctl(&flag, &["init", &other.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("two registries"), "{}", stderr(&out));
+    assert!(!other.exists(), "nothing created for a refused init");
 }
