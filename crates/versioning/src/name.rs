@@ -177,9 +177,40 @@ macro_rules! name_type {
             }
         }
 
+        impl PartialEq<String> for $ty {
+            fn eq(&self, other: &String) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<$ty> for String {
+            fn eq(&self, other: &$ty) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$ty> for &str {
+            fn eq(&self, other: &$ty) -> bool {
+                *self == other.0
+            }
+        }
+
         impl IntoName<$ty> for $ty {
             fn into_name(self) -> Result<$ty, NameError> {
                 Ok(self)
+            }
+        }
+
+        /// `names.iter().map(|m| registry.versions(m))` over a `&[&str]`.
+        impl IntoName<$ty> for &&str {
+            fn into_name(self) -> Result<$ty, NameError> {
+                $ty::new(*self)
+            }
+        }
+
+        impl IntoName<$ty> for &&$ty {
+            fn into_name(self) -> Result<$ty, NameError> {
+                Ok((*self).clone())
             }
         }
 
@@ -210,7 +241,23 @@ macro_rules! name_type {
 }
 
 /// What the registry's methods accept as a name: the checked newtype itself
-/// (no check again) or a string, checked on the way in.
+/// (no check again) or a string, checked on the way in; references to
+/// either as an iterator over a slice gives them (`&&str`, `&&ModelName`).
+///
+/// ```
+/// use model_persistence_versioning::{ModelName, Registry};
+///
+/// let dir = tempfile::tempdir().expect("temp dir");
+/// let registry = Registry::create(dir.path())?;
+/// let names = ["fraud", "churn"];
+/// let counts: Vec<usize> = names
+///     .iter()
+///     .map(|m| registry.versions(m).map(|v| v.len()))
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(counts, [0, 0]);
+/// assert_eq!(ModelName::new("fraud")?, String::from("fraud"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// ```
 /// use model_persistence_versioning::{IntoName, ModelName};
