@@ -34,6 +34,11 @@ struct Cli {
     /// Show a progress bar on long operations even when stderr is not a terminal.
     #[arg(long, global = true)]
     progress: bool,
+    /// Print JSON for scripts instead of text for people (before or after
+    /// the command: `modelctl --json versions m` or `modelctl versions m
+    /// --json`). `watch` prints one JSON object per line.
+    #[arg(long, global = true)]
+    json: bool,
     /// The registry: a directory, or a URL such as s3://bucket/prefix.
     #[arg(long, global = true, env = "MODELCTL_REGISTRY")]
     registry: Option<String>,
@@ -76,9 +81,6 @@ enum Command {
         /// With no bundle file: only this model's versions.
         #[arg(long, conflicts_with = "bundle")]
         model: Option<String>,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Create an ECDSA P-256 key pair for signing bundles: NAME.pem
     /// (private, readable by the owner only) and NAME.pub.pem.
@@ -99,18 +101,11 @@ enum Command {
         output: Option<PathBuf>,
     },
     /// List the models in the registry.
-    Models {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Models {},
     /// List a model's versions with their aliases and metrics.
     Versions {
         /// The model name.
         model: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Print the card of a registry version (MODEL, MODEL@VERSION or MODEL@ALIAS) as JSON.
     Show {
@@ -121,9 +116,6 @@ enum Command {
     Publish {
         /// The bundle file.
         bundle: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Point an alias at a version.
     Promote {
@@ -167,9 +159,6 @@ enum Command {
     History {
         /// The model name.
         model: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Serve registry models over HTTP with the Open Inference Protocol
     /// (KServe v2 REST), following each alias with checked hot swaps; stops
@@ -200,9 +189,6 @@ enum Command {
     Watch {
         /// The model name.
         model: String,
-        /// Print one JSON object per line.
-        #[arg(long)]
-        json: bool,
         /// Start from the first event of the history (default: from now).
         #[arg(long)]
         from_start: bool,
@@ -231,9 +217,6 @@ enum Command {
         /// Only this metric.
         #[arg(long)]
         metric: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// The best version by a metric.
     Best {
@@ -245,9 +228,6 @@ enum Command {
         /// (loss, error, latency: lower), otherwise higher.
         #[arg(long, value_enum)]
         better: Option<Better>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Clean up after writers that crashed (claims, pins, unfinished removals,
     /// unreadable records and events) and report what needs a decision.
@@ -267,9 +247,6 @@ enum Command {
         /// The CSV file of input rows.
         #[arg(long)]
         input: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Write a bundle with its card from an ONNX graph (scikit-learn's
     /// skl2onnx, PyTorch's torch.onnx.export...).
@@ -311,6 +288,7 @@ fn run(cli: Cli) -> Outcome {
     } else {
         ProgressBar::OnTerminal
     };
+    let json = cli.json;
     let fmt = Format::json_if;
     match cli.command {
         Command::Init { path } => match (path.as_deref(), at.0) {
@@ -321,22 +299,14 @@ fn run(cli: Cli) -> Outcome {
             (None, _) => registry::init(at),
         },
         Command::Card { bundle: file } => bundle::card(&file),
-        Command::Verify {
-            bundle: Some(file),
-            json,
-            ..
-        } => bundle::verify(&file, fmt(json), progress),
-        Command::Verify {
-            bundle: None,
-            model,
-            json,
-        } => registry::verify(at, model.as_deref(), fmt(json)),
+        Command::Verify { bundle: Some(file), .. } => bundle::verify(&file, fmt(json), progress),
+        Command::Verify { bundle: None, model } => registry::verify(at, model.as_deref(), fmt(json)),
         Command::Keygen { name } => commands::signing::keygen(&name),
         Command::Sign { bundle, key, output } => commands::signing::sign(&bundle, &key, output.as_deref()),
-        Command::Models { json } => registry::models(at, fmt(json)),
-        Command::Versions { model, json } => registry::versions(at, &model, fmt(json)),
+        Command::Models {} => registry::models(at, fmt(json)),
+        Command::Versions { model } => registry::versions(at, &model, fmt(json)),
         Command::Show { reference } => registry::show(at, &reference),
-        Command::Publish { bundle: file, json } => registry::publish(at, &file, fmt(json), progress),
+        Command::Publish { bundle: file } => registry::publish(at, &file, fmt(json), progress),
         Command::Promote {
             model,
             alias,
@@ -344,7 +314,7 @@ fn run(cli: Cli) -> Outcome {
             expect,
         } => registry::promote(at, &model, &alias, &version, expect.as_deref()),
         Command::Rollback { model, alias, expect } => registry::rollback(at, &model, &alias, expect.as_deref()),
-        Command::History { model, json } => registry::history(at, &model, fmt(json)),
+        Command::History { model } => registry::history(at, &model, fmt(json)),
         Command::Report {
             reference,
             output,
@@ -371,7 +341,6 @@ fn run(cli: Cli) -> Outcome {
         ),
         Command::Watch {
             model,
-            json,
             from_start,
             cursor,
             interval_ms,
@@ -389,19 +358,8 @@ fn run(cli: Cli) -> Outcome {
             },
             fmt(json),
         ),
-        Command::Compare {
-            model,
-            a,
-            b,
-            metric,
-            json,
-        } => registry::compare(at, &model, &a, &b, metric.as_deref(), fmt(json)),
-        Command::Best {
-            model,
-            metric,
-            better,
-            json,
-        } => {
+        Command::Compare { model, a, b, metric } => registry::compare(at, &model, &a, &b, metric.as_deref(), fmt(json)),
+        Command::Best { model, metric, better } => {
             let direction = better.map(|b| match b {
                 Better::Higher => Direction::HigherIsBetter,
                 Better::Lower => Direction::LowerIsBetter,
@@ -426,12 +384,7 @@ fn run(cli: Cli) -> Outcome {
             output: output.as_deref(),
         }),
         Command::Repair { model } => registry::repair(at, model.as_deref()),
-        Command::Predict {
-            target,
-            rows,
-            input,
-            json,
-        } => match rows.or(input) {
+        Command::Predict { target, rows, input } => match rows.or(input) {
             Some(rows) => commands::predict::predict(at, &target, &rows, fmt(json)),
             None => Err(Failure(
                 "predict needs the rows: a CSV file, positional or --input".into(),

@@ -494,3 +494,23 @@ fn init_takes_the_registry_as_an_argument_or_a_flag() {
     assert!(stderr(&out).contains("two registries"), "{}", stderr(&out));
     assert!(!other.exists(), "nothing created for a refused init");
 }
+
+/// `--json` is global: before the command or after it, the same JSON.
+#[test]
+fn json_is_accepted_before_or_after_the_command() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reg = dir.path().join("registry");
+    assert_eq!(modelctl(&reg, &["init"]).status.code(), Some(0));
+    assert_eq!(
+        modelctl(&reg, &["publish", &fixture("tree-level3.bundle")])
+            .status
+            .code(),
+        Some(0)
+    );
+    let before = modelctl(&reg, &["--json", "versions", "golden_tree"]);
+    let after = modelctl(&reg, &["versions", "golden_tree", "--json"]);
+    assert_eq!(before.status.code(), Some(0), "{}", stderr(&before));
+    assert_eq!(stdout(&before), stdout(&after));
+    let listed: serde_json::Value = serde_json::from_slice(&before.stdout).expect("JSON");
+    assert_eq!(listed[0]["version"], "1.0.0", "{listed}");
+}
