@@ -198,7 +198,7 @@ fn import_onnx_and_predict_name_the_classes_of_string_labels() {
         .as_array()
         .expect("predictions")
         .iter()
-        .map(|p| &p["output"])
+        .map(|p| &p["label"])
         .collect();
     let want: Vec<&serde_json::Value> = json["labels"].as_array().expect("labels").iter().collect();
     assert_eq!(got, want, "onnxruntime's labels");

@@ -303,7 +303,7 @@ fn an_onnx_graph_from_scikit_learn_is_imported_published_and_predicts() {
         .as_array()
         .expect("predictions")
         .iter()
-        .map(|p| p["output"].as_i64().expect("label"))
+        .map(|p| p["label"].as_i64().expect("label"))
         .collect();
     let expected: Vec<i64> = serde_json::from_value(json["labels"].clone()).expect("labels");
     assert_eq!(labels, expected, "labels differ from onnxruntime's");

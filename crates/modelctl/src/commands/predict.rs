@@ -100,7 +100,12 @@ pub(crate) fn predict(location: Location<'_>, target: &str, input: &Path, format
             .enumerate()
             .map(|(i, l)| {
                 let scores = p.scores.as_ref().map(|s| s.row(i).to_vec());
-                serde_json::json!({"output": label(l), "scores": scores})
+                // A classifier's label, or a regressor's value: named so.
+                let key = match l {
+                    ProbeValue::Label(_) => "label",
+                    ProbeValue::Value(_) => "value",
+                };
+                serde_json::json!({key: label(l), "scores": scores})
             })
             .collect();
         return json(&serde_json::json!({
