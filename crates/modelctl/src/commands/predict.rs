@@ -11,24 +11,33 @@ use super::registry::Location;
 use crate::output::outln;
 use crate::output::{json, Failure, Format, Outcome};
 
-/// Rows of numbers from CSV text: comma-separated, one row a line, a
-/// missing value written NaN; a first line with a name in it is a header
-/// (its names are checked against the card's feature names when the card
-/// has them).
+/// Rows of numbers from CSV text (RFC 4180, read by the `csv` crate:
+/// quoted fields, CRLF line ends and a byte-order mark as Excel writes
+/// them), one row a record, a missing value written NaN; a first record
+/// with a name in it is a header (its names are checked against the
+/// card's feature names when the card has them).
 pub(crate) fn read_rows(text: &str, features: &[String], n_features: usize) -> Result<Array2<f64>, Failure> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
-    let parse = |line: &str| -> Option<Vec<f64>> { line.split(',').map(|c| c.trim().parse::<f64>().ok()).collect() };
-    // A header has a name in it: a line of numbers with an empty field is
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut records = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| Failure(format!("record {}: not CSV: {e}", i + 1)))?;
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        records.push(record);
+    }
+    // A header has a name in it: a record of numbers with an empty field is
     // a row (refused below with the reason), not dropped as a header.
-    let has_name = |line: &str| {
-        line.split(',').any(|c| {
-            let c = c.trim();
-            !c.is_empty() && c.parse::<f64>().is_err()
-        })
-    };
-    if let Some(first) = lines.peek() {
+    let has_name = |r: &csv::StringRecord| r.iter().any(|c| !c.is_empty() && c.parse::<f64>().is_err());
+    let mut rows_of = records.as_slice();
+    if let Some((first, rest)) = records.split_first() {
         if has_name(first) {
-            let names: Vec<String> = first.split(',').map(|c| c.trim().to_owned()).collect();
+            let names: Vec<String> = first.iter().map(str::to_owned).collect();
             if !features.is_empty() && names != features {
                 return Err(Failure(format!(
                     "the CSV header names {} columns ({}), the model's features are {}",
@@ -37,19 +46,20 @@ pub(crate) fn read_rows(text: &str, features: &[String], n_features: usize) -> R
                     features.join(", ")
                 )));
             }
-            lines.next();
+            rows_of = rest;
         }
     }
-    let mut values = Vec::new();
-    let mut rows = 0;
-    for (i, line) in lines.enumerate() {
-        let row = parse(line).ok_or_else(|| {
-            let hint = if line.split(',').any(|c| c.trim().is_empty()) {
+    let mut values = Vec::with_capacity(rows_of.len() * n_features);
+    for (i, record) in rows_of.iter().enumerate() {
+        let row: Option<Vec<f64>> = record.iter().map(|c| c.parse::<f64>().ok()).collect();
+        let row = row.ok_or_else(|| {
+            let hint = if record.iter().any(str::is_empty) {
                 " (an empty field: write a missing value as NaN)"
             } else {
                 ""
             };
-            Failure(format!("row {}: not all numbers{hint}: {line}", i + 1))
+            let line: Vec<&str> = record.iter().collect();
+            Failure(format!("row {}: not all numbers{hint}: {}", i + 1, line.join(",")))
         })?;
         if row.len() != n_features {
             return Err(Failure(format!(
@@ -59,9 +69,8 @@ pub(crate) fn read_rows(text: &str, features: &[String], n_features: usize) -> R
             )));
         }
         values.extend(row);
-        rows += 1;
     }
-    Array2::from_shape_vec((rows, n_features), values).map_err(|e| Failure(e.to_string()))
+    Array2::from_shape_vec((rows_of.len(), n_features), values).map_err(|e| Failure(e.to_string()))
 }
 
 fn load(location: Location<'_>, target: &str) -> Result<Loaded<AnyModel>, Failure> {
@@ -129,6 +138,18 @@ pub(crate) fn predict(location: Location<'_>, target: &str, input: &Path, format
 #[cfg(test)]
 mod tests {
     use super::read_rows;
+
+    #[test]
+    fn quoted_fields_crlf_and_a_byte_order_mark_are_csv() {
+        let text = "\u{feff}\"a\",\"b, the second\"\r\n\"1.5\",2\r\n3,\"NaN\"\r\n";
+        let rows = read_rows(text, &["a".into(), "b, the second".into()], 2).expect("rows");
+        assert_eq!(rows.nrows(), 2);
+        assert_eq!(rows[[0, 0]], 1.5);
+        assert!(rows[[1, 1]].is_nan());
+        // A byte-order mark before numbers: the first row is a row.
+        let rows = read_rows("\u{feff}1,2\n3,4\n", &[], 2).expect("rows");
+        assert_eq!(rows.nrows(), 2);
+    }
 
     #[test]
     fn rows_take_nan_and_an_empty_field_is_named_in_the_error() {
