@@ -1,4 +1,7 @@
 //! The registry commands of `modelctl`, called as a user would.
+//!
+//! One file over 500 lines, on purpose: every test drives the same small
+//! harness (a registry folder, the binary, the format-1 fixtures).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

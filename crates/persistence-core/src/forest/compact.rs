@@ -1,6 +1,7 @@
 //! The compact stored form (kinds `linfa.random_forest.v3` and
 //! `onnx.tree_ensemble.v3`): the walk form written as it is, with nothing a
-//! reader can compute.
+//! reader can compute. (Over 500 lines with its unit tests, which need the
+//! private columns.)
 //!
 //! | column | per | what |
 //! |---|---|---|

@@ -1,5 +1,7 @@
 //! Keeping a registry in shape: pruning old versions, verifying every
-//! stored object, and repairing what crashed writers left behind.
+//! stored object, and repairing what crashed writers left behind. One
+//! file over 500 lines: repair runs verify and undoes what prune began, so
+//! the three read each other's steps.
 
 use semver::Version;
 
