@@ -137,6 +137,23 @@ impl<'de> Deserialize<'de> for ContentId {
 
 /// The limits a reader enforces on untrusted bundles.
 ///
+/// The most a load of any built-in kind allocates at its peak, per byte of
+/// the bundle's header and inflated payload: 64.
+///
+/// Every kind's decoded form is bounded by what its file can justify. The
+/// densest encodings amplify most: a linfa tree node of ten bytes becomes a
+/// boxed node of about ninety, a compact forest's one-byte leaf a walk
+/// node (see `forest::WALK_BYTES_PER_STORED_BYTE`),
+/// a one-byte card value a JSON value of 32. `onnx.v1` graphs add tract's
+/// own working set and the tensors it folds from the graph's constants,
+/// at most `onnx::FOLDED_BYTES_FLOOR` beyond this (bounded
+/// before tract runs: see `onnx::FOLDED_BYTES_PER_GRAPH_BYTE`). The
+/// inflated payload is itself at most [`Limits::max_inflated_len`]. Checked by
+/// `tests/bundle_memory.rs` with crafted bundles of every kind, each in the
+/// densest encoding its format allows; the measured ratios are in
+/// `docs/format.md`.
+pub const LOAD_BYTES_PER_FILE_BYTE: u64 = 64;
+
 /// Every length read from a file is checked against these and against the
 /// file's real size before anything is allocated.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -191,10 +191,12 @@ impl Kinds {
     /// [`Error::UnknownKind`] naming the kind and the known ones, or the
     /// typed load's error.
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<Loaded<AnyModel>> {
-        let card = self.reader.read_card_bytes(bytes)?;
-        let Some(loader) = self.table.get(card.kind.as_str()) else {
+        // Only the kind is kept: the card is read again by the load, and two
+        // copies of a large card would be held at once.
+        let kind = self.reader.read_card_bytes(bytes)?.kind;
+        let Some(loader) = self.table.get(kind.as_str()) else {
             return Err(Error::UnknownKind {
-                kind: card.kind,
+                kind,
                 known: self.known().into_iter().map(str::to_owned).collect(),
             });
         };

@@ -77,7 +77,7 @@ pub use card::{
     DRIFT_BINS, FORMAT_DEPENDENCY,
 };
 pub use error::{error_chain, panic_message, Error, LimitKind, Result, Section};
-pub use format::{Codec, ContentId, Limits, PayloadDescriptor};
+pub use format::{Codec, ContentId, Limits, PayloadDescriptor, LOAD_BYTES_PER_FILE_BYTE};
 pub use kinds::{AnyModel, DynModel, Kinds, Loadable, Predictions};
 pub use metric::Direction;
 pub use model::{Earlier, Model, ProbeValue, StructureError};

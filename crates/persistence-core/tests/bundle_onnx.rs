@@ -186,8 +186,10 @@ fn a_flipped_bit_in_a_graph_is_refused_never_a_panic() {
 
 /// A graph that asks tract for more than any model needs is refused before
 /// tract reads it: a `ConstantOfShape` to `[2^30, 2^30]` (which made tract
-/// fail an allocation), an `Expand` to a huge constant shape, and a stored
-/// tensor declaring more elements than the cap.
+/// fail an allocation), an `Expand` to a huge constant shape, a stored
+/// tensor declaring more elements than the cap, and constants that fold
+/// into more than the graph's budget (or into a size the loader cannot
+/// work out).
 #[test]
 fn graphs_that_ask_for_huge_tensors_are_refused_before_tract() {
     use prost::Message;
@@ -282,6 +284,68 @@ fn graphs_that_ask_for_huge_tensors_are_refused_before_tract() {
     for (what, bytes) in cases {
         match OnnxModel::from_graph(bytes) {
             Err(OnnxError::TooLarge { reason }) => assert!(reason.contains("elements"), "{what}: {reason}"),
+            other => panic!("{what}: expected TooLarge, got {other:?}"),
+        }
+    }
+
+    // Within the per-tensor cap, but folding far more than the graph can
+    // justify: tract computes every node on constants while it loads.
+    let floats = |name: &str, dims: &[i64]| pb::TensorProto {
+        name: name.into(),
+        data_type: 1,
+        dims: dims.to_vec(),
+        raw_data: vec![0; 4 * dims.iter().product::<i64>() as usize],
+        ..Default::default()
+    };
+    let wide = 1i64 << 12;
+    let folding = [
+        (
+            "two ConstantOfShape of 2^24 elements",
+            graph(
+                vec![
+                    node("ConstantOfShape", &["shape"], "a"),
+                    node("ConstantOfShape", &["shape"], "b"),
+                    node("Add", &["a", "b"], "c"),
+                    node("ReduceSum", &["c"], "s"),
+                    node("Add", &["x", "s"], "y"),
+                ],
+                vec![int64s("shape", &[wide, wide])],
+            ),
+        ),
+        (
+            "a shape built by Concat",
+            graph(
+                vec![
+                    node("Concat", &["rows", "cols"], "shape"),
+                    node("ConstantOfShape", &["shape"], "c"),
+                    node("ReduceSum", &["c"], "s"),
+                    node("Add", &["x", "s"], "y"),
+                ],
+                vec![int64s("rows", &[wide]), int64s("cols", &[wide])],
+            ),
+        ),
+        (
+            "an outer product of two stored vectors",
+            graph(
+                vec![
+                    node("MatMul", &["u", "v"], "c"),
+                    node("ReduceSum", &["c"], "s"),
+                    node("Add", &["x", "s"], "y"),
+                ],
+                vec![floats("u", &[wide, 1]), floats("v", &[1, wide])],
+            ),
+        ),
+        (
+            "an operator on constants the loader does not model",
+            graph(
+                vec![node("Einsum", &["u", "v"], "c"), node("Add", &["x", "c"], "y")],
+                vec![floats("u", &[1, 20]), floats("v", &[1, 20])],
+            ),
+        ),
+    ];
+    for (what, bytes) in folding {
+        match OnnxModel::from_graph(bytes) {
+            Err(OnnxError::TooLarge { reason }) => assert!(reason.contains("fold"), "{what}: {reason}"),
             other => panic!("{what}: expected TooLarge, got {other:?}"),
         }
     }

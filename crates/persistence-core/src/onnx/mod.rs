@@ -45,15 +45,17 @@ use tract_onnx::tract_core::dims;
 
 use crate::model::{Model, ProbeValue, StructureError};
 
+mod bounds;
 mod error;
 mod ml;
 mod outputs;
 mod proto;
 mod trees;
+use bounds::check_bounds;
+pub use bounds::{FOLDED_BYTES_FLOOR, FOLDED_BYTES_PER_GRAPH_BYTE, MAX_GRAPH_NODES, MAX_TENSOR_ELEMENTS};
 pub use error::OnnxError;
 use outputs::{failed, Outputs};
-use proto::{check_bounds, check_no_external_data, dims, elem_name, elem_type, parse, FLOAT32};
-pub use proto::{MAX_GRAPH_NODES, MAX_TENSOR_ELEMENTS};
+use proto::{check_no_external_data, dims, elem_name, elem_type, parse, FLOAT32};
 use trees::Native;
 pub use trees::{TreeEnsemble, MAX_DEPTH as MAX_TREE_DEPTH, MAX_OUTPUTS as MAX_TREE_OUTPUTS};
 
@@ -146,7 +148,7 @@ impl OnnxModel {
             reason: "the model has no graph".into(),
         })?;
         check_no_external_data(g)?;
-        check_bounds(g)?;
+        check_bounds(g, graph.len())?;
         let initializers: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
         let inputs: Vec<&pb::ValueInfoProto> = g
             .input
@@ -409,7 +411,7 @@ impl Model for OnnxModel {
         let proto = parse(&self.graph.0).map_err(|e| StructureError::new(e.to_string()))?;
         if let Some(g) = proto.graph.as_ref() {
             check_no_external_data(g).map_err(|e| StructureError::new(e.to_string()))?;
-            check_bounds(g).map_err(|e| StructureError::new(e.to_string()))?;
+            check_bounds(g, self.graph.0.len()).map_err(|e| StructureError::new(e.to_string()))?;
         }
         match self.forest() {
             Ok(Some(_)) => return Ok(()),
