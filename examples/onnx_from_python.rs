@@ -229,6 +229,7 @@ fn pipeline(dir: &Path) -> Result<(String, Vec<String>)> {
     let runtime = model.describe()["runtime"].as_str().unwrap_or_default().to_owned();
     println!("  runs as: {runtime}");
     let card = ModelCard::builder("pipeline", &model)
+        .version(Version::new(1, 0, 0))
         .extension("onnx", model.describe())
         .feature_names(FRAUD_FEATURES)
         .build()?;

@@ -15,6 +15,7 @@
 //! let card_of = |bytes: &[u8]| BundleReader::default().read_card_bytes(bytes);
 //! assert!(matches!(card_of(b"not a bundle"), Err(persistence::Error::NotABundle { .. })));
 //! ```
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 pub use model_persistence_core as persistence;

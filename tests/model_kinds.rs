@@ -143,7 +143,9 @@ fn an_ab_split_compares_two_algorithms() {
 #[test]
 fn unknown_kinds_are_named_and_publishing_checks_what_it_can() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let registry = Registry::create(dir.path()).expect("registry");
+    let registry = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(persistence::synthetic::kinds());
     let model = LinearClassifier {
         weights: vec![1.0, 2.0],
         bias: 0.5,

@@ -20,6 +20,7 @@
 //! assert!(!report.passed()); // 0.89 clears the 0.88 threshold but regresses against 0.90
 //! println!("{report}");
 //! ```
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 // Registry errors carry the model, alias and versions they concern; a gate
 // evaluation publishes to storage, so the size of `Result` costs nothing here.

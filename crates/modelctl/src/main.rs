@@ -6,6 +6,7 @@
 //! Layout: this file declares the command line and sends each command to
 //! its one function in [`commands`]; [`output`] holds what every command
 //! prints with (tables, times, metrics, JSON, progress, failures).
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

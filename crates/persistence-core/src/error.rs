@@ -124,15 +124,10 @@ pub enum Error {
         /// The kinds this table knows.
         known: Vec<String>,
     },
-    /// Rows given to a loaded model have another number of columns than
-    /// the model's features.
-    #[error("the input has {found} columns, the model expects {expected} features")]
-    InputWidth {
-        /// The model's feature count (from its card).
-        expected: usize,
-        /// The input's column count.
-        found: usize,
-    },
+    /// Rows a model cannot take (wrong width, or a non-finite value for a
+    /// model that takes finite values only).
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// A path given as a bundle is not a regular file (a FIFO would block, a
     /// device would be read without end): refused before it is read.
     #[error("{} is {found}, not a regular file", path.display())]
@@ -141,16 +136,6 @@ pub enum Error {
         path: PathBuf,
         /// What it is.
         found: &'static str,
-    },
-    /// An input value is NaN or infinite, and the model does not take such values.
-    #[error("input row {row}, column {column} is {value}: this model takes finite values only")]
-    NonFiniteInput {
-        /// The row.
-        row: usize,
-        /// The column.
-        column: usize,
-        /// The value.
-        value: f64,
     },
     /// The golden probe did not reproduce.
     #[error("probe mismatch at row {row}: the card expects {expected}, the model predicts {found}")]
@@ -220,6 +205,15 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A card saved to a file without a version: the builder's default
+    /// `0.0.0` means "not set", which a registry replaces when it publishes
+    /// but a file saved on its own would keep. Set one with
+    /// `CardBuilder::version`.
+    #[error("the card of {name:?} has no version (0.0.0): set one with `.version(...)` before saving to a file")]
+    UnversionedCard {
+        /// The model's name.
+        name: String,
+    },
     /// A builder was given inconsistent or incomplete information.
     #[error("invalid card: {reason}")]
     InvalidCard {
@@ -240,11 +234,55 @@ pub enum Error {
 /// A result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The first non-finite value of `rows`, as the error a checked prediction gives.
-pub(crate) fn first_non_finite(rows: ndarray::ArrayView2<'_, f64>) -> Option<Error> {
-    rows.indexed_iter()
-        .find(|(_, v)| !v.is_finite())
-        .map(|((row, column), &value)| Error::NonFiniteInput { row, column, value })
+/// Rows a model cannot take: what the one check on every prediction path
+/// ([`check_rows`]: a loaded model's `predict`, a dynamic model's, a hot-swap
+/// server's) refuses.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The rows have another number of columns than the model's features.
+    #[error("the input has {found} columns, the model expects {expected} features")]
+    Width {
+        /// The model's feature count (from its card).
+        expected: usize,
+        /// The input's column count.
+        found: usize,
+    },
+    /// A value is NaN or infinite, and the model does not take such values.
+    #[error("input row {row}, column {column} is {value}: this model takes finite values only")]
+    NonFinite {
+        /// The row.
+        row: usize,
+        /// The column.
+        column: usize,
+        /// The value.
+        value: f64,
+    },
+}
+
+/// Checks rows before a model sees them: exactly `n_features` columns and,
+/// unless the model takes them, no NaN or infinite value.
+///
+/// # Errors
+///
+/// The [`InputError`] of the first problem found.
+pub fn check_rows(
+    rows: ndarray::ArrayView2<'_, f64>,
+    n_features: usize,
+    accepts_non_finite: bool,
+) -> std::result::Result<(), InputError> {
+    if rows.ncols() != n_features {
+        return Err(InputError::Width {
+            expected: n_features,
+            found: rows.ncols(),
+        });
+    }
+    if !accepts_non_finite {
+        if let Some(((row, column), &value)) = rows.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(InputError::NonFinite { row, column, value });
+        }
+    }
+    Ok(())
 }
 
 impl Error {

@@ -34,7 +34,7 @@ use std::path::Path;
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::bundle::{BundleReader, Loaded};
+use crate::bundle::{BundleReader, Loaded, Opened};
 use crate::error::{Error, Result};
 use crate::model::{Model, ProbeValue};
 
@@ -99,13 +99,13 @@ pub struct Predictions {
     pub scores: Option<Array2<f64>>,
 }
 
-type Loader = fn(&BundleReader, &[u8]) -> Result<Loaded<AnyModel>>;
+type Loader = fn(&BundleReader, Opened<'_>) -> Result<Loaded<AnyModel>>;
 
 fn load_as<M: Model + Send + Sync + std::fmt::Debug + 'static>(
     reader: &BundleReader,
-    bytes: &[u8],
+    opened: Opened<'_>,
 ) -> Result<Loaded<AnyModel>> {
-    let loaded = reader.load_bytes::<M>(bytes)?;
+    let loaded = reader.load_opened::<M>(opened)?;
     let content_id = loaded.content_id();
     let (model, card) = loaded.into_parts();
     Ok(Loaded::from_parts(Box::new(model) as AnyModel, card, content_id))
@@ -126,8 +126,10 @@ impl std::fmt::Debug for Kinds {
 
 impl Default for Kinds {
     /// The built-in kinds: linfa's logistic regression, decision tree and
-    /// random forest with the `linfa` feature, ONNX graphs with `onnx`, the
-    /// test models with `testing`.
+    /// random forest with the `linfa` feature, ONNX graphs and tree
+    /// ensembles with `onnx`. The same table in tests as in users' builds:
+    /// the test models are added by
+    /// `synthetic::kinds()` (feature `testing`).
     #[allow(unused_mut)] // Without features there is nothing to register.
     fn default() -> Self {
         let mut kinds = Kinds::empty();
@@ -142,8 +144,6 @@ impl Default for Kinds {
             kinds.register::<crate::onnx::OnnxModel>();
             kinds.register::<crate::onnx::TreeEnsemble>();
         }
-        #[cfg(feature = "testing")]
-        kinds.register::<crate::synthetic::LinearClassifier>();
         kinds
     }
 }
@@ -191,37 +191,29 @@ impl Kinds {
     /// [`Error::UnknownKind`] naming the kind and the known ones, or the
     /// typed load's error.
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<Loaded<AnyModel>> {
-        // Only the kind is kept: the card is read again by the load, and two
-        // copies of a large card would be held at once.
-        let kind = self.reader.read_card_bytes(bytes)?.kind;
-        let Some(loader) = self.table.get(kind.as_str()) else {
-            return Err(Error::UnknownKind {
-                kind,
-                known: self.known().into_iter().map(str::to_owned).collect(),
-            });
-        };
-        loader(&self.reader, bytes)
+        self.load_opened(&self.reader, self.reader.open_bytes(bytes)?)
     }
 
-    /// [`load_bytes`](Self::load_bytes) from a file.
+    /// [`load_bytes`](Self::load_bytes) from a file, on the road of a typed
+    /// load: one open, one parse of the header, the payload read once and
+    /// hashed as it is read.
     ///
     /// # Errors
     ///
     /// Those of [`BundleReader::load`] and [`Error::UnknownKind`].
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Loaded<AnyModel>> {
-        let path = path.as_ref();
-        let card = self.reader.read_card(path)?;
-        if !self.knows(&card.kind) {
+        self.load_opened(&self.reader, self.reader.open_file(path.as_ref())?)
+    }
+
+    /// Loads an opened bundle with `reader` as its card's kind.
+    fn load_opened(&self, reader: &BundleReader, opened: Opened<'_>) -> Result<Loaded<AnyModel>> {
+        let Some(loader) = self.table.get(opened.card().kind.as_str()) else {
             return Err(Error::UnknownKind {
-                kind: card.kind,
+                kind: opened.card().kind.clone(),
                 known: self.known().into_iter().map(str::to_owned).collect(),
             });
-        }
-        let (file, len) = crate::files::open_regular(path).map_err(|e| Error::io(path, e))?;
-        self.reader.limits().check_file_len(len)?;
-        let mut bytes = Vec::with_capacity(len as usize);
-        std::io::Read::read_to_end(&mut std::io::Read::take(file, len), &mut bytes).map_err(|e| Error::io(path, e))?;
-        self.load_bytes(&bytes)
+        };
+        loader(reader, opened)
     }
 }
 
@@ -300,11 +292,11 @@ impl Loadable for AnyModel {
     type Output = ProbeValue;
 
     fn load_bytes(reader: &BundleReader, kinds: &Kinds, bytes: &[u8]) -> Result<Loaded<Self>> {
-        kinds.clone().reader(reader.clone()).load_bytes(bytes)
+        kinds.load_opened(reader, reader.open_bytes(bytes)?)
     }
 
     fn load_file(reader: &BundleReader, kinds: &Kinds, path: &Path) -> Result<Loaded<Self>> {
-        kinds.clone().reader(reader.clone()).load(path)
+        kinds.load_opened(reader, reader.open_file(path)?)
     }
 
     fn outputs(&self, rows: ArrayView2<'_, f64>) -> ndarray::Array1<ProbeValue> {
@@ -335,24 +327,81 @@ impl Loaded<AnyModel> {
     ///
     /// # Errors
     ///
-    /// [`Error::InputWidth`] for rows of the wrong width,
-    /// [`Error::NonFiniteInput`] for a NaN or infinite value when the model
-    /// does not take them.
+    /// [`Error::Input`] for rows of the wrong width, or with a NaN or
+    /// infinite value when the model does not take them.
     pub fn predict(&self, rows: ArrayView2<'_, f64>) -> Result<Predictions> {
-        if rows.ncols() != self.card().n_features {
-            return Err(Error::InputWidth {
-                expected: self.card().n_features,
-                found: rows.ncols(),
-            });
+        crate::error::check_rows(rows, self.card().n_features, self.model().accepts_non_finite())?;
+        // One walk of the model for both.
+        let (labels, scores) = self.model().predict_scored_values(rows);
+        Ok(Predictions { labels, scores })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array1, ArrayView2};
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::bundle::counts;
+    use crate::model::StructureError;
+    use crate::{BundleWriter, ModelCard};
+
+    /// The sum of each row.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Sum {
+        width: usize,
+    }
+
+    impl Model for Sum {
+        const KIND: &'static str = "test.sum.v1";
+        type Output = f64;
+        fn n_features(&self) -> Option<usize> {
+            Some(self.width)
         }
-        if !self.model().accepts_non_finite() {
-            if let Some(e) = crate::error::first_non_finite(rows) {
-                return Err(e);
-            }
+        fn check_structure(&self, _: usize) -> std::result::Result<(), StructureError> {
+            Ok(())
         }
-        Ok(Predictions {
-            labels: self.model().predict_values(rows),
-            scores: self.model().scores(rows),
-        })
+        fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
+            rows.sum_axis(ndarray::Axis(1))
+        }
+    }
+
+    #[test]
+    fn a_dynamic_load_opens_once_and_parses_the_header_once() {
+        let model = Sum { width: 3 };
+        let card = ModelCard::builder("sum", &model)
+            .version(semver::Version::new(1, 0, 0))
+            .n_features(3)
+            .build()
+            .expect("card");
+        let mut kinds = Kinds::empty();
+        kinds.register::<Sum>();
+        let dir = std::env::temp_dir().join(format!("mp-kinds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for level in [0, 3] {
+            let path = dir.join(format!("sum-{level}.bundle"));
+            BundleWriter::default()
+                .level(level)
+                .without_fsync()
+                .save(&path, &model, &card)
+                .expect("saves");
+            let (loaded, opens, parses) = counts::during(|| kinds.load(&path));
+            assert_eq!(loaded.expect("loads").model().kind(), "test.sum.v1");
+            assert_eq!(
+                (opens, parses),
+                (1, 1),
+                "level {level}: opens and header parses of a dynamic file load"
+            );
+            let bytes = std::fs::read(&path).expect("reads");
+            let (loaded, opens, parses) = counts::during(|| kinds.load_bytes(&bytes));
+            loaded.expect("loads");
+            assert_eq!((opens, parses), (0, 1), "level {level}: a dynamic load of bytes");
+            let (loaded, opens, parses) =
+                counts::during(|| AnyModel::load_file(&BundleReader::default(), &kinds, &path));
+            loaded.expect("loads");
+            assert_eq!((opens, parses), (1, 1), "level {level}: the load a server makes");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

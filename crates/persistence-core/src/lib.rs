@@ -53,6 +53,7 @@ mod card;
 mod error;
 pub mod files;
 mod float;
+#[cfg(any(feature = "linfa", feature = "onnx"))]
 pub mod forest;
 pub mod format;
 mod kinds;
@@ -76,7 +77,7 @@ pub use card::{
     hash_records, CardBuilder, FeatureStats, ModelCard, Probe, TrainingData, CORE_DEPENDENCY, DEFAULT_PROBE_ROWS,
     DRIFT_BINS, FORMAT_DEPENDENCY,
 };
-pub use error::{error_chain, panic_message, Error, LimitKind, Result, Section};
+pub use error::{check_rows, error_chain, panic_message, Error, InputError, LimitKind, Result, Section};
 pub use format::{Codec, ContentId, Limits, PayloadDescriptor, LOAD_BYTES_PER_FILE_BYTE};
 pub use kinds::{AnyModel, DynModel, Kinds, Loadable, Predictions};
 pub use metric::Direction;

@@ -118,6 +118,16 @@ mod tests {
     }
 }
 
+/// The built-in kinds ([`Kinds::default`](crate::Kinds::default)) and the
+/// test models: the table for tests, examples and benches that load test
+/// models dynamically (a registry's `load_any`, a `ModelServer<AnyModel>`).
+/// The default table is the same in every build; tests add what they need.
+pub fn kinds() -> crate::Kinds {
+    let mut kinds = crate::Kinds::default();
+    kinds.register::<LinearClassifier>().register::<DenseVector>();
+    kinds
+}
+
 /// A minimal linear classifier (label 1 when `w·x + b ≥ 0`), for examples,
 /// tests and benchmarks that need a model but not a trained one.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -8,7 +8,7 @@ use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
 use linfa_trees::DecisionTree;
 use model_persistence_core::linfa::RandomForest;
 use model_persistence_core::synthetic::{fraud_like, SplitMix64, FRAUD_FEATURES};
-use model_persistence_core::{BundleWriter, Error, LimitKind, Model, ModelCard};
+use model_persistence_core::{BundleWriter, Error, InputError, LimitKind, Model, ModelCard};
 use ndarray::{s, Array1, Array2};
 use rand::SeedableRng;
 
@@ -60,7 +60,7 @@ fn round_trip<M: Model<Output = usize>>(name: &str, model: &M, data: &Split) -> 
         assert_eq!(loaded.predict(data.test.view()).expect("right width"), before);
         let narrow = data.test.slice(s![.., 1..]);
         match loaded.predict(narrow) {
-            Err(Error::InputWidth { expected, found }) => assert_eq!((expected, found), (20, 19)),
+            Err(Error::Input(InputError::Width { expected, found })) => assert_eq!((expected, found), (20, 19)),
             other => panic!("{name}: expected InputWidth, got {:?}", other.map(|a| a.len())),
         }
         assert_eq!(

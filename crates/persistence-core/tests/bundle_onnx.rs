@@ -3,7 +3,7 @@
 //! 1e-5; hostile graphs are refused with typed errors.
 
 use model_persistence_core::onnx::{OnnxError, OnnxModel};
-use model_persistence_core::{from_bytes, to_bytes, Kinds, Model, ModelCard, ProbeValue};
+use model_persistence_core::{from_bytes, to_bytes, InputError, Kinds, Model, ModelCard, ProbeValue};
 use ndarray::Array2;
 
 struct Fixture {
@@ -104,21 +104,25 @@ fn hostile_graphs_and_inputs_are_typed_errors() {
     let loaded = from_bytes::<OnnxModel>(&to_bytes(&model, &card).expect("bytes")).expect("loads");
     assert!(matches!(
         loaded.predict(nan.view()),
-        Err(model_persistence_core::Error::NonFiniteInput { row: 0, column: 0, .. })
+        Err(model_persistence_core::Error::Input(InputError::NonFinite {
+            row: 0,
+            column: 0,
+            ..
+        }))
     ));
     assert!(matches!(
         loaded.predict(Array2::zeros((1, 19)).view()),
-        Err(model_persistence_core::Error::InputWidth {
+        Err(model_persistence_core::Error::Input(InputError::Width {
             expected: 20,
             found: 19
-        })
+        }))
     ));
     let any = Kinds::default()
         .load_bytes(&to_bytes(&model, &card).expect("bytes"))
         .expect("loads");
     assert!(matches!(
         any.predict(nan.view()),
-        Err(model_persistence_core::Error::NonFiniteInput { .. })
+        Err(model_persistence_core::Error::Input(InputError::NonFinite { .. }))
     ));
 }
 

@@ -283,7 +283,12 @@ fn graphs_that_take_missing_values_take_nan_in_checked_predictions() {
         assert_eq!(answer.is_ok(), takes, "{name}: {answer:?}");
         if !takes {
             assert!(
-                matches!(answer, Err(model_persistence_core::Error::NonFiniteInput { .. })),
+                matches!(
+                    answer,
+                    Err(model_persistence_core::Error::Input(
+                        model_persistence_core::InputError::NonFinite { .. }
+                    ))
+                ),
                 "{name}"
             );
         }

@@ -29,6 +29,7 @@
 //!
 //! One concept per file: `gather` (what the page shows, read from the
 //! registry), `html` (the page and its escaping), `charts` (the SVG charts).
+#![forbid(unsafe_code)]
 
 mod charts;
 mod gather;

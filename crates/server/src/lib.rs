@@ -28,6 +28,7 @@
 //! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 
 mod app;
 pub mod config;

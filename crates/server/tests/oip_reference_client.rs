@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use model_persistence_core::synthetic::LinearClassifier;
+use model_persistence_core::synthetic::{self, LinearClassifier};
 use model_persistence_core::{Model, ModelCard};
 use model_persistence_server::{ModelConfig, ServeConfig, Server};
 use model_persistence_versioning::{Registry, VersionSpec};
@@ -34,7 +34,9 @@ fn python() -> PathBuf {
 fn the_reference_client_speaks_to_the_server() {
     let py = python();
     let dir = tempfile::tempdir().expect("dir");
-    let reg = Registry::create(dir.path()).expect("registry");
+    let reg = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(synthetic::kinds());
     let model = LinearClassifier {
         weights: vec![1.0, -2.0, 0.5, 0.25],
         bias: 0.1,

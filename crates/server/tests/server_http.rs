@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use model_persistence_core::synthetic::LinearClassifier;
+use model_persistence_core::synthetic::{self, LinearClassifier};
 use model_persistence_core::{Model, ModelCard};
 use model_persistence_server::{AbConfig, ModelConfig, ServeConfig, Server, VariantConfig};
 use model_persistence_versioning::{Registry, VersionSpec};
@@ -181,7 +181,9 @@ fn infer_body(rows: &[[f64; 2]]) -> Value {
 #[test]
 fn endpoints_answer_the_protocol() {
     let dir = tempfile::tempdir().expect("dir");
-    let reg = Registry::create(dir.path()).expect("registry");
+    let reg = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(synthetic::kinds());
     let v = publish(&reg, "fraud", Version::new(1, 0, 0), &linear(1.0, 0.0));
     reg.set_alias("fraud", "production", &v).expect("alias");
     let server = start(config(vec![ModelConfig::reference("fraud@production")]), &reg);
@@ -252,7 +254,9 @@ fn endpoints_answer_the_protocol() {
 #[test]
 fn bad_requests_get_a_4xx_and_the_error_body() {
     let dir = tempfile::tempdir().expect("dir");
-    let reg = Registry::create(dir.path()).expect("registry");
+    let reg = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(synthetic::kinds());
     let v = publish(&reg, "fraud", Version::new(1, 0, 0), &linear(1.0, 0.0));
     reg.set_alias("fraud", "production", &v).expect("alias");
     let mut cfg = config(vec![ModelConfig::reference("fraud@production")]);
@@ -354,7 +358,9 @@ fn bad_requests_get_a_4xx_and_the_error_body() {
 #[test]
 fn not_ready_until_every_model_loads() {
     let dir = tempfile::tempdir().expect("dir");
-    let reg = Registry::create(dir.path()).expect("registry");
+    let reg = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(synthetic::kinds());
     let v = publish(&reg, "a", Version::new(1, 0, 0), &linear(1.0, 0.0));
     reg.set_alias("a", "production", &v).expect("alias");
     let cfg = config(vec![
@@ -403,7 +409,9 @@ fn not_ready_until_every_model_loads() {
 #[test]
 fn swaps_under_load_never_fail_or_mix_a_request() {
     let dir = tempfile::tempdir().expect("dir");
-    let reg = Registry::create(dir.path()).expect("registry");
+    let reg = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(synthetic::kinds());
     // Each good version has its own weights: its outputs identify it.
     let mut expected: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let row = ndarray::array![[0.3, 0.7]];
@@ -535,7 +543,9 @@ fn metric_value(metrics: &str, series: &str) -> u64 {
 #[test]
 fn ab_splits_are_sticky_and_counted() {
     let dir = tempfile::tempdir().expect("dir");
-    let reg = Registry::create(dir.path()).expect("registry");
+    let reg = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(synthetic::kinds());
     let a = publish(&reg, "churn", Version::new(1, 0, 0), &linear(1.0, 0.0));
     let b = publish(&reg, "churn", Version::new(2, 0, 0), &linear(2.0, 0.0));
     reg.set_alias("churn", "production", &a).expect("alias");
@@ -600,7 +610,9 @@ fn ab_splits_are_sticky_and_counted() {
 #[test]
 fn shutdown_finishes_requests_in_flight() {
     let dir = tempfile::tempdir().expect("dir");
-    let reg = Registry::create(dir.path()).expect("registry");
+    let reg = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(synthetic::kinds());
     let v = publish(&reg, "fraud", Version::new(1, 0, 0), &linear(1.0, 0.0));
     reg.set_alias("fraud", "production", &v).expect("alias");
     let mut server = start(config(vec![ModelConfig::reference("fraud@production")]), &reg);
@@ -636,7 +648,9 @@ fn shutdown_finishes_requests_in_flight() {
 fn a_trust_policy_keeps_unsigned_versions_out_of_service() {
     use model_persistence_core::signing::{sign, SigningKey};
     let dir = tempfile::tempdir().expect("dir");
-    let open = Registry::create(dir.path()).expect("registry");
+    let open = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(synthetic::kinds());
     let key = SigningKey::generate();
     let strict = open.clone().trust(vec![key.public_key()]);
     let signed = |v: Version, m: &LinearClassifier| {
@@ -683,7 +697,9 @@ fn a_trust_policy_keeps_unsigned_versions_out_of_service() {
 #[test]
 fn the_report_page_shows_the_served_version_and_its_live_drift() {
     let dir = tempfile::tempdir().expect("dir");
-    let reg = Registry::create(dir.path()).expect("registry");
+    let reg = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(synthetic::kinds());
     let m = linear(1.0, 0.0);
     let training = ndarray::Array2::from_shape_fn((200, 2), |(i, j)| ((i * 7 + j * 3) % 20) as f64 / 10.0);
     for v in [Version::new(1, 0, 0), Version::new(1, 1, 0)] {
@@ -747,7 +763,9 @@ fn predict_one(addr: SocketAddr, id: &str, row: [f64; 2]) -> (String, i64) {
 #[test]
 fn outcomes_reported_by_id_roll_a_worse_version_back() {
     let dir = tempfile::tempdir().expect("dir");
-    let reg = Registry::create(dir.path()).expect("registry");
+    let reg = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(synthetic::kinds());
     let good = publish(&reg, "fraud", Version::new(1, 0, 0), &linear(1.0, 0.0));
     let bad = publish(&reg, "fraud", Version::new(2, 0, 0), &linear(-1.0, 0.0));
     reg.set_alias("fraud", "production", &good).expect("alias");
@@ -854,7 +872,9 @@ fn outcomes_reported_by_id_roll_a_worse_version_back() {
 #[test]
 fn an_ab_test_fed_outcomes_over_http_promotes_the_better_variant() {
     let dir = tempfile::tempdir().expect("dir");
-    let reg = Registry::create(dir.path()).expect("registry");
+    let reg = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(synthetic::kinds());
     let wrong = publish(&reg, "churn", Version::new(1, 0, 0), &linear(-1.0, 0.0));
     let right = publish(&reg, "churn", Version::new(2, 0, 0), &linear(1.0, 0.0));
     reg.set_alias("churn", "production", &wrong).expect("alias");
@@ -934,7 +954,9 @@ fn class_names_answer_for_the_labels_and_outcomes_take_them() {
     let graph = model_persistence_core::onnx::OnnxModel::from_graph(graph).expect("graph");
     let trees = graph.tree_ensemble().expect("lowered");
     let dir = tempfile::tempdir().expect("dir");
-    let reg = Registry::create(dir.path()).expect("registry");
+    let reg = Registry::create(dir.path())
+        .expect("registry")
+        .kinds(synthetic::kinds());
     let card = ModelCard::builder("named", &trees).build().expect("card");
     let v = reg
         .publish_model(&trees, &card, VersionSpec::Exact(Version::new(1, 0, 0)))

@@ -23,14 +23,11 @@ pub enum Error {
         #[source]
         source: Box<model_persistence_versioning::Error>,
     },
-    /// The request has the wrong number of feature columns.
-    #[error("the request has {found} features, the model expects {expected}")]
-    FeatureCount {
-        /// The model's feature count.
-        expected: usize,
-        /// The request's column count.
-        found: usize,
-    },
+    /// The rows cannot be given to the model: the wrong width, or a NaN or
+    /// infinite value for a model that takes finite values only (the check
+    /// every prediction path makes, `persistence::check_rows`).
+    #[error(transparent)]
+    Input(#[from] model_persistence_core::InputError),
     /// A new version's input schema differs from the one being served: a
     /// client sending rows of the old width would fail on every request.
     #[error("the new version {version} takes {found}, the served version takes {expected}: refused (build the server with `accept_schema_changes` to allow it)")]
@@ -41,14 +38,6 @@ pub enum Error {
         expected: String,
         /// The new version's schema, in words.
         found: String,
-    },
-    /// A request value is NaN or infinite and the model takes finite values only.
-    #[error("request row {row}, column {column} is not a finite number")]
-    NonFiniteInput {
-        /// The row.
-        row: usize,
-        /// The column.
-        column: usize,
     },
     /// Nothing to roll back to.
     #[error("no previously served version is held in memory")]

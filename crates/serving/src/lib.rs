@@ -28,6 +28,7 @@
 //! assert_eq!(server.status().requests_served, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 mod ab;

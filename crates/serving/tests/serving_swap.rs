@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use model_persistence_core::synthetic::LinearClassifier;
-use model_persistence_core::{BundleWriter, Model, ModelCard, StructureError, Version};
+use model_persistence_core::{BundleWriter, InputError, Model, ModelCard, StructureError, Version};
 use model_persistence_serving::{Error, ModelServer, ReloadPolicy, Source};
 use ndarray::{Array1, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -128,15 +128,15 @@ fn a_request_of_the_wrong_width_is_refused_not_a_panic() {
     let server = ModelServer::<Tagged>::start(Source::bundle(&path), ReloadPolicy::Manual).expect("start");
     assert!(matches!(
         server.predict(ndarray::array![[1.0, 2.0, 3.0]].view()),
-        Err(Error::FeatureCount { expected: 2, found: 3 })
+        Err(Error::Input(InputError::Width { expected: 2, found: 3 }))
     ));
     assert!(matches!(
         server.predict(ndarray::array![[1.0, f64::NAN], [0.0, 0.0]].view()),
-        Err(Error::NonFiniteInput { row: 0, column: 1 })
+        Err(Error::Input(InputError::NonFinite { row: 0, column: 1, .. }))
     ));
     assert!(matches!(
         server.predict(ndarray::array![[0.0, 0.0], [f64::INFINITY, 0.0]].view()),
-        Err(Error::NonFiniteInput { row: 1, column: 0 })
+        Err(Error::Input(InputError::NonFinite { row: 1, column: 0, .. }))
     ));
 }
 

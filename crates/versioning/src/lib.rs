@@ -19,6 +19,7 @@
 //!
 //! The layout, the transaction of each operation and what a crash leaves
 //! are in `docs/registry.md`.
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 // Errors carry the model, alias and versions they concern; registry calls do
 // storage I/O, so the size of `Result` is not what costs time here.

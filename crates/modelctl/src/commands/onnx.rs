@@ -76,7 +76,12 @@ fn write<M: persistence::Model>(
     let card = card.build()?;
     let default_out = format!("{}.bundle", args.name);
     let out = args.output.unwrap_or(Path::new(&default_out));
-    let saved = persistence::save(out, model, &card)?;
+    // Without --version the file is for a registry, which versions it.
+    let writer = match args.version {
+        Some(_) => persistence::BundleWriter::default(),
+        None => persistence::BundleWriter::default().unversioned(),
+    };
+    let saved = writer.save(out, model, &card)?;
     outln!(
         "wrote {} ({} bytes, kind {}, {} features, content id {})",
         out.display(),

@@ -11,6 +11,9 @@ mod open;
 mod read;
 mod write;
 
+#[cfg(test)]
+pub(crate) use read::counts;
+pub(crate) use read::Opened;
 pub use read::{from_bytes, load, read_card, verify, BundleReader, Loaded, Summary};
 pub use write::{card_json_path, save, to_bytes, write_atomic, BundleWriter, Saved, DEFAULT_LEVEL};
 

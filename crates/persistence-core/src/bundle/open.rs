@@ -25,7 +25,7 @@ pub(super) enum Keep {
 }
 
 /// A bundle file whose preamble and header are read and checked.
-pub(super) struct OpenBundle {
+pub(crate) struct OpenBundle {
     pub(super) file: File,
     pub(super) path: std::path::PathBuf,
     pub(super) file_len: u64,

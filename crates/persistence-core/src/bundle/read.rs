@@ -68,16 +68,16 @@ impl<M: Model> Loaded<M> {
     ///
     /// # Errors
     ///
-    /// [`Error::InputWidth`] for rows of the wrong width,
-    /// [`Error::NonFiniteInput`] for a NaN or infinite value when the model
-    /// does not take them ([`Model::accepts_non_finite`]).
+    /// [`Error::Input`] for rows of the wrong width, or with a NaN or
+    /// infinite value when the model does not take them
+    /// ([`Model::accepts_non_finite`]).
     ///
     /// # Examples
     ///
     /// ```
     /// # #[cfg(feature = "testing")] {
     /// use model_persistence_core::synthetic::LinearClassifier;
-    /// use model_persistence_core::{from_bytes, to_bytes, Error, ModelCard};
+    /// use model_persistence_core::{from_bytes, to_bytes, Error, InputError, ModelCard};
     ///
     /// let model = LinearClassifier { weights: vec![1.0, -1.0], bias: 0.0 };
     /// let card = ModelCard::builder("doc", &model).n_features(2).build()?;
@@ -85,23 +85,13 @@ impl<M: Model> Loaded<M> {
     /// assert_eq!(loaded.predict(ndarray::array![[2.0, 1.0]].view())?.to_vec(), vec![1]);
     /// assert!(matches!(
     ///     loaded.predict(ndarray::array![[2.0, 1.0, 0.0]].view()),
-    ///     Err(Error::InputWidth { expected: 2, found: 3 })
+    ///     Err(Error::Input(InputError::Width { expected: 2, found: 3 }))
     /// ));
     /// # }
     /// # Ok::<(), model_persistence_core::Error>(())
     /// ```
     pub fn predict(&self, rows: ndarray::ArrayView2<'_, f64>) -> Result<ndarray::Array1<M::Output>> {
-        if rows.ncols() != self.card.n_features {
-            return Err(Error::InputWidth {
-                expected: self.card.n_features,
-                found: rows.ncols(),
-            });
-        }
-        if !self.model.accepts_non_finite() {
-            if let Some(e) = crate::error::first_non_finite(rows) {
-                return Err(e);
-            }
-        }
+        crate::error::check_rows(rows, self.card.n_features, self.model.accepts_non_finite())?;
         Ok(self.model.predict(rows))
     }
 }
@@ -152,27 +142,7 @@ impl BundleReader {
     ///
     /// The typed [`Error`] of the first check that fails.
     pub fn load_bytes<M: Model>(&self, bytes: &[u8]) -> Result<Loaded<M>> {
-        self.limits.check_file_len(bytes.len() as u64)?;
-        let parsed = parse_header(bytes, &self.limits)?;
-        let card = &parsed.header.card;
-        check_kind::<M>(&card.kind)?;
-        let stored = payload_slice(bytes, &parsed)?;
-        if speculate(stored.len() as u64) {
-            return decode_beside_hash(stored, parsed, &self.limits);
-        }
-        check_payload_hash(&parsed.header.payload, &Sha256::digest(stored))?;
-        let raw = inflate(&parsed.header.payload, stored, &self.limits)?;
-        let ParsedHeader {
-            mut header, content_id, ..
-        } = parsed;
-        let model: M = decode_model(&mut header.card, &raw, self.limits.max_depth)?;
-        drop(raw);
-        validate_model(&model, &header.card)?;
-        Ok(Loaded {
-            model,
-            card: header.card,
-            content_id,
-        })
+        self.load_opened(self.open_bytes(bytes)?)
     }
 
     /// Loads a model of type `M` from a bundle file. See
@@ -189,38 +159,70 @@ impl BundleReader {
     /// hashed in a first pass and inflated in a second, so memory holds one
     /// copy of the inflated payload and the model, never the file besides.
     pub fn load<M: Model>(&self, path: impl AsRef<Path>) -> Result<Loaded<M>> {
-        let mut open = self.open(path.as_ref())?;
-        let card = &open.parsed.header.card;
-        check_kind::<M>(&card.kind)?;
-        let d = open.parsed.header.payload.clone();
-        if speculate(d.stored_len) {
-            let stored = open.read_unhashed()?;
-            return decode_beside_hash(&stored, open.parsed, &self.limits);
-        }
-        let raw = match d.codec {
-            Codec::None => {
-                let (bytes, hash) = open.read_payload(&mut |_, _| {}, Keep::Bytes)?;
-                check_payload_hash(&d, &hash)?;
-                bytes
+        self.load_opened(self.open_file(path.as_ref())?)
+    }
+
+    /// Opens a bundle file for a load: one open, one read of the preamble
+    /// and header, one parse (see [`Opened`]).
+    pub(crate) fn open_file(&self, path: &Path) -> Result<Opened<'static>> {
+        Ok(Opened::File(self.open(path)?))
+    }
+
+    /// Bundle bytes for a load, their header parsed once.
+    pub(crate) fn open_bytes<'a>(&self, bytes: &'a [u8]) -> Result<Opened<'a>> {
+        self.limits.check_file_len(bytes.len() as u64)?;
+        let parsed = parse_header(bytes, &self.limits)?;
+        Ok(Opened::Bytes { bytes, parsed })
+    }
+
+    /// Loads an opened bundle as `M`: the one road every load takes, typed
+    /// or by kind, from a file or from bytes.
+    pub(crate) fn load_opened<M: Model>(&self, opened: Opened<'_>) -> Result<Loaded<M>> {
+        check_kind::<M>(&opened.card().kind)?;
+        let (raw, parsed) = match opened {
+            Opened::Bytes { bytes, parsed } => {
+                let stored = payload_slice(bytes, &parsed)?;
+                if speculate(stored.len() as u64) {
+                    return decode_beside_hash(stored, parsed, &self.limits);
+                }
+                check_payload_hash(&parsed.header.payload, &Sha256::digest(stored))?;
+                // A stored payload is borrowed from `bytes`, not copied.
+                (inflate(&parsed.header.payload, stored, &self.limits)?, parsed)
             }
-            Codec::Deflate => {
-                let (_, first) = open.read_payload(&mut |_, _| {}, Keep::Nothing)?;
-                check_payload_hash(&d, &first)?;
-                open.rewind()?;
-                let path = open.path.clone();
-                let mut hashing = HashingReader::new((&mut open.file).take(d.stored_len));
-                let raw = inflate_from(&d, &mut hashing, d.stored_len, &self.limits)?;
-                // Drain what the decoder did not need (a valid stream ends
-                // exactly with the payload), then check the bytes inflated
-                // are the bytes hashed: the file did not change in between.
-                std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| Error::io(&path, e))?;
-                check_payload_hash(&d, &hashing.finish())?;
-                raw
+            Opened::File(mut open) => {
+                let d = open.parsed.header.payload.clone();
+                if speculate(d.stored_len) {
+                    let stored = open.read_unhashed()?;
+                    return decode_beside_hash(&stored, open.parsed, &self.limits);
+                }
+                let raw = match d.codec {
+                    Codec::None => {
+                        let (bytes, hash) = open.read_payload(&mut |_, _| {}, Keep::Bytes)?;
+                        check_payload_hash(&d, &hash)?;
+                        bytes
+                    }
+                    Codec::Deflate => {
+                        let (_, first) = open.read_payload(&mut |_, _| {}, Keep::Nothing)?;
+                        check_payload_hash(&d, &first)?;
+                        open.rewind()?;
+                        let path = open.path.clone();
+                        let mut hashing = HashingReader::new((&mut open.file).take(d.stored_len));
+                        let raw = inflate_from(&d, &mut hashing, d.stored_len, &self.limits)?;
+                        // Drain what the decoder did not need (a valid stream
+                        // ends exactly with the payload), then check the bytes
+                        // inflated are the bytes hashed: the file did not
+                        // change in between.
+                        std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| Error::io(&path, e))?;
+                        check_payload_hash(&d, &hashing.finish())?;
+                        raw
+                    }
+                };
+                (std::borrow::Cow::Owned(raw), open.parsed)
             }
         };
         let ParsedHeader {
             mut header, content_id, ..
-        } = open.parsed;
+        } = parsed;
         let model: M = decode_model(&mut header.card, &raw, self.limits.max_depth)?;
         drop(raw);
         validate_model(&model, &header.card)?;
@@ -338,6 +340,31 @@ impl BundleReader {
     }
 }
 
+/// A bundle whose preamble and header are read, hashed and parsed once,
+/// from a file (left at its payload) or from bytes: what a load dispatches
+/// on, by type or by the card's kind.
+pub(crate) enum Opened<'a> {
+    /// An open file.
+    File(OpenBundle),
+    /// Bytes in memory.
+    Bytes {
+        /// The whole bundle.
+        bytes: &'a [u8],
+        /// Its header.
+        parsed: ParsedHeader,
+    },
+}
+
+impl Opened<'_> {
+    /// The card from the header.
+    pub(crate) fn card(&self) -> &ModelCard {
+        match self {
+            Opened::File(open) => &open.parsed.header.card,
+            Opened::Bytes { parsed, .. } => &parsed.header.card,
+        }
+    }
+}
+
 /// Payloads of this size and more are decoded while a second thread hashes
 /// them (below it, a thread costs more than the hash).
 const SPECULATE_FROM: u64 = 256 << 10;
@@ -408,6 +435,8 @@ fn decode_model<M: Model>(card: &mut ModelCard, raw: &[u8], max_depth: usize) ->
 /// Opens `path` for reading only if it is a regular file, without blocking
 /// on a FIFO; returns the file and its size.
 fn open_regular(path: &Path) -> Result<(File, u64)> {
+    #[cfg(test)]
+    counts::OPENS.with(|n| n.set(n.get() + 1));
     crate::files::open_regular(path).map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref::<NotRegular>()) {
         Some(NotRegular(found)) => Error::NotAFile {
             path: path.to_owned(),
@@ -490,7 +519,28 @@ pub(super) type ParsedHeader = crate::format::ParsedHeader<ModelCard>;
 
 /// Parses and verifies the header region, then checks the card.
 fn parse_header(bytes: &[u8], limits: &Limits) -> Result<ParsedHeader> {
+    #[cfg(test)]
+    counts::HEADER_PARSES.with(|n| n.set(n.get() + 1));
     let parsed = crate::format::parse_header::<ModelCard>(bytes, limits)?;
     parsed.header.card.check()?;
     Ok(parsed)
+}
+
+/// What a load did, counted per thread in this crate's tests: how many
+/// files it opened and how many headers it parsed.
+#[cfg(test)]
+pub(crate) mod counts {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub(crate) static OPENS: Cell<usize> = const { Cell::new(0) };
+        pub(crate) static HEADER_PARSES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// (opens, header parses) during `f`.
+    pub(crate) fn during<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
+        let (o, p) = (OPENS.with(Cell::get), HEADER_PARSES.with(Cell::get));
+        let out = f();
+        (out, OPENS.with(Cell::get) - o, HEADER_PARSES.with(Cell::get) - p)
+    }
 }

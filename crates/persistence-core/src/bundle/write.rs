@@ -33,6 +33,7 @@ pub struct BundleWriter {
     level: u8,
     write_card_json: bool,
     fsync: bool,
+    unversioned: bool,
 }
 
 impl Default for BundleWriter {
@@ -41,6 +42,7 @@ impl Default for BundleWriter {
             level: DEFAULT_LEVEL,
             write_card_json: true,
             fsync: true,
+            unversioned: false,
         }
     }
 }
@@ -125,6 +127,14 @@ impl BundleWriter {
         self
     }
 
+    /// Lets [`save`](Self::save) write a card without a version (`0.0.0`):
+    /// for a bundle on its way to a registry, which gives it the version it
+    /// publishes under (`modelctl import-onnx` without `--version`).
+    pub fn unversioned(mut self) -> Self {
+        self.unversioned = true;
+        self
+    }
+
     /// Saves `model` with `card` to `path`, atomically: a temporary file in
     /// the same directory is written, fsynced and renamed over `path`, then
     /// the directory is fsynced. A crash leaves the old file or the new one.
@@ -132,9 +142,17 @@ impl BundleWriter {
     ///
     /// # Errors
     ///
-    /// Those of [`to_bytes`](Self::to_bytes), and [`Error::Io`] with the path.
+    /// Those of [`to_bytes`](Self::to_bytes), [`Error::Io`] with the path,
+    /// and [`Error::UnversionedCard`] for a card whose version was never set
+    /// (`0.0.0`): a file outside a registry carries its own version (unless
+    /// [`unversioned`](Self::unversioned)).
     pub fn save<M: Model>(&self, path: impl AsRef<Path>, model: &M, card: &ModelCard) -> Result<Saved> {
         let path = path.as_ref();
+        if card.version == semver::Version::new(0, 0, 0) && !self.unversioned {
+            return Err(Error::UnversionedCard {
+                name: card.name.clone(),
+            });
+        }
         card.check()?;
         validate_model(model, card)?;
         if self.level == 0 {

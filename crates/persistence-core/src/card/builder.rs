@@ -24,8 +24,8 @@ pub struct CardBuilder<'m, M> {
 
 impl<M: Model> CardBuilder<'_, M> {
     /// The model's version. Default: unset (`0.0.0`); the registry replaces
-    /// it with the version it publishes under, so only bundles saved outside
-    /// a registry need one.
+    /// it with the version it publishes under, and a save to a file refuses
+    /// an unset version ([`Error::UnversionedCard`]).
     pub fn version(mut self, version: Version) -> Self {
         self.card.version = version;
         self

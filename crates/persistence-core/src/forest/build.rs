@@ -281,22 +281,26 @@ impl<T: Precision> FlatForest<T> {
     }
 
     /// The width of the rows it walks.
+    #[cfg(feature = "onnx")]
     pub(crate) fn n_features(&self) -> usize {
         self.n_features
     }
 
     /// The scores it gives per row (classes or targets).
+    #[cfg(feature = "onnx")]
     pub(crate) fn n_outputs(&self) -> usize {
         self.n_outputs
     }
 
     /// What the forest computes.
+    #[cfg(feature = "linfa")]
     pub(crate) fn head(&self) -> &Head {
         &self.head
     }
 
     /// The classes' names, when the labels are indices into them (see
     /// [`Head::Classifier`]).
+    #[cfg(feature = "onnx")]
     pub(crate) fn class_names(&self) -> Option<&[String]> {
         match &self.head {
             Head::Classifier { names, .. } if !names.is_empty() => Some(names),

@@ -32,12 +32,9 @@
 //! `layout` (the earlier stored forms, read to convert), `post` (the
 //! transforms of the scores).
 
-// Each user of the forest (linfa, onnx) is behind its feature; with one of
-// them off, what only the other uses is unused.
-#![cfg_attr(not(all(feature = "linfa", feature = "onnx")), allow(dead_code, unused_imports))]
-
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "onnx")]
 use crate::model::ProbeValue;
 
 /// The deepest tree accepted.
@@ -301,6 +298,7 @@ pub(crate) struct ForestOutput {
 
 impl ForestOutput {
     /// One prediction per row: the label, or the first target's value.
+    #[cfg(feature = "onnx")]
     pub(crate) fn predictions(self) -> ndarray::Array1<ProbeValue> {
         match self.labels {
             Some(labels) => labels.into_iter().map(ProbeValue::Label).collect(),
@@ -313,6 +311,7 @@ impl ForestOutput {
     }
 
     /// Predictions and scores of the same run.
+    #[cfg(feature = "onnx")]
     pub(crate) fn both(self, n_rows: usize) -> (ndarray::Array1<ProbeValue>, Option<ndarray::Array2<f64>>) {
         let predictions = match &self.labels {
             Some(labels) => labels.iter().map(|&l| ProbeValue::Label(l)).collect(),
@@ -342,4 +341,6 @@ mod tests;
 
 pub use build::{MAX_NODES, WALK_BYTES_PER_STORED_BYTE};
 pub use eval::MAX_OUTPUTS;
-pub(crate) use layout::{FlatForestV1, FlatForestV2};
+#[cfg(feature = "onnx")]
+pub(crate) use layout::FlatForestV1;
+pub(crate) use layout::FlatForestV2;

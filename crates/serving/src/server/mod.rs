@@ -17,7 +17,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::drift::DriftReport;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::source::Source;
 
 mod builder;
@@ -226,9 +226,8 @@ where
     ///
     /// # Errors
     ///
-    /// [`Error::FeatureCount`] if the rows have the wrong width,
-    /// [`Error::NonFiniteInput`] for a NaN or infinite value when the model
-    /// takes finite values only.
+    /// [`Error::Input`](crate::Error::Input) if the rows have the wrong width, or a NaN or
+    /// infinite value when the model takes finite values only.
     pub fn predict(&self, rows: ArrayView2<'_, f64>) -> Result<Prediction<M::Output>> {
         let live = self.inner.live.load();
         self.predict_on(&live, rows, false)
@@ -243,17 +242,7 @@ where
         scored: bool,
     ) -> Result<Prediction<M::Output>> {
         let inner = &*self.inner;
-        if rows.ncols() != live.card.n_features {
-            return Err(Error::FeatureCount {
-                expected: live.card.n_features,
-                found: rows.ncols(),
-            });
-        }
-        if !live.model.takes_non_finite() {
-            if let Some(((row, column), _)) = rows.indexed_iter().find(|(_, v)| !v.is_finite()) {
-                return Err(Error::NonFiniteInput { row, column });
-            }
-        }
+        model_persistence_core::check_rows(rows, live.card.n_features, live.model.takes_non_finite())?;
         let (outputs, scores) = if scored {
             live.model.outputs_scored(rows)
         } else {
@@ -293,7 +282,8 @@ where
     ///
     /// # Errors
     ///
-    /// [`Error::FeatureCount`] if the rows have the wrong width.
+    /// [`Error::Input`](crate::Error::Input) if the rows have the wrong width or a value the
+    /// model does not take.
     pub fn predict_scored(&self, rows: ArrayView2<'_, f64>) -> Result<Prediction<M::Output>> {
         let live = self.inner.live.load();
         self.predict_on(&live, rows, true)
