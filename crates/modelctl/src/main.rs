@@ -43,6 +43,11 @@ struct Cli {
     /// The registry: a directory, or a URL such as s3://bucket/prefix.
     #[arg(long, global = true, env = "MODELCTL_REGISTRY")]
     registry: Option<String>,
+    /// An option of the registry's object store, KEY=VALUE (repeatable),
+    /// overriding the environment: `--registry-option endpoint=http://127.0.0.1:8333
+    /// --registry-option allow_http=true` for an S3 server without TLS.
+    #[arg(long = "registry-option", global = true, value_name = "KEY=VALUE")]
+    registry_options: Vec<String>,
     /// A trusted public key (PEM, repeatable): `verify` checks the bundle's
     /// signature against it; `publish`, `promote` and `serve` refuse
     /// versions no trusted key signed.
@@ -283,6 +288,7 @@ enum Command {
 
 fn run(cli: Cli) -> Outcome {
     commands::signing::load_trust(&cli.trust)?;
+    registry::set_options(&cli.registry_options)?;
     let at = Location(cli.registry.as_deref());
     let progress = if cli.progress {
         ProgressBar::Always

@@ -517,3 +517,63 @@ fn json_is_accepted_before_or_after_the_command() {
     let listed: serde_json::Value = serde_json::from_slice(&before.stdout).expect("JSON");
     assert_eq!(listed[0]["version"], "1.0.0", "{listed}");
 }
+
+/// `--registry-option` configures the object store from the command line:
+/// with the endpoint and plain HTTP given only as options (removed from the
+/// environment), a registry on the S3 test server is created and listed; an
+/// option the store does not know is named in the error, and options for a
+/// directory are refused rather than ignored.
+#[test]
+fn registry_options_reach_the_object_store() {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: this test needs the S3 test server. Run `bash scripts/test.sh`, \
+                 or start it with `eval \"$(scripts/s3-server.sh start)\"`"
+            )
+        })
+    };
+    let (base, endpoint) = (var("MP_TEST_S3_URL"), var("AWS_ENDPOINT"));
+    let url = format!("{}/cli-options-{}", base.trim_end_matches('/'), std::process::id());
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_modelctl"))
+            .args(args)
+            .env_remove("AWS_ENDPOINT")
+            .env_remove("AWS_ALLOW_HTTP")
+            .env_remove("MODELCTL_REGISTRY")
+            .output()
+            .expect("modelctl runs")
+    };
+    let endpoint_opt = format!("endpoint={endpoint}");
+    let with_options = |command: &str| {
+        run(&[
+            "--registry",
+            &url,
+            "--registry-option",
+            &endpoint_opt,
+            "--registry-option",
+            "allow_http=true",
+            command,
+        ])
+    };
+    let init = with_options("init");
+    assert!(init.status.success(), "init: {}", stderr(&init));
+    let models = with_options("models");
+    assert!(models.status.success(), "models: {}", stderr(&models));
+    // Without the options, the environment has no endpoint: not this server.
+    let without = run(&["--registry", &url, "models"]);
+    assert!(!without.status.success(), "the options were what reached the server");
+    let unknown = run(&["--registry", &url, "--registry-option", "no_such_option=1", "models"]);
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("no_such_option"), "{}", stderr(&unknown));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let on_dir = run(&[
+        "--registry",
+        dir.path().to_str().expect("utf-8"),
+        "--registry-option",
+        "region=x",
+        "init",
+    ]);
+    assert!(!on_dir.status.success());
+    assert!(stderr(&on_dir).contains("takes no options"), "{}", stderr(&on_dir));
+}

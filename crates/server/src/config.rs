@@ -45,6 +45,8 @@ use std::time::Duration;
 use model_persistence_serving::outcomes::{AbTest, FeedbackConfig, Guardrail};
 use serde::Deserialize;
 
+use crate::error::{Error, Result};
+
 /// The default request body limit: 16 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
@@ -58,6 +60,11 @@ pub struct ServeConfig {
     /// The registry: a directory or a URL.
     #[serde(default)]
     pub registry: Option<String>,
+    /// Options of the registry's object store (`[registry_options]`:
+    /// `endpoint = "http://127.0.0.1:8333"`, `allow_http = "true"`), which
+    /// override the environment; `--registry-option` overrides these.
+    #[serde(default)]
+    pub registry_options: std::collections::BTreeMap<String, String>,
     /// The largest request body, in bytes.
     #[serde(default = "default_body_limit")]
     pub body_limit: usize,
@@ -232,6 +239,7 @@ impl Default for ServeConfig {
         ServeConfig {
             listen: default_listen(),
             registry: None,
+            registry_options: Default::default(),
             body_limit: DEFAULT_BODY_LIMIT,
             poll_ms: default_poll_ms(),
             cache_dir: None,
@@ -259,12 +267,14 @@ impl KeySource {
     ///
     /// # Errors
     ///
-    /// A message naming the accepted forms.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    /// [`Error::Config`] naming the accepted forms.
+    pub fn parse(s: &str) -> Result<Self> {
         match s.split_once(':') {
             Some(("header", name)) if !name.is_empty() => Ok(KeySource::Header(name.to_ascii_lowercase())),
             Some(("parameter", name)) if !name.is_empty() => Ok(KeySource::Parameter(name.to_owned())),
-            _ => Err(format!("A/B key {s:?}: use header:NAME or parameter:NAME")),
+            _ => Err(Error::config(format!(
+                "A/B key {s:?}: use header:NAME or parameter:NAME"
+            ))),
         }
     }
 }
@@ -274,10 +284,14 @@ impl ServeConfig {
     ///
     /// # Errors
     ///
-    /// A message naming the file and the problem.
-    pub fn from_file(path: &std::path::Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    /// [`Error::ConfigFile`] naming the file, with the I/O or TOML error.
+    pub fn from_file(path: &std::path::Path) -> Result<Self> {
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| Error::ConfigFile {
+            path: path.to_owned(),
+            source,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| failed(e.into()))?;
+        toml::from_str(&text).map_err(|e| failed(e.into()))
     }
 
     /// The interval between alias checks.
@@ -289,45 +303,55 @@ impl ServeConfig {
     ///
     /// # Errors
     ///
-    /// A message naming the problem.
-    pub fn validate(&self) -> Result<(), String> {
+    /// [`Error::Config`] naming the problem.
+    pub fn validate(&self) -> Result<()> {
         if self.models.is_empty() {
-            return Err("no model to serve: pass --model MODEL@ALIAS or list [[models]] in the config".into());
+            return Err(Error::config(
+                "no model to serve: pass --model MODEL@ALIAS or list [[models]] in the config",
+            ));
         }
         if self.body_limit == 0 {
-            return Err("body_limit must be positive".into());
+            return Err(Error::config("body_limit must be positive"));
         }
         if self.header_timeout_ms == 0 || self.body_timeout_ms == 0 || self.max_connections == 0 {
-            return Err("header_timeout_ms, body_timeout_ms and max_connections must be positive".into());
+            return Err(Error::config(
+                "header_timeout_ms, body_timeout_ms and max_connections must be positive",
+            ));
         }
         let mut names = std::collections::BTreeSet::new();
         for m in &self.models {
             let name = m.served_name()?;
             if !names.insert(name.clone()) {
-                return Err(format!("the name {name:?} is served twice"));
+                return Err(Error::config(format!("the name {name:?} is served twice")));
             }
             if let Some(ab) = &m.ab {
                 KeySource::parse(&ab.key)?;
                 if ab.variants.is_empty() || ab.variants.iter().all(|v| v.weight == 0) {
-                    return Err(format!("{name}: an A/B split needs a variant with a positive weight"));
+                    return Err(Error::config(format!(
+                        "{name}: an A/B split needs a variant with a positive weight"
+                    )));
                 }
             }
             if let Some(d) = m.ab.as_ref().and_then(|ab| ab.decide.as_ref().map(|d| (ab, d))) {
                 if d.0.variants.len() != 2 {
-                    return Err(format!("{name}: an A/B test decides between two variants"));
+                    return Err(Error::config(format!(
+                        "{name}: an A/B test decides between two variants"
+                    )));
                 }
                 if d.1.test.sequential.alpha <= 0.0 || d.1.test.sequential.alpha >= 1.0 {
-                    return Err(format!("{name}: alpha must be within 0 and 1"));
+                    return Err(Error::config(format!("{name}: alpha must be within 0 and 1")));
                 }
             }
             if m.guardrail.is_some() && !m.reference.as_deref().is_some_and(|r| r.contains('@')) {
-                return Err(format!(
+                return Err(Error::config(format!(
                     "{name}: a guardrail needs a reference to an alias (model@alias)"
-                ));
+                )));
             }
             if let Some(shadow) = &m.shadow {
                 if !(0.0..=1.0).contains(&shadow.share) {
-                    return Err(format!("{name}: the shadow share must be within 0 and 1"));
+                    return Err(Error::config(format!(
+                        "{name}: the shadow share must be within 0 and 1"
+                    )));
                 }
             }
         }
@@ -352,8 +376,8 @@ impl ModelConfig {
     ///
     /// # Errors
     ///
-    /// When neither a name nor a reference gives one.
-    pub fn served_name(&self) -> Result<String, String> {
+    /// [`Error::Config`] when neither a name nor a reference gives one.
+    pub fn served_name(&self) -> Result<String> {
         if let Some(n) = &self.name {
             return Ok(n.clone());
         }
@@ -361,10 +385,14 @@ impl ModelConfig {
             (Some(r), None) => r,
             (None, Some(ab)) => match ab.variants.first() {
                 Some(v) => &v.reference,
-                None => return Err("an A/B split without variants".into()),
+                None => return Err(Error::config("an A/B split without variants")),
             },
-            (Some(_), Some(_)) => return Err("a model has either a reference or an A/B split, not both".into()),
-            (None, None) => return Err("a model needs a reference or an A/B split".into()),
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "a model has either a reference or an A/B split, not both",
+                ))
+            }
+            (None, None) => return Err(Error::config("a model needs a reference or an A/B split")),
         };
         Ok(reference.split('@').next().unwrap_or(reference).to_owned())
     }
@@ -403,8 +431,8 @@ mod tests {
         assert_eq!(decide.alias, "production");
         assert_eq!(decide.test.sequential.alpha, 0.05);
         assert_eq!(
-            KeySource::parse(&config.models[1].ab.as_ref().expect("ab").key),
-            Ok(KeySource::Header("x-user-id".into()))
+            KeySource::parse(&config.models[1].ab.as_ref().expect("ab").key).expect("a key source"),
+            KeySource::Header("x-user-id".into())
         );
     }
 
@@ -418,7 +446,7 @@ mod tests {
             models: vec![ModelConfig::reference("a@x"), ModelConfig::reference("a@y")],
             ..ServeConfig::default()
         };
-        assert!(twice.validate().expect_err("twice").contains("twice"));
+        assert!(twice.validate().expect_err("twice").to_string().contains("twice"));
         assert!(ServeConfig::default().validate().is_err(), "no models");
         assert!(KeySource::parse("cookie:x").is_err());
     }

@@ -17,21 +17,22 @@
 //! use model_persistence_server::{ModelConfig, ServeConfig, Server};
 //! use model_persistence_versioning::Registry;
 //!
-//! # async fn run() -> Result<(), String> {
-//! let registry = Registry::open("models").map_err(|e| e.to_string())?;
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Registry::open("models")?;
 //! let config = ServeConfig {
 //!     models: vec![ModelConfig::reference("fraud@production")],
 //!     ..ServeConfig::default()
 //! };
 //! let server = Server::bind(&config, &registry).await?;
 //! println!("listening on {}", server.local_addr());
-//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
-//! # }
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
 
 mod app;
 pub mod config;
+mod error;
 mod listen;
 mod metrics;
 pub mod protocol;
@@ -45,6 +46,7 @@ pub use config::{
     AbConfig, DecideConfig, KeySource, ModelConfig, OutcomesConfig, ServeConfig, ShadowConfig, VariantConfig,
     DEFAULT_BODY_LIMIT,
 };
+pub use error::{Error, Result};
 use model_persistence_versioning::Registry;
 
 /// A server bound to its address, loading its models.
@@ -62,12 +64,16 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// An invalid configuration, an address that cannot be bound.
-    pub async fn bind(config: &ServeConfig, registry: &Registry) -> Result<Self, String> {
+    /// [`Error::Config`] for an invalid configuration, [`Error::Listen`] for
+    /// an address that cannot be bound.
+    pub async fn bind(config: &ServeConfig, registry: &Registry) -> Result<Self> {
         let state = AppState::start(config, registry)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+            .map_err(|source| Error::Listen {
+                addr: config.listen,
+                source,
+            })?;
         Ok(Server {
             listener,
             state,
@@ -95,7 +101,7 @@ impl Server {
     /// # Errors
     ///
     /// None today (a failed accept is retried); kept for the signature.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let app = router(Arc::clone(&self.state), self.limits.body_limit);
         listen::serve(self.listener, app, self.limits, Arc::clone(&self.state), shutdown).await;
         self.state.stop();
@@ -131,17 +137,13 @@ pub async fn shutdown_signal() {
 ///
 /// # Errors
 ///
-/// Those of [`Server::bind`] and [`Server::run`].
-pub fn run_blocking(
-    config: &ServeConfig,
-    registry: &Registry,
-    on_bound: impl FnOnce(SocketAddr),
-) -> Result<(), String> {
+/// Those of [`Server::bind`] and [`Server::run`], and [`Error::Runtime`].
+pub fn run_blocking(config: &ServeConfig, registry: &Registry, on_bound: impl FnOnce(SocketAddr)) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("serve")
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(Error::Runtime)?;
     runtime.block_on(async {
         let server = Server::bind(config, registry).await?;
         on_bound(server.local_addr());

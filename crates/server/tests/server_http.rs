@@ -45,7 +45,7 @@ fn publish(reg: &Registry, name: &str, v: Version, m: &LinearClassifier) -> Vers
 struct Running {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+    thread: Option<std::thread::JoinHandle<Result<(), model_persistence_server::Error>>>,
 }
 
 impl Drop for Running {
@@ -68,7 +68,7 @@ fn start(config: ServeConfig, registry: &Registry) -> Running {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(model_persistence_server::Error::Runtime)?;
         runtime.block_on(async move {
             let server = Server::bind(&config, &registry).await?;
             let _ = addr_tx.send(server.local_addr());

@@ -9,6 +9,38 @@ use model_persistence::versioning::{ModelName, ModelRef, Registry};
 use crate::output::outln;
 use crate::output::{json, metric, rfc3339, Align, Failure, Format, Outcome, Progress, ProgressBar, Table};
 
+/// The object-store options of `--registry-option`, set once by `main`.
+static OPTIONS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Records the `--registry-option KEY=VALUE` flags.
+pub(crate) fn set_options(flags: &[String]) -> Outcome {
+    let parsed = flags
+        .iter()
+        .map(|f| {
+            f.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| Failure(format!("--registry-option {f:?}: write KEY=VALUE")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let _ = OPTIONS.set(parsed);
+    Ok(())
+}
+
+/// The options given on the command line, and those of a server's config.
+pub(crate) fn options() -> Vec<(String, String)> {
+    OPTIONS.get().cloned().unwrap_or_default()
+}
+
+/// Refuses store options for a registry directory rather than ignore them.
+fn no_options_for_a_directory(options: &[(String, String)]) -> Outcome {
+    match options.first() {
+        Some((key, _)) => Err(Failure(format!(
+            "--registry-option {key}: a registry directory takes no options"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Where the registry is, as given by `--registry` or `MODELCTL_REGISTRY`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Location<'a>(pub(crate) Option<&'a str>);
@@ -22,10 +54,17 @@ impl Location<'_> {
 
     /// Opens the existing registry.
     pub(crate) fn open(&self) -> Result<Registry, Failure> {
+        self.open_with(&options())
+    }
+
+    /// Opens the existing registry with these store options.
+    pub(crate) fn open_with(&self, options: &[(String, String)]) -> Result<Registry, Failure> {
         let location = self.get()?;
+        let pairs = options.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let registry = if location.contains("://") {
-            Registry::open_url(location)?
+            Registry::open_url_opts(location, pairs)?
         } else {
+            no_options_for_a_directory(options)?;
             Registry::open(location)?
         };
         Ok(match super::signing::trusted() {
@@ -52,9 +91,11 @@ fn existing_model(reg: &Registry, model: &str) -> Result<ModelName, Failure> {
 /// `modelctl init`: creates the registry (or confirms the one there).
 pub(crate) fn init(location: Location<'_>) -> Outcome {
     let location = location.get()?;
+    let options = options();
     if location.contains("://") {
-        Registry::create_url(location)?;
+        Registry::create_url_opts(location, options.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     } else {
+        no_options_for_a_directory(&options)?;
         Registry::create(location)?;
     }
     outln!("registry ready at {location}");

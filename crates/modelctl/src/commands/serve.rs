@@ -22,7 +22,7 @@ pub(crate) struct ServeArgs {
 pub(crate) fn serve(location: Location<'_>, args: &ServeArgs) -> Outcome {
     init_logs();
     let mut config = match &args.config {
-        Some(path) => ServeConfig::from_file(path).map_err(Failure)?,
+        Some(path) => ServeConfig::from_file(path)?,
         None => ServeConfig::default(),
     };
     config
@@ -40,13 +40,16 @@ pub(crate) fn serve(location: Location<'_>, args: &ServeArgs) -> Outcome {
     if let Some(dir) = &args.cache_dir {
         config.cache_dir = Some(dir.clone());
     }
-    config.validate().map_err(Failure)?;
+    config.validate()?;
     let location = match (location.0, &config.registry) {
         (Some(flag), _) => Location(Some(flag)),
         (None, Some(file)) => Location(Some(file.as_str())),
         (None, None) => Location(None),
     };
-    let mut registry = location.open()?;
+    // The config file's store options, then the command line's over them.
+    let mut options: Vec<(String, String)> = config.registry_options.clone().into_iter().collect();
+    options.extend(super::registry::options());
+    let mut registry = location.open_with(&options)?;
     if let Some(dir) = &config.cache_dir {
         let cache = model_persistence::versioning::BundleCache::new(dir, config.cache_max_bytes)
             .map_err(|e| Failure(format!("cannot use the cache {}: {e}", dir.display())))?;
@@ -55,8 +58,8 @@ pub(crate) fn serve(location: Location<'_>, args: &ServeArgs) -> Outcome {
     model_persistence_server::run_blocking(&config, &registry, |addr| {
         // One line on stdout that scripts can wait for.
         outln!("listening on http://{addr}");
-    })
-    .map_err(Failure)
+    })?;
+    Ok(())
 }
 
 fn init_logs() {

@@ -76,8 +76,9 @@ impl AppState {
     ///
     /// # Errors
     ///
-    /// A configuration that does not validate.
-    pub fn start(config: &ServeConfig, registry: &Registry) -> Result<Arc<Self>, String> {
+    /// [`Error::Config`](crate::Error::Config) for a configuration that
+    /// does not validate.
+    pub fn start(config: &ServeConfig, registry: &Registry) -> crate::Result<Arc<Self>> {
         config.validate()?;
         let mut slots = Vec::new();
         let mut by_name = HashMap::new();
@@ -114,7 +115,7 @@ impl AppState {
             std::thread::Builder::new()
                 .name(format!("load-{}", state.slots[i].name))
                 .spawn(move || load_until_ready(&state, i, &registry, &config))
-                .map_err(|e| format!("cannot start a loader thread: {e}"))?;
+                .map_err(crate::Error::Runtime)?;
         }
         Ok(state)
     }
@@ -243,7 +244,7 @@ fn load_route(m: &ModelConfig, registry: &Registry, config: &ServeConfig) -> Res
         let split = AbSplit::new(variants, 0x5eed).map_err(|e| e.to_string())?;
         return Ok(Route::Ab {
             split,
-            key: KeySource::parse(&ab.key)?,
+            key: KeySource::parse(&ab.key).map_err(|e| e.to_string())?,
             unkeyed: AtomicU64::new(0),
         });
     }

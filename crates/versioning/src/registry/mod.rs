@@ -122,18 +122,38 @@ impl Registry {
     }
 
     /// Opens the registry at a URL: `file:///path`, or with the
-    /// `object-store` feature `s3://bucket/prefix` or `memory://` (a memory
-    /// store lives only in this process, so opening one creates it).
+    /// `object-store` feature `s3://bucket/prefix`, `gs://…`, `az://…` or
+    /// `memory://` (a memory store lives only in this process, so opening
+    /// one creates it), configured from the environment.
     ///
     /// # Errors
     ///
     /// [`Error::RegistryNotFound`] if the location holds no registry,
     /// [`Error::InvalidLocation`] for an unusable URL.
     pub fn open_url(url: &str) -> Result<Self> {
+        Self::open_url_opts(url, std::iter::empty::<(&str, &str)>())
+    }
+
+    /// [`open_url`](Self::open_url) with store options that override the
+    /// environment, as `object_store::parse_url_opts` takes them: an S3
+    /// endpoint, a region, a GCS service account, given on a command line
+    /// or in a configuration rather than in the environment
+    /// (`[("endpoint", "http://127.0.0.1:8333"), ("allow_http", "true")]`).
+    ///
+    /// # Errors
+    ///
+    /// As [`open_url`](Self::open_url); an option the store does not know,
+    /// or any option for a `file://` URL, is [`Error::InvalidLocation`].
+    pub fn open_url_opts<K: Into<String>, V: Into<String>>(
+        url: &str,
+        options: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        let options = collect_options(options);
         if let Some(path) = url.strip_prefix("file://") {
+            no_options(url, &options)?;
             return Self::open(path);
         }
-        let storage = object_url(url)?;
+        let storage = object_url(url, &options)?;
         if url.starts_with("memory:") {
             return Self::with_storage(storage).write_marker();
         }
@@ -147,10 +167,25 @@ impl Registry {
     ///
     /// [`Error::InvalidLocation`] for an unusable URL, storage errors.
     pub fn create_url(url: &str) -> Result<Self> {
+        Self::create_url_opts(url, std::iter::empty::<(&str, &str)>())
+    }
+
+    /// [`create_url`](Self::create_url) with store options, as
+    /// [`open_url_opts`](Self::open_url_opts) takes them.
+    ///
+    /// # Errors
+    ///
+    /// As [`open_url_opts`](Self::open_url_opts).
+    pub fn create_url_opts<K: Into<String>, V: Into<String>>(
+        url: &str,
+        options: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        let options = collect_options(options);
         if let Some(path) = url.strip_prefix("file://") {
+            no_options(url, &options)?;
             return Self::create(path);
         }
-        Self::with_storage(object_url(url)?).write_marker()
+        Self::with_storage(object_url(url, &options)?).write_marker()
     }
 
     /// A registry over `storage`, as it is: no marker is checked or written.
@@ -352,16 +387,33 @@ fn invalid_location(location: &str, reason: String) -> Error {
     }
 }
 
+fn collect_options<K: Into<String>, V: Into<String>>(
+    options: impl IntoIterator<Item = (K, V)>,
+) -> Vec<(String, String)> {
+    options.into_iter().map(|(k, v)| (k.into(), v.into())).collect()
+}
+
+/// A directory takes no store options: refuse them rather than ignore them.
+fn no_options(url: &str, options: &[(String, String)]) -> Result<()> {
+    match options.first() {
+        Some((key, _)) => Err(invalid_location(
+            url,
+            format!("option {key:?}: a directory takes no options"),
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(feature = "object-store")]
-fn object_url(url: &str) -> Result<Arc<dyn Storage>> {
-    match crate::storage::object::open_url(url) {
+fn object_url(url: &str, options: &[(String, String)]) -> Result<Arc<dyn Storage>> {
+    match crate::storage::object::open_url_opts(url, options) {
         Ok(storage) => Ok(Arc::new(storage)),
         Err(reason) => Err(invalid_location(url, reason)),
     }
 }
 
 #[cfg(not(feature = "object-store"))]
-fn object_url(url: &str) -> Result<Arc<dyn Storage>> {
+fn object_url(url: &str, _: &[(String, String)]) -> Result<Arc<dyn Storage>> {
     Err(invalid_location(
         url,
         "only file:// without the `object-store` feature".into(),

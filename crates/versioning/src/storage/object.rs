@@ -242,37 +242,77 @@ impl Storage for ObjectStorage {
 }
 
 /// Opens an object store from a URL, configured from the environment (the
-/// `object_store` builders' `from_env`, then `with_url`):
+/// `object_store` builders' `from_env`, then `with_url`), then from
+/// `options`, which override the environment (`object_store`'s
+/// `parse_url_opts`):
 ///
 /// - `s3://bucket/prefix`: `AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`,
-///   `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`, ...;
+///   `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`, ...; options
+///   by the same names, any case, with or without `aws_` (`endpoint`,
+///   `allow_http`, `region`);
 /// - `gs://bucket/prefix`: `GOOGLE_SERVICE_ACCOUNT`,
 ///   `GOOGLE_SERVICE_ACCOUNT_KEY`, or the application default credentials;
 /// - `az://container/prefix`, `azure://…`, `abfs[s]://container@account…/prefix`:
 ///   `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, ...;
-/// - `memory://`.
-pub(crate) fn open_url(location: &str) -> Result<ObjectStorage, String> {
+/// - `memory://` (takes no options).
+///
+/// The error is the reason, for [`Error::InvalidLocation`](crate::Error::InvalidLocation).
+pub(crate) fn open_url_opts(location: &str, options: &[(String, String)]) -> Result<ObjectStorage, String> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+    use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+
+    /// Applies each option to a builder, naming the one it does not know.
+    fn configure<B, K: std::str::FromStr>(
+        mut builder: B,
+        options: &[(String, String)],
+        with: impl Fn(B, K, &str) -> B,
+    ) -> Result<B, String>
+    where
+        K::Err: std::fmt::Display,
+    {
+        for (key, value) in options {
+            let parsed: K = key.parse().map_err(|e| format!("option {key:?}: {e}"))?;
+            builder = with(builder, parsed, value);
+        }
+        Ok(builder)
+    }
+
     let url = url::Url::parse(location).map_err(|e| e.to_string())?;
     let prefix = url.path().trim_start_matches('/').to_owned();
     let store: Arc<dyn ObjectStore> = match url.scheme() {
-        "memory" => return ObjectStorage::in_memory().map_err(|e| e.to_string()),
+        "memory" => {
+            if let Some((key, _)) = options.first() {
+                return Err(format!("option {key:?}: a memory store takes no options"));
+            }
+            return ObjectStorage::in_memory().map_err(|e| e.to_string());
+        }
         "s3" | "s3a" => Arc::new(
-            object_store::aws::AmazonS3Builder::from_env()
-                .with_url(location)
-                .build()
-                .map_err(|e| e.to_string())?,
+            configure(
+                AmazonS3Builder::from_env().with_url(location),
+                options,
+                |b, k: AmazonS3ConfigKey, v| b.with_config(k, v),
+            )?
+            .build()
+            .map_err(|e| e.to_string())?,
         ),
         "gs" => Arc::new(
-            object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_url(location)
-                .build()
-                .map_err(|e| e.to_string())?,
+            configure(
+                GoogleCloudStorageBuilder::from_env().with_url(location),
+                options,
+                |b, k: GoogleConfigKey, v| b.with_config(k, v),
+            )?
+            .build()
+            .map_err(|e| e.to_string())?,
         ),
         "az" | "azure" | "abfs" | "abfss" | "adl" => Arc::new(
-            object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_url(location)
-                .build()
-                .map_err(|e| e.to_string())?,
+            configure(
+                MicrosoftAzureBuilder::from_env().with_url(location),
+                options,
+                |b, k: AzureConfigKey, v| b.with_config(k, v),
+            )?
+            .build()
+            .map_err(|e| e.to_string())?,
         ),
         other => {
             return Err(format!(
@@ -289,13 +329,29 @@ mod tests {
 
     #[test]
     fn cloud_urls_build_their_stores_under_their_prefix() {
-        let gcs = open_url("gs://a-bucket/team/registry").expect("a GCS store");
+        let gcs = open_url_opts("gs://a-bucket/team/registry", &[]).expect("a GCS store");
         assert_eq!(gcs.prefix.as_ref(), "team/registry");
-        let azure = open_url("abfs://models@anaccount.dfs.core.windows.net/registry").expect("an Azure store");
+        let azure =
+            open_url_opts("abfs://models@anaccount.dfs.core.windows.net/registry", &[]).expect("an Azure store");
         assert_eq!(azure.prefix.as_ref(), "registry");
-        let s3 = open_url("s3://bucket/a/b").expect("an S3 store");
+        let s3 = open_url_opts("s3://bucket/a/b", &[]).expect("an S3 store");
         assert_eq!(s3.prefix.as_ref(), "a/b");
-        let refused = open_url("ftp://host/x").expect_err("unknown scheme");
+        let refused = open_url_opts("ftp://host/x", &[]).expect_err("unknown scheme");
         assert!(refused.contains("unsupported scheme"), "{refused}");
+        // Options override the environment, and an unknown one is named.
+        let opt = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        open_url_opts(
+            "s3://bucket/p",
+            &[
+                opt("endpoint", "http://127.0.0.1:1"),
+                opt("allow_http", "true"),
+                opt("region", "x"),
+            ],
+        )
+        .expect("an S3 store with its endpoint as an option");
+        let unknown = open_url_opts("s3://bucket/p", &[opt("no_such_option", "1")]).expect_err("unknown option");
+        assert!(unknown.contains("no_such_option"), "{unknown}");
+        let memory = open_url_opts("memory://", &[opt("region", "x")]).expect_err("memory takes none");
+        assert!(memory.contains("no options"), "{memory}");
     }
 }
