@@ -107,6 +107,21 @@ pub enum Error {
         #[source]
         source: model_persistence_core::Error,
     },
+    /// A version's bundle is internally valid but is not the bundle its
+    /// record names: someone with write access to the storage swapped it.
+    #[error(
+        "bundle of {model} {version} is not the one published: its content id is {found}, the record says {expected}"
+    )]
+    ContentIdMismatch {
+        /// The model.
+        model: String,
+        /// The version.
+        version: Version,
+        /// The content id recorded at publication.
+        expected: model_persistence_core::ContentId,
+        /// The content id of the bundle found.
+        found: model_persistence_core::ContentId,
+    },
     /// A version's signature is missing or does not verify against the
     /// registry's trusted keys ([`Registry::trust`](crate::Registry::trust)).
     #[error("{model} {version}: signature refused")]

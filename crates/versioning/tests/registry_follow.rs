@@ -30,21 +30,28 @@ struct Counting {
     inner: ObjectStorage,
     requests: AtomicUsize,
     bundle_gets: AtomicUsize,
+    record_gets: AtomicUsize,
+}
+
+impl Counting {
+    fn count_get(&self, key: &str) {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        if key.ends_with("model.bundle") {
+            self.bundle_gets.fetch_add(1, Ordering::SeqCst);
+        }
+        if key.ends_with("version.json") {
+            self.record_gets.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Storage for Counting {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError> {
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        if key.ends_with("model.bundle") {
-            self.bundle_gets.fetch_add(1, Ordering::SeqCst);
-        }
+        self.count_get(key);
         self.inner.get(key)
     }
     fn get_at_most(&self, key: &str, cap: u64) -> Result<Option<(Vec<u8>, ObjectVersion)>, StorageError> {
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        if key.ends_with("model.bundle") {
-            self.bundle_gets.fetch_add(1, Ordering::SeqCst);
-        }
+        self.count_get(key);
         self.inner.get_at_most(key, cap)
     }
     fn get_if_changed_at_most(
@@ -84,6 +91,7 @@ fn counting() -> (Arc<Counting>, Registry) {
         inner: ObjectStorage::in_memory().expect("memory store"),
         requests: AtomicUsize::new(0),
         bundle_gets: AtomicUsize::new(0),
+        record_gets: AtomicUsize::new(0),
     });
     (Arc::clone(&storage), Registry::with_storage(storage))
 }
@@ -110,6 +118,25 @@ fn following_an_alias_sees_every_move_on_every_backend() {
         assert!(changed, "{backend}");
         assert_eq!(target.map(|t| t.version), Some(b));
     }
+}
+
+#[test]
+fn a_promotion_reads_the_version_record_and_the_bundle_once() {
+    let (storage, reg) = counting();
+    let v = publish(&reg, 1);
+    let (records, bundles) = (
+        storage.record_gets.load(Ordering::SeqCst),
+        storage.bundle_gets.load(Ordering::SeqCst),
+    );
+    reg.set_alias("m", "production", &v).expect("promote");
+    assert_eq!(
+        (
+            storage.record_gets.load(Ordering::SeqCst) - records,
+            storage.bundle_gets.load(Ordering::SeqCst) - bundles
+        ),
+        (1, 1),
+        "reads of version.json and model.bundle in one promotion"
+    );
 }
 
 #[test]

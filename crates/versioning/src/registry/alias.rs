@@ -239,9 +239,9 @@ impl Registry {
             }
         }
         let info = self.version(model, version)?;
-        let bytes = self.bundle(model, version)?;
+        let bytes = self.verified_bundle(&info)?;
         self.check_signature(&info, &bytes)?;
-        if info.checked != super::Checked::Full {
+        if info.checked != super::records::Checked::Full {
             // A version published by a caller that did not know its kind:
             // run the load checks now if this caller does.
             self.full_check(&bytes).map_err(|e| match e {

@@ -4,7 +4,8 @@ use model_persistence_core::Direction;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-use super::{Registry, VersionInfo};
+use super::records::VersionInfo;
+use super::Registry;
 use crate::error::{Error, Result};
 use crate::name::{IntoName, ModelName};
 

@@ -36,7 +36,8 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::read::{DamagedVersion, Listing};
-use super::{layout, storage_err, unique_suffix, Registry, VersionInfo};
+use super::records::VersionInfo;
+use super::{layout, storage_err, unique_suffix, Registry};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::name::ModelName;

@@ -5,7 +5,8 @@
 
 use semver::Version;
 
-use super::{layout, storage_err, to_json, Registry, VersionInfo};
+use super::records::VersionInfo;
+use super::{layout, storage_err, to_json, Registry};
 use crate::error::{Error, Result};
 use crate::event::EventKind;
 use crate::name::{IntoName, ModelName};
@@ -501,7 +502,7 @@ impl Registry {
             tags: card.tags,
             notes: card.notes,
             bundle_len: bytes.len() as u64,
-            checked: super::Checked::Hashes,
+            checked: super::records::Checked::Hashes,
         };
         let record = layout::record(model, v);
         self.note_change(model, v, super::index::Change::Repair)?;

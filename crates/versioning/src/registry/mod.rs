@@ -31,14 +31,16 @@ mod layout;
 mod maintain;
 mod publish;
 mod read;
+mod records;
 mod watch;
 
 pub use alias::AliasTarget;
 pub use compare::Comparison;
 pub use layout::{MAX_ALIAS_BYTES, MAX_INDEX_BYTES, MAX_MARKER_BYTES, MAX_OBJECT_BYTES};
 pub use maintain::{Damaged, RepairReport, VerifyReport};
-pub use publish::{next_version, Bump, Checked, VersionInfo, VersionSpec};
+pub use publish::{next_version, Bump, VersionSpec};
 pub use read::{DamagedVersion, Listing};
+pub use records::{Checked, VersionInfo};
 pub use watch::{event_id, AliasFollower, Watch, WatchCursor, WATCH_LATENESS};
 
 /// A model registry over any [`Storage`].

@@ -1,13 +1,11 @@
 //! Publishing versions (create-if-absent, then the record that makes them
 //! visible) and immutable attachments.
 
-use std::collections::BTreeMap;
-
-use model_persistence_core::{ContentId, Model, ModelCard, Summary};
+use model_persistence_core::{Model, ModelCard, Summary};
 use semver::Version;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::records::{Checked, VersionInfo};
 use super::{layout, storage_err, to_json, Registry};
 use crate::error::{Error, Result};
 use crate::name::{AttachmentName, IntoName, ModelName};
@@ -35,47 +33,6 @@ pub enum VersionSpec {
     Exact(Version),
     /// The next version after the latest (1.0.0 for the first).
     Bump(Bump),
-}
-
-/// What the registry records about a published version (read without
-/// loading the model).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct VersionInfo {
-    /// The model name.
-    pub model: ModelName,
-    /// The version.
-    pub version: Version,
-    /// The bundle's content id.
-    pub content_id: ContentId,
-    /// The model kind tag.
-    pub kind: String,
-    /// When it was published.
-    #[serde(with = "time::serde::rfc3339")]
-    pub published_at: OffsetDateTime,
-    /// The card's metrics.
-    pub metrics: BTreeMap<String, f64>,
-    /// The card's tags.
-    pub tags: Vec<String>,
-    /// The card's notes.
-    pub notes: String,
-    /// Size of the bundle in bytes.
-    pub bundle_len: u64,
-    /// What was checked when the version was published.
-    #[serde(default)]
-    pub checked: Checked,
-}
-
-/// What publishing checked of a bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Checked {
-    /// Every hash only: the publisher did not know the model's kind.
-    #[default]
-    Hashes,
-    /// Every load check: hashes, kind, feature count, structure, probe.
-    Full,
 }
 
 impl Registry {

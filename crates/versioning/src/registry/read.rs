@@ -4,7 +4,8 @@
 use model_persistence_core::{AnyModel, ContentId, Loadable, Loaded, Model, ModelCard};
 use semver::Version;
 
-use super::{layout, storage_err, Registry, VersionInfo};
+use super::records::VersionInfo;
+use super::{layout, storage_err, Registry};
 use crate::error::{Error, Result};
 use crate::name::{IntoName, ModelName};
 use crate::reference::{ModelRef, Target};
@@ -169,22 +170,24 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// [`Error::VersionNotFound`], [`Error::Bundle`] if the bytes are damaged.
+    /// [`Error::VersionNotFound`], [`Error::Bundle`] if the bytes are damaged,
+    /// [`Error::ContentIdMismatch`] if they are another valid bundle.
     pub fn bundle(&self, model: impl IntoName<ModelName>, version: &Version) -> Result<Vec<u8>> {
-        let (bytes, info) = self.fetch(&model.into_name()?, version)?;
-        let summary = self.reader.verify_bytes(&bytes).map_err(|source| Error::Bundle {
-            model: info.model.to_string(),
-            version: version.clone(),
-            source,
-        })?;
-        check_content_id(&info, summary.content_id)?;
-        Ok(bytes)
+        let info = self.version(&model.into_name()?, version)?;
+        self.verified_bundle(&info)
     }
 
-    /// The stored bytes of a committed version, unverified.
-    fn fetch(&self, model: &ModelName, version: &Version) -> Result<(Vec<u8>, VersionInfo)> {
-        let info = self.version(model, version)?;
-        Ok((self.stored_bundle(&info)?, info))
+    /// The verified bytes of the version `info` records (read once by the
+    /// caller: a promotion checks the record and the bundle from one read).
+    pub(crate) fn verified_bundle(&self, info: &VersionInfo) -> Result<Vec<u8>> {
+        let bytes = self.stored_bundle(info)?;
+        let summary = self.reader.verify_bytes(&bytes).map_err(|source| Error::Bundle {
+            model: info.model.to_string(),
+            version: info.version.clone(),
+            source,
+        })?;
+        check_content_id(info, summary.content_id)?;
+        Ok(bytes)
     }
 
     fn stored_bundle(&self, info: &VersionInfo) -> Result<Vec<u8>> {
@@ -279,13 +282,10 @@ fn check_content_id(info: &VersionInfo, found: ContentId) -> Result<()> {
     if found == info.content_id {
         return Ok(());
     }
-    Err(Error::Bundle {
+    Err(Error::ContentIdMismatch {
         model: info.model.to_string(),
         version: info.version.clone(),
-        source: model_persistence_core::Error::ChecksumMismatch {
-            section: model_persistence_core::Section::Header,
-            expected: info.content_id.to_string(),
-            found: found.to_string(),
-        },
+        expected: info.content_id,
+        found,
     })
 }

@@ -27,6 +27,7 @@ pub fn run(store: &dyn Storage) {
     absent_objects_read_as_none(store);
     create_if_absent_never_overwrites(store);
     compare_and_swap_needs_the_current_version(store);
+    a_version_the_store_did_not_make_matches_nothing(store);
     listing_is_one_level_and_sorted(store);
     delete_is_idempotent(store);
     racing_creates_have_one_winner(store);
@@ -89,6 +90,44 @@ pub fn compare_and_swap_needs_the_current_version(store: &dyn Storage) {
     );
     let (bytes, _) = must(rule, store.get(key)).unwrap_or_else(|| panic!("{rule}: missing"));
     assert_eq!(bytes, b"b", "{rule}");
+}
+
+/// A version of another kind, or one never given out, is no object's
+/// current version: a compare-and-swap with it fails and leaves the
+/// object as it was (it was once read as "no version" and written
+/// unconditionally).
+pub fn a_version_the_store_did_not_make_matches_nothing(store: &dyn Storage) {
+    use super::ObjectVersion;
+    let rule = "a version the store did not make matches nothing";
+    let key = "conformance/foreign/x";
+    assert_eq!(must(rule, store.put_if_absent(key, b"kept")), Written::Done, "{rule}");
+    let foreign = [
+        ObjectVersion::Token("not-a-version".into()),
+        ObjectVersion::Object {
+            e_tag: Some("\"not-an-etag\"".into()),
+            version: None,
+        },
+        ObjectVersion::Object {
+            e_tag: None,
+            version: None,
+        },
+    ];
+    for v in &foreign {
+        assert_eq!(
+            must(rule, store.put_if_version(key, b"overwritten", Some(v))),
+            Written::PreconditionFailed,
+            "{rule}: {v:?} won"
+        );
+        assert!(
+            matches!(
+                must(rule, store.get_if_changed(key, Some(v))),
+                super::Fetched::Changed(..)
+            ),
+            "{rule}: {v:?} read as unchanged"
+        );
+    }
+    let (bytes, _) = must(rule, store.get(key)).unwrap_or_else(|| panic!("{rule}: missing"));
+    assert_eq!(bytes, b"kept", "{rule}");
 }
 
 /// `list_children` gives the direct children of a prefix, sorted, and an

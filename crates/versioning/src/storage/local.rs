@@ -89,7 +89,7 @@ impl LocalDir {
 }
 
 fn version_of(bytes: &[u8]) -> ObjectVersion {
-    ObjectVersion(hex::encode(Sha256::digest(bytes)))
+    ObjectVersion::Token(hex::encode(Sha256::digest(bytes)))
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {

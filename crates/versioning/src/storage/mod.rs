@@ -12,9 +12,28 @@ pub(crate) mod local;
 #[cfg(feature = "object-store")]
 pub(crate) mod object;
 
-/// An opaque version of a stored object, for compare-and-swap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectVersion(pub(crate) String);
+/// The version of a stored object a backend gave, for compare-and-swap: a
+/// writer passes back the version it read, and the write happens only if
+/// the object is still at it.
+///
+/// A version a backend did not make (an entity tag given to a directory, a
+/// token given to an object store) matches no object: a conditional write
+/// with it fails its precondition, and a conditional read fetches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ObjectVersion {
+    /// A backend's own token for the object's state, such as the SHA-256 of
+    /// its bytes (a directory).
+    Token(String),
+    /// An object store's entity tag and version id, as the store returned
+    /// them (either may be missing, as stores differ).
+    Object {
+        /// The entity tag (`ETag`).
+        e_tag: Option<String>,
+        /// The version id, for stores with versioning.
+        version: Option<String>,
+    },
+}
 
 /// The outcome of a conditional write.
 #[derive(Debug, Clone, PartialEq, Eq)]

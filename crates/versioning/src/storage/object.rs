@@ -96,14 +96,19 @@ impl ObjectStorage {
 }
 
 fn version_of(e_tag: Option<String>, version: Option<String>) -> ObjectVersion {
-    ObjectVersion(serde_json::json!([e_tag, version]).to_string())
+    ObjectVersion::Object { e_tag, version }
 }
 
-fn update_version(v: &ObjectVersion) -> UpdateVersion {
-    let parsed: (Option<String>, Option<String>) = serde_json::from_str(&v.0).unwrap_or((None, None));
-    UpdateVersion {
-        e_tag: parsed.0,
-        version: parsed.1,
+/// The store's precondition for `v`; `None` for a version this backend did
+/// not make (and an object version without a tag or id, which a store
+/// cannot compare), which no object is at.
+fn update_version(v: &ObjectVersion) -> Option<UpdateVersion> {
+    match v {
+        ObjectVersion::Object { e_tag, version } if e_tag.is_some() || version.is_some() => Some(UpdateVersion {
+            e_tag: e_tag.clone(),
+            version: version.clone(),
+        }),
+        _ => None,
     }
 }
 
@@ -143,7 +148,7 @@ impl Storage for ObjectStorage {
         cap: u64,
     ) -> Result<Fetched, StorageError> {
         let path = self.path(key);
-        let known_tag = known.and_then(|k| update_version(k).e_tag);
+        let known_tag = known.and_then(update_version).and_then(|u| u.e_tag);
         let options = GetOptions {
             if_none_match: known_tag,
             ..GetOptions::default()
@@ -196,7 +201,10 @@ impl Storage for ObjectStorage {
         let path = self.path(key);
         let mode = match expected {
             None => PutMode::Create,
-            Some(v) => PutMode::Update(update_version(v)),
+            Some(v) => match update_version(v) {
+                Some(u) => PutMode::Update(u),
+                None => return Ok(Written::PreconditionFailed),
+            },
         };
         let opts = PutOptions {
             mode,
