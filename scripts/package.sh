@@ -13,6 +13,15 @@
 # the ones the test build reuses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Verification unpacks the family's packages from a local registry into
+# CARGO_HOME, and a version unpacked there by an earlier run is reused as
+# is: its stale sources then fail (or pass) in place of today's. Those
+# copies (local registries' source folders start with '-', crates.io's do
+# not) are removed first.
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+for stale in "$cargo_home"/registry/src/-*/model-persistence*; do
+  if [ -e "$stale" ]; then rm -rf "$stale"; fi
+done
 cargo package --workspace --locked "$@" \
   --config 'profile.dev.debug="line-tables-only"' \
   --config 'profile.dev.incremental=false' \

@@ -330,10 +330,7 @@ impl Loaded<AnyModel> {
     /// [`Error::Input`] for rows of the wrong width, or with a NaN or
     /// infinite value when the model does not take them.
     pub fn predict(&self, rows: ArrayView2<'_, f64>) -> Result<Predictions> {
-        crate::error::check_rows(rows, self.card().n_features, self.model().accepts_non_finite())?;
-        // One walk of the model for both.
-        let (labels, scores) = self.model().predict_scored_values(rows);
-        Ok(Predictions { labels, scores })
+        Ok(self.model().predict(rows)?)
     }
 }
 

@@ -42,7 +42,7 @@
 //! assert_eq!(model_persistence_core::read_card(&path)?.metrics["accuracy"], 1.0);
 //! model_persistence_core::verify(&path)?;
 //! let loaded = model_persistence_core::load::<Threshold>(&path)?;
-//! assert_eq!(loaded.model().predict(train.view()).to_vec(), vec![0, 1, 1]);
+//! assert_eq!(loaded.model().predict(train.view())?.to_vec(), vec![0, 1, 1]);
 //! # Ok::<(), model_persistence_core::Error>(())
 //! ```
 #![doc(test(attr(deny(warnings))))]
@@ -50,6 +50,7 @@
 pub mod blob;
 mod bundle;
 mod card;
+mod checked;
 mod error;
 pub mod files;
 mod float;
@@ -77,6 +78,7 @@ pub use card::{
     hash_records, CardBuilder, FeatureStats, ModelCard, Probe, TrainingData, CORE_DEPENDENCY, DEFAULT_PROBE_ROWS,
     DRIFT_BINS, FORMAT_DEPENDENCY,
 };
+pub use checked::CheckedModel;
 pub use error::{check_rows, error_chain, panic_message, Error, InputError, LimitKind, Result, Section};
 pub use format::{Codec, ContentId, Limits, PayloadDescriptor, LOAD_BYTES_PER_FILE_BYTE};
 pub use kinds::{AnyModel, DynModel, Kinds, Loadable, Predictions};

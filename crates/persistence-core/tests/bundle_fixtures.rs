@@ -146,7 +146,7 @@ fn golden_format_1_bundles_load() {
     assert_eq!(loaded.card(), &as_golden(card));
     let rows = Array2::from_shape_fn((30, 3), |(i, j)| ((i * 3 + j) % 7) as f64);
     assert_eq!(
-        Model::predict(loaded.model(), rows.view()),
+        Model::predict(loaded.model().get(), rows.view()),
         Model::predict(&tree, rows.view())
     );
 }
@@ -186,8 +186,8 @@ fn a_golden_linfa_forest_of_the_node_by_node_kind_loads_as_a_flat_forest() {
     let rows = Array2::from_shape_vec((rows.len(), rows[0].len()), rows.concat()).expect("rows");
     let labels: Vec<usize> = serde_json::from_value(recorded["labels"].clone()).expect("labels");
     let scores: Vec<Vec<f64>> = serde_json::from_value(recorded["scores"].clone()).expect("scores");
-    assert_eq!(Model::predict(loaded.model(), rows.view()).to_vec(), labels);
-    let got = Model::scores(loaded.model(), rows.view()).expect("scores");
+    assert_eq!(Model::predict(loaded.model().get(), rows.view()).to_vec(), labels);
+    let got = Model::scores(loaded.model().get(), rows.view()).expect("scores");
     assert_eq!(got.rows().into_iter().map(|r| r.to_vec()).collect::<Vec<_>>(), scores);
     // The kinds table knows the earlier kind too.
     let any = model_persistence_core::Kinds::default().load(&path).expect("by kind");
@@ -214,8 +214,8 @@ fn golden_format_1_1_bundles_load() {
     let (rows, _) = fraud_like(300, 0.5, 5);
     let labels: Vec<usize> = serde_json::from_value(recorded["labels"].clone()).expect("labels");
     let scores: Vec<Vec<f64>> = serde_json::from_value(recorded["scores"].clone()).expect("scores");
-    assert_eq!(Model::predict(loaded.model(), rows.view()).to_vec(), labels);
-    let got = Model::scores(loaded.model(), rows.view()).expect("scores");
+    assert_eq!(Model::predict(loaded.model().get(), rows.view()).to_vec(), labels);
+    let got = Model::scores(loaded.model().get(), rows.view()).expect("scores");
     assert_eq!(got.rows().into_iter().map(|r| r.to_vec()).collect::<Vec<_>>(), scores);
 }
 
@@ -256,7 +256,7 @@ fn a_golden_onnx_tree_ensemble_of_the_node_by_node_kind_loads() {
         "the probe holds missing values"
     );
     // Saved again, it is the new kind and loads as is.
-    let again = model_persistence_core::to_bytes(loaded.model(), loaded.card()).expect("encodes");
+    let again = model_persistence_core::to_bytes(loaded.model().get(), loaded.card()).expect("encodes");
     let reloaded = model_persistence_core::from_bytes::<TreeEnsemble>(&again).expect("reloads");
     assert_eq!(
         model_persistence_core::BundleReader::default()
@@ -267,8 +267,8 @@ fn a_golden_onnx_tree_ensemble_of_the_node_by_node_kind_loads() {
     );
     let rows = Array2::from_shape_vec((probe.rows.len(), probe.rows[0].len()), probe.rows.concat()).expect("rows");
     assert_eq!(
-        Model::predict(reloaded.model(), rows.view()),
-        Model::predict(loaded.model(), rows.view())
+        Model::predict(reloaded.model().get(), rows.view()),
+        Model::predict(loaded.model().get(), rows.view())
     );
 }
 
@@ -288,15 +288,15 @@ fn a_golden_onnx_tree_ensemble_of_the_column_kind_loads() {
     let probe = loaded.card().probe.as_ref().expect("probe");
     let rows = Array2::from_shape_vec((probe.rows.len(), probe.rows[0].len()), probe.rows.concat()).expect("rows");
     assert_eq!(
-        Model::predict_scored(loaded.model(), rows.view()),
-        Model::predict_scored(v1.model(), rows.view())
+        Model::predict_scored(loaded.model().get(), rows.view()),
+        Model::predict_scored(v1.model().get(), rows.view())
     );
     // Saved again, it is the new kind, smaller, and answers the same.
-    let again = model_persistence_core::to_bytes(loaded.model(), loaded.card()).expect("encodes");
+    let again = model_persistence_core::to_bytes(loaded.model().get(), loaded.card()).expect("encodes");
     let reloaded = model_persistence_core::from_bytes::<TreeEnsemble>(&again).expect("reloads");
     assert_eq!(
-        Model::predict_scored(reloaded.model(), rows.view()),
-        Model::predict_scored(loaded.model(), rows.view())
+        Model::predict_scored(reloaded.model().get(), rows.view()),
+        Model::predict_scored(loaded.model().get(), rows.view())
     );
     let raw = |bytes: &[u8]| {
         model_persistence_core::BundleReader::default()

@@ -52,7 +52,7 @@ fn round_trip<M: Model<Output = usize>>(name: &str, model: &M, data: &Split) -> 
         let loaded = model_persistence_core::load::<M>(&path).expect("loads");
         assert_eq!(loaded.card(), &card);
         assert_eq!(loaded.content_id(), saved.content_id());
-        let after: Array1<usize> = loaded.model().predict(data.test.view());
+        let after: Array1<usize> = loaded.model().predict(data.test.view()).expect("right width");
         assert_eq!(before, after, "{name} level {level}: predictions changed");
         // The checked predict (linfa's prelude is in scope: the call is not
         // ambiguous) gives the same answers, and a typed error for a wrong
@@ -62,6 +62,34 @@ fn round_trip<M: Model<Output = usize>>(name: &str, model: &M, data: &Split) -> 
         match loaded.predict(narrow) {
             Err(Error::Input(InputError::Width { expected, found })) => assert_eq!((expected, found), (20, 19)),
             other => panic!("{name}: expected InputWidth, got {:?}", other.map(|a| a.len())),
+        }
+        // The model a load hands out checks its rows too: no predict path of
+        // a loaded model panics on input (a forest indexed past the row).
+        let wide = ndarray::Array2::<f64>::zeros((3, 21));
+        for rows in [narrow, wide.view()] {
+            assert!(
+                matches!(loaded.model().predict(rows), Err(InputError::Width { .. })),
+                "{name}: predict"
+            );
+            assert!(
+                matches!(loaded.model().predict_scored(rows), Err(InputError::Width { .. })),
+                "{name}: predict_scored"
+            );
+            assert!(
+                matches!(loaded.model().scores(rows), Err(InputError::Width { .. })),
+                "{name}: scores"
+            );
+            let any = model_persistence_core::Kinds::default()
+                .load(&path)
+                .expect("loads by kind");
+            assert!(
+                matches!(any.model().predict(rows), Err(InputError::Width { .. })),
+                "{name}: dynamic"
+            );
+            assert!(
+                matches!(any.model().predict_values(rows), Err(InputError::Width { .. })),
+                "{name}: dynamic values"
+            );
         }
         assert_eq!(
             model_persistence_core::read_card(&path).expect("card"),
@@ -216,7 +244,10 @@ fn a_valid_hand_built_tree_loads() {
     };
     let loaded = model_persistence_core::from_bytes::<DecisionTree<f64, usize>>(&tree_bundle(&tree)).expect("loads");
     let rows = ndarray::array![[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]];
-    assert_eq!(Model::predict(loaded.model(), rows.view()).to_vec(), vec![1, 1]);
+    assert_eq!(
+        loaded.model().predict(rows.view()).expect("right width").to_vec(),
+        vec![1, 1]
+    );
 }
 
 #[test]

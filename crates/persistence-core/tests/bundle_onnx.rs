@@ -59,10 +59,10 @@ fn scikit_learn_exports_match_onnxruntime() {
             trees,
             "{name}"
         );
-        let labels = Model::predict(loaded.model(), f.rows.view());
+        let labels = Model::predict(loaded.model().get(), f.rows.view());
         let expected: Vec<ProbeValue> = f.labels.iter().map(|&l| ProbeValue::Label(l)).collect();
         assert_eq!(labels.to_vec(), expected, "{name}: labels differ from onnxruntime's");
-        let scores = Model::scores(loaded.model(), f.rows.view()).expect("probabilities");
+        let scores = Model::scores(loaded.model().get(), f.rows.view()).expect("probabilities");
         for (i, row) in f.probabilities.iter().enumerate() {
             for (j, p) in row.iter().enumerate() {
                 let d = (scores[[i, j]] - p).abs();
@@ -150,10 +150,10 @@ fn a_pytorch_export_matches_onnxruntime() {
         .as_str()
         .is_some_and(|p| p.contains("pytorch")));
     let loaded = from_bytes::<OnnxModel>(&to_bytes(&model, &card).expect("bundle")).expect("loads, probe replayed");
-    let got = Model::predict(loaded.model(), rows.view());
+    let got = Model::predict(loaded.model().get(), rows.view());
     let want: Vec<ProbeValue> = labels.iter().map(|&l| ProbeValue::Label(l)).collect();
     assert_eq!(got.to_vec(), want, "labels differ from onnxruntime's");
-    let scores = Model::scores(loaded.model(), rows.view()).expect("probabilities");
+    let scores = Model::scores(loaded.model().get(), rows.view()).expect("probabilities");
     for (i, row) in probabilities.iter().enumerate() {
         for (j, p) in row.iter().enumerate() {
             assert!(

@@ -53,22 +53,22 @@ fn stored(name: &str, model: &OnnxModel, rows: &Array2<f64>) {
     assert_eq!(card.kind, "onnx.tree_ensemble.v3");
     let loaded = from_bytes::<TreeEnsemble>(&to_bytes(&trees, &card).expect("bundle")).expect("loads, probe replayed");
     assert_eq!(
-        Model::predict(loaded.model(), rows.view()),
+        Model::predict(loaded.model().get(), rows.view()),
         Model::predict(model, rows.view()),
         "{name}"
     );
     assert_eq!(
-        Model::scores(loaded.model(), rows.view()),
+        Model::scores(loaded.model().get(), rows.view()),
         Model::scores(model, rows.view()),
         "{name}"
     );
     // One walk for both gives what two walks give.
     for (both, one_by_one) in [
         (
-            Model::predict_scored(loaded.model(), rows.view()),
+            Model::predict_scored(loaded.model().get(), rows.view()),
             (
-                Model::predict(loaded.model(), rows.view()),
-                Model::scores(loaded.model(), rows.view()),
+                Model::predict(loaded.model().get(), rows.view()),
+                Model::scores(loaded.model().get(), rows.view()),
             ),
         ),
         (

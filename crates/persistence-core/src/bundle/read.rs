@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::validate_model;
 use crate::card::ModelCard;
+use crate::checked::CheckedModel;
 use crate::error::{Error, Result};
 use crate::files::NotRegular;
 use crate::format::{
@@ -23,7 +24,7 @@ use super::open::{HashingReader, Keep, OpenBundle};
 /// A verified model with its card and content id.
 #[derive(Debug, Clone)]
 pub struct Loaded<M> {
-    model: M,
+    model: CheckedModel<M>,
     card: ModelCard,
     content_id: ContentId,
 }
@@ -33,14 +34,18 @@ impl<M> Loaded<M> {
     /// such as [`Kinds`](crate::Kinds)).
     pub(crate) fn from_parts(model: M, card: ModelCard, content_id: ContentId) -> Self {
         Loaded {
-            model,
+            model: CheckedModel::trusted(model, card.n_features),
             card,
             content_id,
         }
     }
 
-    /// The model.
-    pub fn model(&self) -> &M {
+    /// The model, behind checks: its `predict`, `scores` and
+    /// `predict_scored` check the rows against the card's features first
+    /// and return a `Result` (see [`CheckedModel`]); everything else of the
+    /// model is reached through `Deref`, and
+    /// [`CheckedModel::get`] gives the model itself.
+    pub fn model(&self) -> &CheckedModel<M> {
         &self.model
     }
     /// The card.
@@ -53,7 +58,7 @@ impl<M> Loaded<M> {
     }
     /// The model and its card.
     pub fn into_parts(self) -> (M, ModelCard) {
-        (self.model, self.card)
+        (self.model.into_inner(), self.card)
     }
 }
 
@@ -91,8 +96,7 @@ impl<M: Model> Loaded<M> {
     /// # Ok::<(), model_persistence_core::Error>(())
     /// ```
     pub fn predict(&self, rows: ndarray::ArrayView2<'_, f64>) -> Result<ndarray::Array1<M::Output>> {
-        crate::error::check_rows(rows, self.card.n_features, self.model.accepts_non_finite())?;
-        Ok(self.model.predict(rows))
+        Ok(self.model.predict(rows)?)
     }
 }
 
@@ -226,11 +230,7 @@ impl BundleReader {
         let model: M = decode_model(&mut header.card, &raw, self.limits.max_depth)?;
         drop(raw);
         validate_model(&model, &header.card)?;
-        Ok(Loaded {
-            model,
-            card: header.card,
-            content_id,
-        })
+        Ok(Loaded::from_parts(model, header.card, content_id))
     }
 
     /// Reads the card from the preamble and header alone, checking the
@@ -401,11 +401,7 @@ fn decode_beside_hash<M: Model>(stored: &[u8], parsed: ParsedHeader, limits: &Li
         reason: "the hashing thread failed".to_owned(),
     })?;
     check_payload_hash(&d, &hash)?;
-    Ok(Loaded {
-        model: attempt?,
-        card: header.card,
-        content_id,
-    })
+    Ok(Loaded::from_parts(attempt?, header.card, content_id))
 }
 
 /// Refuses a kind that is neither `M`'s nor one of its earlier kinds.
