@@ -54,6 +54,11 @@ fn bench_forest(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("load", level), &level, |b, _| {
             b.iter(|| black_box(persistence::load::<RandomForest>(&path).expect("loads")))
         });
+        // The load `modelctl serve` and every `ModelServer<AnyModel>` make.
+        let kinds = persistence::Kinds::default();
+        group.bench_with_input(BenchmarkId::new("load_dynamic", level), &level, |b, _| {
+            b.iter(|| black_box(kinds.load(&path).expect("loads")))
+        });
     }
     group.finish();
 }
@@ -87,6 +92,10 @@ fn bench_large(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("load", level), &level, |b, _| {
             b.iter(|| black_box(persistence::load::<DenseVector>(&path).expect("loads")))
+        });
+        let kinds = persistence::synthetic::kinds();
+        group.bench_with_input(BenchmarkId::new("load_dynamic", level), &level, |b, _| {
+            b.iter(|| black_box(kinds.load(&path).expect("loads")))
         });
         group.bench_with_input(BenchmarkId::new("verify", level), &level, |b, _| {
             b.iter(|| black_box(persistence::verify(&path).expect("verifies")))

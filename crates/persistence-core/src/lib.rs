@@ -45,6 +45,44 @@
 //! assert_eq!(loaded.model().predict(train.view())?.to_vec(), vec![0, 1, 1]);
 //! # Ok::<(), model_persistence_core::Error>(())
 //! ```
+//!
+//! # Why the design is as it is
+//!
+//! **Why one file, not a directory of parts?** A model moves between
+//! machines, registries and object stores as one object: one file is one
+//! atomic rename, one upload, one content id (the header's hash). A
+//! directory can be half-copied; a file is whole or refused.
+//!
+//! **Why a hash of the header and one of the payload, not one of the
+//! file?** The card must be readable without the payload (a registry lists
+//! thousands of versions by their cards), and trusted when it is: the
+//! header hash makes `read_card` as safe as a load at any payload size. The
+//! payload hash is checked *before* inflating, so a hostile payload is never
+//! decompressed.
+//!
+//! **Why MessagePack with named fields and a kind tag, not a Rust type
+//! name?** `std::any::type_name` changes between compiler versions; the
+//! kind (`linfa.decision_tree.v1`) is a promise about a layout, versioned
+//! on its own, with earlier layouts converted on load
+//! ([`Model::EARLIER_KINDS`]). Named fields let a newer writer add one
+//! without breaking an older reader.
+//!
+//! **Why does a load replay a probe?** Hashes prove the bytes are the bytes
+//! written, not that this build computes what the writer's did: a changed
+//! dependency, a CPU whose kernels round differently, a model decoded
+//! into another type. The card's probe rows are predicted again, and a
+//! model that answers differently is refused.
+//!
+//! **Why is every bound stated?** A bundle is untrusted input. Every length
+//! is checked against the file's real size before anything is allocated,
+//! and a load's peak memory is bounded by what the file justifies
+//! ([`LOAD_BYTES_PER_FILE_BYTE`]): a small file never becomes a large model.
+//!
+//! **Why does [`Loaded::model`] hand out a [`CheckedModel`]?** The
+//! [`Model`] trait is what a model type implements, and it trusts its rows
+//! (a linfa model indexes them unchecked). The checked wrapper is the road
+//! a caller takes, so no input reaches a model unchecked; the trait stays
+//! simple to implement.
 #![doc(test(attr(deny(warnings))))]
 
 pub mod blob;
