@@ -3,16 +3,18 @@
 //! server on 127.0.0.1: health, metadata, inference with binary and JSON
 //! tensors, errors.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
+mod common;
 
-use model_persistence_core::synthetic::{self, LinearClassifier};
+use std::path::PathBuf;
+
+use model_persistence_core::synthetic::LinearClassifier;
 use model_persistence_core::{Model, ModelCard};
-use model_persistence_server::{ModelConfig, ServeConfig, Server};
-use model_persistence_versioning::{Registry, VersionSpec};
+use model_persistence_server::ModelConfig;
+use model_persistence_versioning::VersionSpec;
 use semver::Version;
 use serde_json::Value;
+
+use common::{config, start, test_registry};
 
 fn python() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/venv/bin/python");
@@ -33,10 +35,7 @@ fn python() -> PathBuf {
 #[test]
 fn the_reference_client_speaks_to_the_server() {
     let py = python();
-    let dir = tempfile::tempdir().expect("dir");
-    let reg = Registry::create(dir.path())
-        .expect("registry")
-        .kinds(synthetic::kinds());
+    let (_dir, reg) = test_registry();
     let model = LinearClassifier {
         weights: vec![1.0, -2.0, 0.5, 0.25],
         bias: 0.1,
@@ -47,40 +46,15 @@ fn the_reference_client_speaks_to_the_server() {
         .expect("publish")
         .version;
     reg.set_alias("fraud", "production", &v).expect("alias");
-    let config = ServeConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        models: vec![ModelConfig::reference("fraud@production")],
-        ..ServeConfig::default()
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = runtime.block_on(Server::bind(&config, &reg)).expect("bind");
-    let addr = server.local_addr();
-    let state = std::sync::Arc::clone(server.state());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = runtime.spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !state.ready() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not ready: {:?}",
-            state.load_errors()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let server = start(config(vec![ModelConfig::reference("fraud@production")]), &reg);
+    let addr = server.addr;
 
     let out = std::process::Command::new(&py)
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/oip-client.py"))
         .args([addr.to_string(), "fraud".into(), "4".into()])
         .output()
         .expect("python runs");
-    let _ = stop.send(());
-    runtime.block_on(serving).expect("join").expect("served");
+    drop(server);
     assert!(
         out.status.success(),
         "the client failed:\n{}",
