@@ -4,6 +4,8 @@
 //! Every problem with a request is a [`RequestError`], answered with a 4xx
 //! status and the protocol's error body `{"error": "..."}`.
 
+use std::borrow::Cow;
+
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -71,6 +73,10 @@ pub struct InputTensor {
     /// come as binary data after the JSON header.
     #[serde(default)]
     pub data: Option<Value>,
+    /// The elements of binary data, decoded once from the bytes after the
+    /// JSON header into the numbers the model reads.
+    #[serde(skip)]
+    pub(crate) binary: Option<Vec<f64>>,
 }
 
 /// An output the client asks for.
@@ -154,7 +160,8 @@ const MAX_DEPTH: usize = 8;
 ///
 /// A [`RequestError`] (400) for anything else.
 pub fn rows_of(request: &InferRequest, n_features: usize) -> Result<Array2<f64>, RequestError> {
-    let tensors: Vec<(Vec<usize>, Vec<f64>)> = request.inputs.iter().map(read_tensor).collect::<Result<_, _>>()?;
+    let tensors: Vec<(Vec<usize>, Cow<'_, [f64]>)> =
+        request.inputs.iter().map(read_tensor).collect::<Result<_, _>>()?;
     match tensors.as_slice() {
         [] => Err(RequestError::bad("the request has no inputs")),
         [(shape, data)] => {
@@ -174,7 +181,7 @@ pub fn rows_of(request: &InferRequest, n_features: usize) -> Result<Array2<f64>,
                     request.inputs[0].name
                 )));
             }
-            Array2::from_shape_vec((rows, cols), data.clone()).map_err(|e| RequestError::bad(e.to_string()))
+            Array2::from_shape_vec((rows, cols), data.to_vec()).map_err(|e| RequestError::bad(e.to_string()))
         }
         many => {
             if many.len() != n_features {
@@ -198,8 +205,9 @@ pub fn rows_of(request: &InferRequest, n_features: usize) -> Result<Array2<f64>,
     }
 }
 
-/// Reads one tensor: its shape (checked against its data) and its elements.
-fn read_tensor(input: &InputTensor) -> Result<(Vec<usize>, Vec<f64>), RequestError> {
+/// Reads one tensor: its shape (checked against its data) and its elements,
+/// borrowed when they came as binary data.
+fn read_tensor(input: &InputTensor) -> Result<(Vec<usize>, Cow<'_, [f64]>), RequestError> {
     let datatype = input.datatype.as_str();
     if datatype == "BYTES" {
         return Err(RequestError::bad(format!(
@@ -223,12 +231,18 @@ fn read_tensor(input: &InputTensor) -> Result<(Vec<usize>, Vec<f64>), RequestErr
             .ok_or_else(|| RequestError::bad(format!("input {:?} has an impossible shape", input.name)))?;
         shape.push(d);
     }
-    let mut data = Vec::new();
-    let values = input
-        .data
-        .as_ref()
-        .ok_or_else(|| RequestError::bad(format!("input {:?} has no data", input.name)))?;
-    flatten(values, datatype, &input.name, 0, &mut data)?;
+    let data: Cow<'_, [f64]> = match &input.binary {
+        Some(decoded) => Cow::Borrowed(decoded),
+        None => {
+            let values = input
+                .data
+                .as_ref()
+                .ok_or_else(|| RequestError::bad(format!("input {:?} has no data", input.name)))?;
+            let mut data = Vec::new();
+            flatten(values, datatype, &input.name, 0, &mut data)?;
+            Cow::Owned(data)
+        }
+    };
     if data.len() != expected {
         return Err(RequestError::bad(format!(
             "input {:?} has shape {:?} ({expected} elements) but {} elements of data",

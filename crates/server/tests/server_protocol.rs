@@ -84,6 +84,26 @@ fn endpoints_answer_the_protocol() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
     let out: Value = serde_json::from_slice(&bytes).expect("json");
     assert_eq!(out["outputs"][0]["data"], json!([1]));
+
+    // A NaN in binary data reaches the model's own policy, decoded as the
+    // number it is: this linear model takes finite values only, so 400
+    // naming the value, not a JSON error.
+    let mut nan = header.clone().into_bytes();
+    nan.extend_from_slice(&f32::NAN.to_le_bytes());
+    nan.extend_from_slice(&1.0f32.to_le_bytes());
+    let (status, bytes) = http(
+        addr,
+        "POST",
+        "/v2/models/fraud/infer",
+        &[
+            ("Inference-Header-Content-Length", &len),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        &nan,
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&bytes));
+    let out: Value = serde_json::from_slice(&bytes).expect("json");
+    assert!(out["error"].as_str().is_some_and(|e| e.contains("finite")), "{out}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use model_persistence_core::ProbeValue;
 use model_persistence_serving::Prediction;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::endpoints::{error, json_response, not_ready, not_served, server_for_version};
 use super::{AppState, Route, INLINE_VALUES};
@@ -180,21 +180,23 @@ fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<InferRequest, Reque
                 }
                 let (mine, rest) = binary.split_at(n);
                 binary = rest;
-                input.data = Some(decode_binary(&input.name, &input.datatype, mine)?);
+                input.binary = Some(decode_binary(&input.name, &input.datatype, mine)?);
             }
         }
     }
     Ok(request)
 }
 
-fn decode_binary(name: &str, datatype: &str, bytes: &[u8]) -> Result<Value, RequestError> {
-    fn each<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<Value> {
+/// Binary tensor data as the numbers the model reads, decoded once (no
+/// JSON values in between).
+fn decode_binary(name: &str, datatype: &str, bytes: &[u8]) -> Result<Vec<f64>, RequestError> {
+    fn each<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<f64> {
         bytes
             .chunks_exact(N)
             .map(|c| {
                 let mut a = [0u8; N];
                 a.copy_from_slice(c);
-                json!(f(a))
+                f(a)
             })
             .collect()
     }
@@ -215,7 +217,8 @@ fn decode_binary(name: &str, datatype: &str, bytes: &[u8]) -> Result<Value, Requ
             bytes.len()
         )));
     }
-    let values = match datatype {
+    // NaN and infinities pass as they are: the model's checks decide.
+    Ok(match datatype {
         "BOOL" | "UINT8" => each::<1>(bytes, |a| f64::from(a[0])),
         "INT8" => each::<1>(bytes, |a| f64::from(i8::from_le_bytes(a))),
         "INT16" => each::<2>(bytes, |a| f64::from(i16::from_le_bytes(a))),
@@ -226,9 +229,7 @@ fn decode_binary(name: &str, datatype: &str, bytes: &[u8]) -> Result<Value, Requ
         "INT64" => each::<8>(bytes, |a| i64::from_le_bytes(a) as f64),
         "UINT64" => each::<8>(bytes, |a| u64::from_le_bytes(a) as f64),
         _ => each::<8>(bytes, f64::from_le_bytes),
-    };
-    // JSON numbers cannot be NaN: json!(NaN) is null, which the reader refuses.
-    Ok(Value::Array(values))
+    })
 }
 
 type Answer = Result<(InferResponse, String), (RequestError, Option<String>)>;
