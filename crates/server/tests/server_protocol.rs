@@ -67,20 +67,22 @@ fn endpoints_answer_the_protocol() {
     let header = json!({"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP32",
                                      "parameters": {"binary_data_size": 8}}]})
     .to_string();
-    let mut raw = header.clone().into_bytes();
-    raw.extend_from_slice(&3.0f32.to_le_bytes());
-    raw.extend_from_slice(&1.0f32.to_le_bytes());
-    let len = header.len().to_string();
-    let (status, bytes) = http(
-        addr,
-        "POST",
-        "/v2/models/fraud/infer",
-        &[
-            ("Inference-Header-Content-Length", &len),
-            ("Content-Type", "application/octet-stream"),
-        ],
-        &raw,
-    );
+    let post_binary = |values: [f32; 2]| {
+        let mut raw = header.clone().into_bytes();
+        values.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes()));
+        let len = header.len().to_string();
+        http(
+            addr,
+            "POST",
+            "/v2/models/fraud/infer",
+            &[
+                ("Inference-Header-Content-Length", &len),
+                ("Content-Type", "application/octet-stream"),
+            ],
+            &raw,
+        )
+    };
+    let (status, bytes) = post_binary([3.0, 1.0]);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
     let out: Value = serde_json::from_slice(&bytes).expect("json");
     assert_eq!(out["outputs"][0]["data"], json!([1]));
@@ -88,19 +90,7 @@ fn endpoints_answer_the_protocol() {
     // A NaN in binary data reaches the model's own policy, decoded as the
     // number it is: this linear model takes finite values only, so 400
     // naming the value, not a JSON error.
-    let mut nan = header.clone().into_bytes();
-    nan.extend_from_slice(&f32::NAN.to_le_bytes());
-    nan.extend_from_slice(&1.0f32.to_le_bytes());
-    let (status, bytes) = http(
-        addr,
-        "POST",
-        "/v2/models/fraud/infer",
-        &[
-            ("Inference-Header-Content-Length", &len),
-            ("Content-Type", "application/octet-stream"),
-        ],
-        &nan,
-    );
+    let (status, bytes) = post_binary([f32::NAN, 1.0]);
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&bytes));
     let out: Value = serde_json::from_slice(&bytes).expect("json");
     assert!(out["error"].as_str().is_some_and(|e| e.contains("finite")), "{out}");
