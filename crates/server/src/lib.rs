@@ -34,7 +34,7 @@ mod app;
 pub mod config;
 mod error;
 mod listen;
-mod metrics;
+mod prometheus;
 pub mod protocol;
 
 use std::future::Future;

@@ -7,7 +7,7 @@ use ndarray::ArrayView2;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::server::{ModelServer, Prediction};
+use crate::hot_swap::{ModelServer, Prediction};
 
 /// A split of traffic between variants, each a [`ModelServer`] (a version
 /// or an alias). The same key always goes to the same variant.

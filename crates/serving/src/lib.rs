@@ -34,7 +34,7 @@
 mod ab;
 mod drift;
 mod error;
-mod server;
+mod hot_swap;
 mod source;
 
 pub mod outcomes;
@@ -42,7 +42,7 @@ pub mod outcomes;
 pub use ab::{AbSplit, VariantCount};
 pub use drift::{psi, DriftConfig, DriftReport, FeatureDrift};
 pub use error::{Error, Result};
-pub use server::{ModelServer, Prediction, ReloadPolicy, Served, ServerBuilder, ShadowStatus, Status};
+pub use hot_swap::{ModelServer, Prediction, ReloadPolicy, Served, ServerBuilder, ShadowStatus, Status};
 pub use source::Source;
 
 /// The README's examples, compiled and run as doctests.

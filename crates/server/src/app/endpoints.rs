@@ -197,7 +197,7 @@ fn metadata_of(state: &AppState, name: &str, version: Option<&str>) -> Response 
 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut body = state.metrics.render(&state.gauges());
-    super::outcomes::render(&state, &mut body);
+    super::feedback::render(&state, &mut body);
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::endpoints::{error, json_response, not_ready, not_served, server_for_version};
 use super::{AppState, Route, INLINE_VALUES};
 use crate::config::KeySource;
-use crate::metrics::Outcome;
+use crate::prometheus::Outcome;
 use crate::protocol::{rows_of, InferRequest, InferResponse, OutputTensor, RequestError};
 
 impl AppState {
@@ -282,7 +282,7 @@ fn answer(
     let version = prediction.version.to_string();
     // Every prediction has an id, under which its outcome is reported.
     let id = request.id.clone().unwrap_or_else(|| state.new_id());
-    super::outcomes::record(slot, &id, &prediction, variant.as_deref());
+    super::feedback::record(slot, &id, &prediction, variant.as_deref());
     let response =
         build_response(name, &request, id, prediction, &wanted, variant).map_err(|e| (e, Some(version.clone())))?;
     Ok((response, version))

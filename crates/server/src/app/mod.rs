@@ -16,7 +16,7 @@ use model_persistence_serving::{AbSplit, DriftConfig, ModelServer, ReloadPolicy,
 use model_persistence_versioning::Registry;
 
 use crate::config::{KeySource, ModelConfig, ServeConfig};
-use crate::metrics::{Metrics, ModelGauges};
+use crate::prometheus::{Metrics, ModelGauges};
 use crate::protocol::RequestError;
 
 /// Requests with more values than this are computed on the blocking pool,
@@ -45,8 +45,8 @@ struct Slot {
     feedback: Feedback,
     /// Predictions not remembered (an id reused or too long).
     unrecorded: AtomicU64,
-    guard: Mutex<outcomes::GuardState>,
-    decision: Mutex<outcomes::AbDecision>,
+    guard: Mutex<feedback::GuardState>,
+    decision: Mutex<feedback::AbDecision>,
 }
 
 /// The shared state of the application.
@@ -272,7 +272,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
             get(endpoints::model_ready_at),
         )
         .route("/v2/models/{name}/versions/{version}/infer", post(infer::infer_at))
-        .route("/v2/models/{name}/outcomes", post(outcomes::post).get(outcomes::get))
+        .route("/v2/models/{name}/outcomes", post(feedback::post).get(feedback::get))
         .route("/metrics", get(endpoints::metrics))
         .route("/", get(pages::index))
         .route("/models/{name}", get(pages::model))
@@ -283,6 +283,6 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
 }
 
 mod endpoints;
+mod feedback;
 mod infer;
-mod outcomes;
 mod pages;
