@@ -6,6 +6,9 @@
 //! (ONNX graphs with `onnx::FOLDED_BYTES_FLOOR` on top for tract), and a
 //! compact forest within `forest::WALK_BYTES_PER_STORED_BYTE` times its
 //! payload. The tests run one at a time: the counters are the process's.
+//!
+//! Past 500 lines on purpose: a counting allocator is one per test binary,
+//! so every kind's crafted bundle is measured here, under the same one.
 #![cfg(all(feature = "onnx", feature = "linfa"))]
 
 mod common;

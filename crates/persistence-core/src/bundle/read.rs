@@ -1,5 +1,9 @@
 //! Reading bundles: verified loads, the card from the header alone, and
 //! checksums without decoding.
+//!
+//! Past 500 lines on purpose: every road into a bundle (a typed or dynamic
+//! load, from a file or bytes, the card alone, a verify) opens it through
+//! the same header parse here, so the checks of each stay side by side.
 
 use std::fs::File;
 use std::io::Read;

@@ -91,6 +91,10 @@ pub(super) fn check_bounds(g: &pb::GraphProto, graph_bytes: usize) -> Refusal {
     walk.graph(g, 0)
 }
 
+/// The most values a constant may have for the walk to follow it as a
+/// shape (a tensor has few dimensions).
+const MAX_SHAPE_VALUES: usize = 64;
+
 /// Subgraphs nested deeper than this are refused (tract recurses on them).
 const MAX_SUBGRAPH_DEPTH: usize = 16;
 
@@ -209,7 +213,7 @@ impl<'g> Walk<'g> {
         })?;
         self.folded = self
             .folded
-            .saturating_add(count.saturating_mul(8) * n.output.len().max(1) as u64);
+            .saturating_add(count.saturating_mul(8).saturating_mul(n.output.len().max(1) as u64));
         if self.folded > self.budget {
             return Err(too_large(format!(
                 "its constants fold into more than {} bytes at load ({FOLDED_BYTES_FLOOR} plus \
@@ -250,6 +254,9 @@ impl<'g> Walk<'g> {
                 .map(|v| v.concat()),
             _ => None,
         }
+        // Only shapes are followed: a chain of Concats doubling a vector
+        // would otherwise keep every value of it.
+        .filter(|v| v.len() <= MAX_SHAPE_VALUES)
     }
 
     /// The dimensions of what a node with constant inputs of `dims` makes,
@@ -398,7 +405,6 @@ fn scalar_constant(n: &pb::NodeProto) -> Option<Value> {
 /// is small enough to be a shape.
 fn int64s(t: &pb::TensorProto) -> Option<Vec<i64>> {
     const INT64: i32 = 7;
-    const MAX_SHAPE_VALUES: usize = 64;
     if t.data_type != INT64 {
         return None;
     }
