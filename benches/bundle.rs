@@ -9,9 +9,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use linfa::prelude::*;
 use linfa_ensemble::EnsembleLearnerParams;
 use linfa_trees::DecisionTree;
-use model_persistence::persistence::linfa::RandomForest;
-use model_persistence::persistence::synthetic::{fraud_like, DenseVector, SplitMix64, FRAUD_FEATURES};
+use model_persistence::models::linfa::RandomForest;
 use model_persistence::prelude::*;
+use model_persistence_testkit::{fraud_like, DenseVector, SplitMix64, FRAUD_FEATURES};
 use rand::SeedableRng;
 
 fn forest() -> (RandomForest, ModelCard) {
@@ -55,7 +55,7 @@ fn bench_forest(c: &mut Criterion) {
             b.iter(|| black_box(persistence::load::<RandomForest>(&path).expect("loads")))
         });
         // The load `modelctl serve` and every `ModelServer<AnyModel>` make.
-        let kinds = persistence::Kinds::default();
+        let kinds = model_persistence::models::kinds();
         group.bench_with_input(BenchmarkId::new("load_dynamic", level), &level, |b, _| {
             b.iter(|| black_box(kinds.load(&path).expect("loads")))
         });
@@ -93,7 +93,7 @@ fn bench_large(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("load", level), &level, |b, _| {
             b.iter(|| black_box(persistence::load::<DenseVector>(&path).expect("loads")))
         });
-        let kinds = persistence::synthetic::kinds();
+        let kinds = model_persistence_testkit::kinds();
         group.bench_with_input(BenchmarkId::new("load_dynamic", level), &level, |b, _| {
             b.iter(|| black_box(kinds.load(&path).expect("loads")))
         });

@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use model_persistence::persistence::onnx::OnnxModel;
+use model_persistence::models::onnx::OnnxModel;
 use model_persistence::persistence::AnyModel;
 use model_persistence::prelude::*;
 use ndarray::{s, Array2};
@@ -42,17 +42,17 @@ fn bench(c: &mut Criterion, group: &str, graph: Vec<u8>, x: Array2<f64>) {
     let server = ModelServer::<AnyModel>::start(Source::bundle(&path), ReloadPolicy::Manual).expect("server");
     let one = x.slice(s![..1, ..]).to_owned();
     runs_of_calls(&format!("{group}/model_predict_1_row"), || {
-        black_box(persistence::Model::predict(&model, one.view()));
+        black_box(persistence::Predictor::predict(&model, one.view()));
     });
     runs_of_calls(&format!("{group}/server_predict_1_row"), || {
         black_box(server.predict(one.view()).expect("ok"));
     });
     let mut group = c.benchmark_group(group);
     group.bench_function("model_predict_1_row", |b| {
-        b.iter(|| black_box(persistence::Model::predict(&model, one.view())))
+        b.iter(|| black_box(persistence::Predictor::predict(&model, one.view())))
     });
     group.bench_function("model_predict_1000_rows", |b| {
-        b.iter(|| black_box(persistence::Model::predict(&model, x.view())))
+        b.iter(|| black_box(persistence::Predictor::predict(&model, x.view())))
     });
     group.bench_function("server_predict_1_row", |b| {
         b.iter(|| black_box(server.predict(one.view()).expect("ok")))

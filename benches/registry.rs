@@ -13,9 +13,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use model_persistence::persistence::synthetic::LinearClassifier;
 use model_persistence::prelude::*;
 use model_persistence::versioning::{BundleCache, Direction, ModelRef, Registry, VersionSpec};
+use model_persistence_testkit::LinearClassifier;
 
 /// A small model: twenty weights.
 type Small = LinearClassifier;

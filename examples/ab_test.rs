@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use common::{fraud_split, metrics, train_logistic, Result};
 use linfa_logistic::FittedLogisticRegression;
-use model_persistence::persistence::synthetic::FRAUD_FEATURES;
 use model_persistence::prelude::*;
 use model_persistence::serving::{AbSplit, ModelServer, ReloadPolicy, Source};
 use model_persistence::versioning::{Registry, VersionSpec};
+use model_persistence_testkit::FRAUD_FEATURES;
 use ndarray::s;
 
 type Lr = FittedLogisticRegression<f64, usize>;
@@ -36,7 +36,7 @@ pub(crate) fn run(dir: &Path, customers: usize) -> Result<Summary> {
     for (iterations, seed) in [(50_u64, 42_u64), (300, 44)] {
         let data = fraud_split(10_000, seed);
         let model = train_logistic(&data, iterations)?;
-        let m = metrics(&Model::predict(&model, data.test_x.view()), &data.test_y)?;
+        let m = metrics(&Predictor::predict(&model, data.test_x.view()), &data.test_y)?;
         let card = ModelCard::builder("fraud", &model)
             .metrics(m)
             .feature_names(FRAUD_FEATURES)

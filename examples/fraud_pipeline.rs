@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use common::{fraud_split, metrics, train_forest, train_logistic, Result, FOREST_DEPTH};
 use linfa_logistic::FittedLogisticRegression;
 use model_persistence::gate::{self, Outcome, PublishRequest, Report};
-use model_persistence::persistence::linfa::RandomForest;
-use model_persistence::persistence::synthetic::FRAUD_FEATURES;
+use model_persistence::models::linfa::RandomForest;
 use model_persistence::prelude::*;
+use model_persistence_testkit::FRAUD_FEATURES;
 use ndarray::s;
 
 /// What the run produced, for the test that runs this example.
@@ -102,7 +102,7 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
     );
     println!("Training Logistic Regression...");
     let logistic = train_logistic(&data, 150)?;
-    let lr_metrics = metrics(&Model::predict(&logistic, data.test_x.view()), &data.test_y)?;
+    let lr_metrics = metrics(&Predictor::predict(&logistic, data.test_x.view()), &data.test_y)?;
     println!("  Accuracy: {:.4}  F1 Score: {:.4}", lr_metrics[0].1, lr_metrics[3].1);
     println!("Training Random Forest ({trees} trees, depth ≤ {FOREST_DEPTH}, full bootstrap, all features)...");
     let forest = train_forest(&data, trees, 7)?;
@@ -278,7 +278,7 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
     println!("\nRetraining on fresh data (20,000 transactions) while the server keeps answering...");
     let fresh = fraud_split(20_000, 43);
     let retrained = train_logistic(&fresh, 300)?;
-    let fresh_metrics = metrics(&Model::predict(&retrained, data.test_x.view()), &data.test_y)?;
+    let fresh_metrics = metrics(&Predictor::predict(&retrained, data.test_x.view()), &data.test_y)?;
     let fresh_card = describe(
         ModelCard::builder("fraud_detector", &retrained).hyperparameter("max_iterations", 300),
         "logistic regression (linfa-logistic), retrained",

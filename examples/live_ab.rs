@@ -21,13 +21,13 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use common::Result;
-use model_persistence::persistence::synthetic::{fraud_like, LinearClassifier, SplitMix64, FRAUD_FEATURES};
-use model_persistence::prelude::*;
-use model_persistence::serving::outcomes::{
+use model_persistence::gate::live::{
     apply, enforce, AbTest, AbWatch, Arm, Feedback, FeedbackConfig, GuardVerdict, GuardWatch, Guardrail,
 };
+use model_persistence::prelude::*;
 use model_persistence::serving::{AbSplit, ModelServer, ReloadPolicy, Source};
 use model_persistence::versioning::{Registry, VersionSpec};
+use model_persistence_testkit::{fraud_like, LinearClassifier, SplitMix64, FRAUD_FEATURES};
 use ndarray::s;
 
 /// Share of fraud in the simulated traffic.

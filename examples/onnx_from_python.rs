@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use common::{fraud_split, train_forest, Result};
 use model_persistence::gate::metrics::evaluate_predictions;
 use model_persistence::gate::{self, Outcome, PublishRequest};
-use model_persistence::persistence::onnx::OnnxModel;
-use model_persistence::persistence::synthetic::FRAUD_FEATURES;
-use model_persistence::persistence::{AnyModel, Kinds, Loaded};
+use model_persistence::models::onnx::OnnxModel;
+use model_persistence::persistence::{AnyModel, Loaded};
 use model_persistence::prelude::*;
 use model_persistence::serving::AbSplit;
+use model_persistence_testkit::FRAUD_FEATURES;
 use ndarray::{s, Array2};
 
 /// What the run did, for the test that runs this example.
@@ -67,7 +67,7 @@ pub(crate) fn run(dir: &Path, trees: usize) -> Result<Summary> {
     }
     let registry = Registry::create(dir)?;
     let (x, truth, graph) = held_out()?;
-    let kinds = Kinds::default();
+    let kinds = model_persistence::models::kinds();
 
     println!("🦀 A Rust forest (linfa, {trees} trees) trained on 10,000 fraud-like transactions...");
     let data = fraud_split(10_000, 42);

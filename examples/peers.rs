@@ -25,9 +25,9 @@ use std::time::Instant;
 use linfa::prelude::*;
 use linfa_ensemble::EnsembleLearnerParams;
 use linfa_trees::DecisionTree;
-use model_persistence::persistence::linfa::RandomForest;
-use model_persistence::persistence::synthetic::{fraud_like, DenseVector, SplitMix64, FRAUD_FEATURES};
+use model_persistence::models::linfa::RandomForest;
 use model_persistence::prelude::*;
+use model_persistence_testkit::{fraud_like, DenseVector, SplitMix64, FRAUD_FEATURES};
 use rand::SeedableRng;
 use sha2::Digest;
 

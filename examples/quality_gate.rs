@@ -6,7 +6,7 @@
 use model_persistence::gate::{
     metric_fn, BaselineRule, Bootstrap, Gate, Margin, McNemar, Metrics, Paired, Rule, Significance, Test,
 };
-use model_persistence::persistence::synthetic::SplitMix64;
+use model_persistence_testkit::SplitMix64;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 

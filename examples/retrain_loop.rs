@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use common::{fraud_split, metrics, train_logistic, Result};
 use linfa_logistic::FittedLogisticRegression;
 use model_persistence::gate::{self, BaselineRule, Gate, Margin, Outcome, PublishRequest, Rule};
-use model_persistence::persistence::synthetic::{shift_feature, FRAUD_FEATURES};
 use model_persistence::prelude::*;
 use model_persistence::serving::{DriftConfig, ModelServer, ReloadPolicy, Source};
 use model_persistence::versioning::{Registry, VersionSpec};
+use model_persistence_testkit::{shift_feature, FRAUD_FEATURES};
 use ndarray::{s, Array1};
 
 type Lr = FittedLogisticRegression<f64, usize>;
@@ -62,7 +62,7 @@ pub(crate) fn run(dir: &Path) -> Result<Summary> {
     println!("🏁 Monitor → retrain → evaluate → serialise → version → hot-swap\n");
     let original = fraud_split(10_000, 42);
     let v1 = train_logistic(&original, 150)?;
-    let m = metrics(&Model::predict(&v1, original.test_x.view()), &original.test_y)?;
+    let m = metrics(&Predictor::predict(&v1, original.test_x.view()), &original.test_y)?;
     let outcome = gate::evaluate_and_publish(
         &gate,
         &registry,
@@ -96,7 +96,7 @@ pub(crate) fn run(dir: &Path) -> Result<Summary> {
     );
 
     // Live traffic: a day of transactions where, halfway, `amount` drifts upwards.
-    let (x_live, _) = model_persistence::persistence::synthetic::fraud_like(40_000, 0.1, 7);
+    let (x_live, _) = model_persistence_testkit::fraud_like(40_000, 0.1, 7);
     let mut x_live = x_live;
     let (mut head, mut tail) = x_live.view_mut().split_at(ndarray::Axis(0), 3_000);
     let _ = &mut head;
@@ -146,7 +146,7 @@ pub(crate) fn run(dir: &Path) -> Result<Summary> {
     fresh.train = linfa::Dataset::new(records, targets).with_feature_names(FRAUD_FEATURES.to_vec());
     shift_feature(&mut fresh.test_x, 0, 1.5);
     let v2 = train_logistic(&fresh, 150)?;
-    let m2 = metrics(&Model::predict(&v2, fresh.test_x.view()), &fresh.test_y)?;
+    let m2 = metrics(&Predictor::predict(&v2, fresh.test_x.view()), &fresh.test_y)?;
     let outcome = gate::evaluate_and_publish(
         &gate,
         &registry,
@@ -179,7 +179,7 @@ pub(crate) fn run(dir: &Path) -> Result<Summary> {
     bad_data.train = linfa::Dataset::new(bad_data.train.records().clone(), Array1::from(labels))
         .with_feature_names(FRAUD_FEATURES.to_vec());
     let bad = train_logistic(&bad_data, 150)?;
-    let mb = metrics(&Model::predict(&bad, bad_data.test_x.view()), &bad_data.test_y)?;
+    let mb = metrics(&Predictor::predict(&bad, bad_data.test_x.view()), &bad_data.test_y)?;
     let outcome = gate::evaluate_and_publish(
         &gate,
         &registry,

@@ -19,9 +19,9 @@
 
 mod common;
 
-use model_persistence::persistence::synthetic::LinearClassifier;
 use model_persistence::prelude::*;
 use model_persistence::versioning::{Bump, Direction, Registry, VersionSpec};
+use model_persistence_testkit::LinearClassifier;
 
 use common::Result;
 

@@ -10,9 +10,12 @@ lint() {
     echo "-- cargo clippy $*"
     cargo clippy --quiet "$@" -- -D warnings
 }
-for crate in model-persistence-core model-persistence-versioning model-persistence-gate \
+for crate in model-persistence-core model-persistence-models model-persistence-testkit model-persistence-versioning model-persistence-gate \
     model-persistence-serving model-persistence-report model-persistence-server; do
     lint -p "$crate" --lib
+done
+for feature in linfa onnx; do
+    lint -p model-persistence-models --lib --no-default-features --features "$feature"
 done
 lint -p model-persistence-cli --bins
 lint -p model-persistence --lib --no-default-features

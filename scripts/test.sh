@@ -2,7 +2,7 @@
 # Runs every test of the workspace:
 #  1. creates the project's Python virtual environment (target/venv) with the
 #     pinned packages the tests need: the Open Inference Protocol's reference
-#     client (tritonclient[http]) that the server's tests drive, the OpenSSF
+#     clients (tritonclient[http,grpc]) that the server's tests drive, the OpenSSF
 #     model_signing tool the signing tests check signatures against, scipy
 #     and statsmodels, which the gate's and the live tests' statistics are
 #     checked against, and what makes the ONNX fixtures;
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 py="$(scripts/venv.sh "numpy==2.4.6" "scikit-learn==1.9.1" "skl2onnx==1.20.0" "onnx==1.23.2" "onnxruntime==1.32.0" \
   "xgboost-cpu==3.2.0" "lightgbm==4.7.0" "onnxmltools==1.16.0" \
-  "tritonclient[http]==2.73.0" "model-signing==1.1.1" "pyopenssl==26.4.0" "scipy==1.17.1" "statsmodels==0.15.0")"
+  "tritonclient[http,grpc]==2.73.0" "grpcio==1.85.4" "protobuf==6.33.6" "model-signing==1.1.1" "pyopenssl==26.4.0" "scipy==1.17.1" "statsmodels==0.15.0")"
 export MP_PYTHON="$py"  # the server's test runs the protocol's reference client with it
 trap 'scripts/s3-server.sh stop' EXIT
 MP_PYTHON="$py" bash scripts/check-fixtures.sh

@@ -5,6 +5,7 @@
 //! | module          | crate                          | what it does                                              |
 //! |-----------------|--------------------------------|-----------------------------------------------------------|
 //! | [`persistence`] | `model-persistence-core`       | the bundle format, the model card, load with verification |
+//! | [`models`]      | `model-persistence-models`     | the engines: flat forest, ONNX (tract), linfa's forest    |
 //! | [`versioning`]  | `model-persistence-versioning` | the registry: versions, aliases, history, storage         |
 //! | [`gate`]        | `model-persistence-gate`       | thresholds, baseline comparison, significance tests       |
 //! | [`serving`]     | `model-persistence-serving`    | the hot-swapping predictor                                |
@@ -18,7 +19,38 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
-pub use model_persistence_core as persistence;
+pub use model_persistence_models as models;
+
+/// The bundle: format, card, checks, the [`Model`](persistence::Model)
+/// trait and the [`Kinds`](persistence::Kinds) table
+/// (`model-persistence-core`).
+///
+/// The engines moved to [`models`] in 0.2; their old paths here
+/// (`persistence::onnx`, `persistence::forest`,
+/// `persistence::linfa::RandomForest`) and the test kit
+/// (`persistence::synthetic`, feature `testing`) stay as deprecated
+/// re-exports for one release.
+pub mod persistence {
+    pub use model_persistence_core::*;
+    #[cfg(any(feature = "linfa", feature = "onnx"))]
+    #[doc(hidden)]
+    pub use model_persistence_models::forest;
+    #[cfg(feature = "onnx")]
+    #[doc(hidden)]
+    pub use model_persistence_models::onnx;
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub use model_persistence_testkit as synthetic;
+
+    /// linfa's models: the core's adapters, and (deprecated here, moved to
+    /// [`models::linfa`](crate::models::linfa)) the random forest.
+    #[cfg(feature = "linfa")]
+    pub mod linfa {
+        pub use model_persistence_core::linfa::*;
+        #[doc(hidden)]
+        pub use model_persistence_models::linfa::RandomForest;
+    }
+}
 pub use model_persistence_gate as gate;
 pub use model_persistence_report as report;
 pub use model_persistence_serving as serving;
@@ -30,10 +62,10 @@ pub use model_persistence_versioning as versioning;
 /// ([`Gate`](prelude::Gate), [`Rule`](prelude::Rule)) and serve
 /// ([`ModelServer`](prelude::ModelServer)).
 pub mod prelude {
-    pub use crate::persistence;
+    pub use crate::{models, persistence};
     pub use model_persistence_core::{
-        BundleReader, BundleWriter, ContentId, Direction, Limits, Loaded, Model, ModelCard, ProbeValue, StructureError,
-        Version,
+        BundleReader, BundleWriter, ContentId, Direction, Limits, Loaded, Model, ModelCard, Predictor, ProbeValue,
+        StructureError, Version,
     };
     pub use model_persistence_gate::{BaselineRule, Gate, Margin, Metrics, Rule};
     pub use model_persistence_serving::{ModelServer, ReloadPolicy, Source};

@@ -6,12 +6,12 @@ use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use linfa_trees::DecisionTree;
 use model_persistence::gate::metrics::evaluate_predictions;
-use model_persistence::persistence::linfa::RandomForest;
-use model_persistence::persistence::synthetic::{fraud_like, LinearClassifier, FRAUD_FEATURES};
+use model_persistence::models::linfa::RandomForest;
 use model_persistence::persistence::{self, AnyModel, Error as CoreError, Kinds, ProbeValue};
 use model_persistence::prelude::*;
 use model_persistence::serving::AbSplit;
 use model_persistence::versioning::{Checked, Error as RegError};
+use model_persistence_testkit::{fraud_like, LinearClassifier, FRAUD_FEATURES};
 use ndarray::{s, Array1, Array2};
 use rand::SeedableRng;
 
@@ -67,7 +67,7 @@ fn one_alias_moves_from_a_logistic_regression_to_a_forest_and_the_server_follows
     assert_eq!(server.status().model_kind, "linfa.logistic_regression.v1");
     let scores = p.scores.as_ref().expect("the logistic regression has probabilities");
     assert!(scores.rows().into_iter().all(|r| (r.sum() - 1.0).abs() < 1e-9));
-    let typed: Array1<usize> = Model::predict(&logistic, test_x.view());
+    let typed: Array1<usize> = Predictor::predict(&logistic, test_x.view());
     let labels: Vec<ProbeValue> = typed.iter().map(|&l| l.into()).collect();
     assert_eq!(p.outputs.to_vec(), labels, "the dynamic answers are the typed ones");
 
@@ -145,7 +145,7 @@ fn unknown_kinds_are_named_and_publishing_checks_what_it_can() {
     let dir = tempfile::tempdir().expect("temp dir");
     let registry = Registry::create(dir.path())
         .expect("registry")
-        .kinds(persistence::synthetic::kinds());
+        .kinds(model_persistence_testkit::kinds());
     let model = LinearClassifier {
         weights: vec![1.0, 2.0],
         bias: 0.5,
@@ -193,7 +193,7 @@ fn unknown_kinds_are_named_and_publishing_checks_what_it_can() {
 fn craft_unchecked(model: &LinearClassifier, card: &ModelCard) -> Vec<u8> {
     let mut honest = card.clone();
     if let Some(p) = honest.probe.as_mut() {
-        p.expected = Model::predict(
+        p.expected = Predictor::predict(
             model,
             ndarray::Array2::from_shape_vec((p.rows.len(), 2), p.rows.concat())
                 .expect("rows")

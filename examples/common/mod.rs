@@ -6,8 +6,8 @@ use linfa_ensemble::EnsembleLearnerParams;
 use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
 use linfa_trees::DecisionTree;
 use model_persistence::gate::metrics::Confusion;
-use model_persistence::persistence::linfa::RandomForest;
-use model_persistence::persistence::synthetic::{fraud_like, FRAUD_FEATURES};
+use model_persistence::models::linfa::RandomForest;
+use model_persistence_testkit::{fraud_like, FRAUD_FEATURES};
 use ndarray::{s, Array1, Array2};
 use rand::SeedableRng;
 

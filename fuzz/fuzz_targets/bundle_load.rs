@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use model_persistence_core::linfa::RandomForest;
 use model_persistence_core::BundleReader;
+use model_persistence_models::linfa::RandomForest;
 
 fuzz_target!(|data: &[u8]| {
     let reader = BundleReader::default();

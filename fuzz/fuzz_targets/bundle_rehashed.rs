@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use model_persistence_core::linfa::RandomForest;
 use model_persistence_core::BundleReader;
+use model_persistence_models::linfa::RandomForest;
 use sha2::{Digest, Sha256};
 
 fuzz_target!(|data: &[u8]| {

@@ -5,8 +5,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use model_persistence_core::synthetic::SplitMix64;
 use model_persistence_gate::{metric_fn, Bootstrap, McNemar, Paired};
+use model_persistence_testkit::SplitMix64;
 
 fn paired(n: usize) -> Paired {
     let mut rng = SplitMix64::new(5);

@@ -27,6 +27,7 @@
 #![allow(clippy::result_large_err)]
 
 mod error;
+pub mod live;
 pub mod metrics;
 mod promote;
 mod report;

@@ -1,8 +1,8 @@
 //! The gate in front of the registry: a pass publishes and promotes, a fail publishes nothing.
 
-use model_persistence_core::synthetic::LinearClassifier;
 use model_persistence_core::{ModelCard, Version};
 use model_persistence_gate::{evaluate_and_publish, BaselineRule, Gate, Margin, Outcome, PublishRequest, Rule};
+use model_persistence_testkit::LinearClassifier;
 use model_persistence_versioning::{Registry, VersionSpec};
 
 fn candidate(accuracy: f64, precision: f64, recall: f64) -> (LinearClassifier, ModelCard) {

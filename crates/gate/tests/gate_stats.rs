@@ -1,7 +1,7 @@
 //! Statistical rules: McNemar on paired predictions, bootstrap intervals.
 
-use model_persistence_core::synthetic::SplitMix64;
 use model_persistence_gate::{metric_fn, Bootstrap, Gate, McNemar, Metrics, Paired, Rule, Significance, Test};
+use model_persistence_testkit::SplitMix64;
 
 /// 10,000 rows; the candidate and baseline disagree on exactly `b` rows the
 /// candidate gets right and `c` rows the baseline gets right.

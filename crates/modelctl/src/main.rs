@@ -189,6 +189,29 @@ enum Command {
         /// A per-machine bundle cache directory shared by servers.
         #[arg(long)]
         cache_dir: Option<std::path::PathBuf>,
+        /// Serve the bundle in this directory, with no registry: what a
+        /// storage initializer fetched (its model.bundle, or its one
+        /// *.bundle file). Under --trust its signature must verify.
+        #[arg(long, requires = "model_name")]
+        bundle_dir: Option<std::path::PathBuf>,
+        /// The name the bundle of --bundle-dir is served under (an
+        /// InferenceService's name).
+        #[arg(long, requires = "bundle_dir")]
+        model_name: Option<String>,
+        /// Turn on the model repository extension: names loaded and
+        /// unloaded while the server runs (`/v2/repository/...`, and gRPC's
+        /// RepositoryModelLoad and RepositoryModelUnload).
+        #[arg(long)]
+        repository_api: bool,
+    },
+    /// Write a registry version's verified bundle to DIR/model.bundle (and
+    /// its signature to DIR/model.bundle.sig), atomically: a storage
+    /// initializer for `modelctl serve --bundle-dir DIR`.
+    Fetch {
+        /// MODEL@ALIAS, MODEL@VERSION or MODEL (latest).
+        reference: String,
+        /// The directory to write into (made if missing).
+        dir: std::path::PathBuf,
     },
     /// Print a model's events as they happen (published, alias moved or
     /// rolled back, pruned), one per line, for webhooks and CI.
@@ -335,6 +358,9 @@ fn run(cli: Cli) -> Outcome {
             body_limit,
             poll_ms,
             cache_dir,
+            bundle_dir,
+            model_name,
+            repository_api,
         } => commands::serve::serve(
             at,
             &commands::serve::ServeArgs {
@@ -344,8 +370,12 @@ fn run(cli: Cli) -> Outcome {
                 body_limit,
                 poll_ms,
                 cache_dir,
+                bundle: bundle_dir.zip(model_name),
+                repository_api,
+                trust: cli.trust.clone(),
             },
         ),
+        Command::Fetch { reference, dir } => commands::fetch::fetch(at, &reference, &dir, json),
         Command::Watch {
             model,
             from_start,

@@ -3,6 +3,8 @@
 //! One file over 500 lines, on purpose: every test drives the same small
 //! harness (a registry folder, the binary, the format-1 fixtures).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -382,7 +384,7 @@ fn watch_prints_each_event_once_and_resumes_from_its_cursor() {
 #[cfg(unix)]
 #[test]
 fn serve_answers_and_stops_on_sigterm() {
-    use std::io::{BufRead, Read, Write};
+    use std::io::{Read, Write};
     let dir = tempfile::tempdir().expect("temp dir");
     let reg = dir.path();
     assert_eq!(modelctl(reg, &["init"]).status.code(), Some(0));
@@ -399,7 +401,8 @@ fn serve_answers_and_stops_on_sigterm() {
             .code(),
         Some(0)
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_modelctl"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_modelctl"));
+    command
         .arg("--registry")
         .arg(reg)
         .args([
@@ -411,20 +414,8 @@ fn serve_answers_and_stops_on_sigterm() {
             "--poll-ms",
             "50",
         ])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("modelctl serve starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the listening line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .expect(&line)
-        .to_owned();
+        .env("RUST_LOG", "warn");
+    let (mut child, addr) = common::spawn_serve(&mut command);
     let request = |path: &str, body: &str| -> String {
         let mut s = std::net::TcpStream::connect(&addr).expect("connect");
         s.set_read_timeout(Some(std::time::Duration::from_secs(10)))

@@ -4,10 +4,12 @@
 //! client is answered all the while.
 #![cfg(unix)]
 
-use std::io::{BufRead, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 fn modelctl(registry: &Path, args: &[&str]) {
@@ -45,7 +47,8 @@ fn serve(dir: &Path, limits: &str) -> Serving {
     modelctl(&registry, &["promote", "golden_tree", "production", "1.0.0"]);
     let config = dir.join("serve.toml");
     std::fs::write(&config, limits).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_modelctl"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_modelctl"));
+    command
         .arg("--registry")
         .arg(&registry)
         .args([
@@ -57,20 +60,8 @@ fn serve(dir: &Path, limits: &str) -> Serving {
             "--config",
         ])
         .arg(&config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("modelctl serve starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the listening line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .expect(&line)
-        .to_owned();
+        .env("RUST_LOG", "error");
+    let (child, addr) = common::spawn_serve(&mut command);
     let serving = Serving { child, addr };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !get(&serving.addr, "/v2/health/ready").starts_with("HTTP/1.1 200") {

@@ -4,16 +4,11 @@
 //! refuses unsigned and wrongly signed bundles on verify, publish and
 //! promote.
 
+mod common;
+
+use common::modelctl;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn modelctl(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_modelctl"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("modelctl runs")
-}
 
 fn model_signing() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/venv/bin/python");

@@ -1,7 +1,7 @@
 //! A model whose input is checked before it reaches the model: the one
 //! public road to a loaded model's predictions that cannot panic on input.
 //!
-//! [`Model::predict`] is what a model type implements, and it trusts its
+//! [`Predictor::predict`] is what a model type implements, and it trusts its
 //! rows: a linfa model given the wrong width panics inside ndarray, a
 //! forest indexes past the row. [`Loaded::model`](crate::Loaded::model)
 //! therefore hands out a [`CheckedModel`], whose own `predict`, `scores`
@@ -16,8 +16,7 @@ use std::ops::Deref;
 use ndarray::{Array1, Array2, ArrayView2};
 
 use crate::error::{check_rows, InputError};
-use crate::kinds::{AnyModel, Predictions};
-use crate::model::{Model, ProbeValue, StructureError};
+use crate::model::{Model, Predictor, StructureError};
 
 /// A model with the input width its structure was checked for.
 ///
@@ -25,7 +24,7 @@ use crate::model::{Model, ProbeValue, StructureError};
 ///
 /// ```
 /// # #[cfg(feature = "testing")] {
-/// use model_persistence_core::synthetic::LinearClassifier;
+/// use model_persistence_testkit::LinearClassifier;
 /// use model_persistence_core::{CheckedModel, InputError};
 ///
 /// let model = CheckedModel::new(LinearClassifier { weights: vec![1.0, -1.0], bias: 0.0 }, 2)?;
@@ -99,7 +98,9 @@ impl<M: Model> CheckedModel<M> {
         model.check_structure(width)?;
         Ok(CheckedModel { model, width })
     }
+}
 
+impl<M: Predictor> CheckedModel<M> {
     fn check(&self, rows: ArrayView2<'_, f64>) -> Result<(), InputError> {
         check_rows(rows, self.width, self.model.accepts_non_finite())
     }
@@ -115,7 +116,7 @@ impl<M: Model> CheckedModel<M> {
         Ok(self.model.predict(rows))
     }
 
-    /// The scores ([`Model::scores`]), after checking the rows.
+    /// The scores ([`Predictor::scores`]), after checking the rows.
     ///
     /// # Errors
     ///
@@ -125,7 +126,7 @@ impl<M: Model> CheckedModel<M> {
         Ok(self.model.scores(rows))
     }
 
-    /// Outputs and scores in one pass ([`Model::predict_scored`]), after
+    /// Outputs and scores in one pass ([`Predictor::predict_scored`]), after
     /// checking the rows.
     ///
     /// # Errors
@@ -138,43 +139,5 @@ impl<M: Model> CheckedModel<M> {
     ) -> Result<(Array1<M::Output>, Option<Array2<f64>>), InputError> {
         self.check(rows)?;
         Ok(self.model.predict_scored(rows))
-    }
-}
-
-impl CheckedModel<AnyModel> {
-    fn check_any(&self, rows: ArrayView2<'_, f64>) -> Result<(), InputError> {
-        check_rows(rows, self.width, self.model.accepts_non_finite())
-    }
-
-    /// One output per row, after checking the rows.
-    ///
-    /// # Errors
-    ///
-    /// [`InputError`] for rows of the wrong width, or with a NaN or
-    /// infinite value the model does not take.
-    pub fn predict_values(&self, rows: ArrayView2<'_, f64>) -> Result<Vec<ProbeValue>, InputError> {
-        self.check_any(rows)?;
-        Ok(self.model.predict_values(rows))
-    }
-
-    /// The scores, where the model has them, after checking the rows.
-    ///
-    /// # Errors
-    ///
-    /// As [`predict_values`](Self::predict_values).
-    pub fn scores(&self, rows: ArrayView2<'_, f64>) -> Result<Option<Array2<f64>>, InputError> {
-        self.check_any(rows)?;
-        Ok(self.model.scores(rows))
-    }
-
-    /// Outputs and scores in one walk of the model, after checking the rows.
-    ///
-    /// # Errors
-    ///
-    /// As [`predict_values`](Self::predict_values).
-    pub fn predict(&self, rows: ArrayView2<'_, f64>) -> Result<Predictions, InputError> {
-        self.check_any(rows)?;
-        let (labels, scores) = self.model.predict_scored_values(rows);
-        Ok(Predictions { labels, scores })
     }
 }

@@ -117,7 +117,15 @@ pub enum Error {
         model: usize,
     },
     /// The card names a kind that no known model type reads.
-    #[error("unknown model kind {kind:?}: the kinds known here are {}", known.join(", "))]
+    #[error(
+        "unknown model kind {kind:?}: the kinds known here are {}{}",
+        if known.is_empty() { "none".to_owned() } else { known.join(", ") },
+        if kind.starts_with("linfa.") || kind.starts_with("onnx.") {
+            " (the built-in engines' kinds are in model_persistence_models::kinds())"
+        } else {
+            ""
+        }
+    )]
     UnknownKind {
         /// The card's kind.
         kind: String,

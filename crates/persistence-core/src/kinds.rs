@@ -10,7 +10,7 @@
 //!
 //! ```
 //! # #[cfg(feature = "testing")] {
-//! use model_persistence_core::synthetic::LinearClassifier;
+//! use model_persistence_testkit::LinearClassifier;
 //! use model_persistence_core::{to_bytes, Error, Kinds, ModelCard};
 //!
 //! let model = LinearClassifier { weights: vec![1.0, -1.0], bias: 0.0 };
@@ -32,62 +32,94 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2};
 
 use crate::bundle::{BundleReader, Loaded, Opened};
 use crate::error::{Error, Result};
-use crate::model::{Model, ProbeValue};
+use crate::model::{Model, Predictor, ProbeValue};
 
-/// A model whose type is known only at run time.
-pub trait DynModel: Send + Sync + std::fmt::Debug {
+/// A model whose type is known only at run time: a [`Predictor`] whose
+/// outputs are [`ProbeValue`]s, and its kind.
+pub trait DynModel: Predictor<Output = ProbeValue> + Send + Sync + std::fmt::Debug {
     /// The kind tag of the model's type.
     fn kind(&self) -> &'static str;
-
-    /// One output per row (a label, or a value for regressors).
-    fn predict_values(&self, rows: ArrayView2<'_, f64>) -> Vec<ProbeValue>;
-
-    /// The scores, where the model has them (see [`Model::scores`]).
-    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>>;
-
-    /// Outputs and scores in one pass (see [`Model::predict_scored`]).
-    fn predict_scored_values(&self, rows: ArrayView2<'_, f64>) -> (Vec<ProbeValue>, Option<Array2<f64>>);
-
-    /// [`Model::accepts_non_finite`] of the model.
-    fn accepts_non_finite(&self) -> bool;
-
-    /// [`Model::class_names`] of the model.
-    fn class_names(&self) -> Option<&[String]>;
-}
-
-impl<M: Model + Send + Sync + std::fmt::Debug + 'static> DynModel for M {
-    fn kind(&self) -> &'static str {
-        M::KIND
-    }
-
-    fn predict_values(&self, rows: ArrayView2<'_, f64>) -> Vec<ProbeValue> {
-        Model::predict(self, rows).into_iter().map(Into::into).collect()
-    }
-
-    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
-        Model::scores(self, rows)
-    }
-
-    fn predict_scored_values(&self, rows: ArrayView2<'_, f64>) -> (Vec<ProbeValue>, Option<Array2<f64>>) {
-        let (outputs, scores) = Model::predict_scored(self, rows);
-        (outputs.into_iter().map(Into::into).collect(), scores)
-    }
-
-    fn accepts_non_finite(&self) -> bool {
-        Model::accepts_non_finite(self)
-    }
-
-    fn class_names(&self) -> Option<&[String]> {
-        Model::class_names(self)
-    }
 }
 
 /// A model of any known kind.
 pub type AnyModel = Box<dyn DynModel>;
+
+/// A typed model as a model of any kind: the same model, its outputs as
+/// [`ProbeValue`]s (what a [`Kinds`] table's loads give).
+pub fn any_model<M: Model + Send + Sync + std::fmt::Debug + 'static>(model: M) -> AnyModel {
+    Box::new(Erased(model))
+}
+
+/// A typed model seen as a dynamic one.
+#[derive(Debug)]
+struct Erased<M>(M);
+
+impl<M: Model + Send + Sync + std::fmt::Debug> Predictor for Erased<M> {
+    type Output = ProbeValue;
+
+    fn n_features(&self) -> Option<usize> {
+        self.0.n_features()
+    }
+
+    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<ProbeValue> {
+        self.0.predict(rows).into_iter().map(Into::into).collect()
+    }
+
+    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+        self.0.scores(rows)
+    }
+
+    fn predict_scored(&self, rows: ArrayView2<'_, f64>) -> (Array1<ProbeValue>, Option<Array2<f64>>) {
+        let (outputs, scores) = self.0.predict_scored(rows);
+        (outputs.into_iter().map(Into::into).collect(), scores)
+    }
+
+    fn accepts_non_finite(&self) -> bool {
+        self.0.accepts_non_finite()
+    }
+
+    fn class_names(&self) -> Option<&[String]> {
+        self.0.class_names()
+    }
+}
+
+impl<M: Model + Send + Sync + std::fmt::Debug> DynModel for Erased<M> {
+    fn kind(&self) -> &'static str {
+        M::KIND
+    }
+}
+
+impl Predictor for AnyModel {
+    type Output = ProbeValue;
+
+    fn n_features(&self) -> Option<usize> {
+        (**self).n_features()
+    }
+
+    fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<ProbeValue> {
+        (**self).predict(rows)
+    }
+
+    fn scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+        (**self).scores(rows)
+    }
+
+    fn predict_scored(&self, rows: ArrayView2<'_, f64>) -> (Array1<ProbeValue>, Option<Array2<f64>>) {
+        (**self).predict_scored(rows)
+    }
+
+    fn accepts_non_finite(&self) -> bool {
+        (**self).accepts_non_finite()
+    }
+
+    fn class_names(&self) -> Option<&[String]> {
+        (**self).class_names()
+    }
+}
 
 /// What a dynamic model answers for some rows.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +140,7 @@ fn load_as<M: Model + Send + Sync + std::fmt::Debug + 'static>(
     let loaded = reader.load_opened::<M>(opened)?;
     let content_id = loaded.content_id();
     let (model, card) = loaded.into_parts();
-    Ok(Loaded::from_parts(Box::new(model) as AnyModel, card, content_id))
+    Ok(Loaded::from_parts(any_model(model), card, content_id))
 }
 
 /// The table of known kinds: which Rust type reads which kind tag.
@@ -125,11 +157,12 @@ impl std::fmt::Debug for Kinds {
 }
 
 impl Default for Kinds {
-    /// The built-in kinds: linfa's logistic regression, decision tree and
-    /// random forest with the `linfa` feature, ONNX graphs and tree
-    /// ensembles with `onnx`. The same table in tests as in users' builds:
-    /// the test models are added by
-    /// `synthetic::kinds()` (feature `testing`).
+    /// The kinds this crate defines: linfa's logistic regression and
+    /// decision tree, with the `linfa` feature. The engines' kinds (the
+    /// random forest, ONNX graphs and tree ensembles) are registered by
+    /// `model_persistence_models::register`, and
+    /// `model_persistence_models::kinds()` is the table of every built-in
+    /// kind. The same table in tests as in users' builds.
     #[allow(unused_mut)] // Without features there is nothing to register.
     fn default() -> Self {
         let mut kinds = Kinds::empty();
@@ -137,12 +170,6 @@ impl Default for Kinds {
         {
             kinds.register::<linfa_logistic::FittedLogisticRegression<f64, usize>>();
             kinds.register::<linfa_trees::DecisionTree<f64, usize>>();
-            kinds.register::<crate::linfa::RandomForest>();
-        }
-        #[cfg(feature = "onnx")]
-        {
-            kinds.register::<crate::onnx::OnnxModel>();
-            kinds.register::<crate::onnx::TreeEnsemble>();
         }
         kinds
     }
@@ -217,13 +244,11 @@ impl Kinds {
     }
 }
 
-/// What a server or a registry can load and serve: any [`Model`] type
-/// (typed, known at compile time), or [`AnyModel`] (any kind in a
-/// [`Kinds`] table, known at run time).
-pub trait Loadable: Sized + Send + Sync + 'static {
-    /// What one row gives.
-    type Output: Clone + PartialEq + std::fmt::Debug + Into<ProbeValue> + Send + Sync + 'static;
-
+/// The load road of what a server or a registry can load and serve: any
+/// [`Model`] type (typed, known at compile time), or [`AnyModel`] (any kind
+/// in a [`Kinds`] table, known at run time). What the loaded model does is
+/// its [`Predictor`].
+pub trait Loadable: Predictor + Send + Sync + Sized + 'static {
     /// Loads bundle bytes, with every check of a typed load.
     ///
     /// # Errors
@@ -238,27 +263,9 @@ pub trait Loadable: Sized + Send + Sync + 'static {
     ///
     /// As [`load_bytes`](Self::load_bytes), and I/O errors with the path.
     fn load_file(reader: &BundleReader, kinds: &Kinds, path: &Path) -> Result<Loaded<Self>>;
-
-    /// One output per row.
-    fn outputs(&self, rows: ArrayView2<'_, f64>) -> ndarray::Array1<Self::Output>;
-
-    /// The scores, where the model has them (see [`Model::scores`]).
-    fn output_scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>>;
-
-    /// Outputs and scores in one pass (see [`Model::predict_scored`]).
-    fn outputs_scored(&self, rows: ArrayView2<'_, f64>) -> (ndarray::Array1<Self::Output>, Option<Array2<f64>>);
-
-    /// Whether the model takes NaN and infinite inputs
-    /// ([`Model::accepts_non_finite`]).
-    fn takes_non_finite(&self) -> bool;
-
-    /// The names its labels index ([`Model::class_names`]).
-    fn label_names(&self) -> Option<&[String]>;
 }
 
 impl<M: Model + Send + Sync + 'static> Loadable for M {
-    type Output = M::Output;
-
     fn load_bytes(reader: &BundleReader, _: &Kinds, bytes: &[u8]) -> Result<Loaded<Self>> {
         reader.load_bytes(bytes)
     }
@@ -266,58 +273,15 @@ impl<M: Model + Send + Sync + 'static> Loadable for M {
     fn load_file(reader: &BundleReader, _: &Kinds, path: &Path) -> Result<Loaded<Self>> {
         reader.load(path)
     }
-
-    fn outputs(&self, rows: ArrayView2<'_, f64>) -> ndarray::Array1<Self::Output> {
-        Model::predict(self, rows)
-    }
-
-    fn output_scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
-        Model::scores(self, rows)
-    }
-
-    fn outputs_scored(&self, rows: ArrayView2<'_, f64>) -> (ndarray::Array1<Self::Output>, Option<Array2<f64>>) {
-        Model::predict_scored(self, rows)
-    }
-
-    fn takes_non_finite(&self) -> bool {
-        Model::accepts_non_finite(self)
-    }
-
-    fn label_names(&self) -> Option<&[String]> {
-        Model::class_names(self)
-    }
 }
 
 impl Loadable for AnyModel {
-    type Output = ProbeValue;
-
     fn load_bytes(reader: &BundleReader, kinds: &Kinds, bytes: &[u8]) -> Result<Loaded<Self>> {
         kinds.load_opened(reader, reader.open_bytes(bytes)?)
     }
 
     fn load_file(reader: &BundleReader, kinds: &Kinds, path: &Path) -> Result<Loaded<Self>> {
         kinds.load_opened(reader, reader.open_file(path)?)
-    }
-
-    fn outputs(&self, rows: ArrayView2<'_, f64>) -> ndarray::Array1<ProbeValue> {
-        self.predict_values(rows).into()
-    }
-
-    fn output_scores(&self, rows: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
-        self.scores(rows)
-    }
-
-    fn outputs_scored(&self, rows: ArrayView2<'_, f64>) -> (ndarray::Array1<ProbeValue>, Option<Array2<f64>>) {
-        let (outputs, scores) = self.predict_scored_values(rows);
-        (outputs.into(), scores)
-    }
-
-    fn takes_non_finite(&self) -> bool {
-        self.accepts_non_finite()
-    }
-
-    fn label_names(&self) -> Option<&[String]> {
-        self.class_names()
     }
 }
 
@@ -330,7 +294,11 @@ impl Loaded<AnyModel> {
     /// [`Error::Input`] for rows of the wrong width, or with a NaN or
     /// infinite value when the model does not take them.
     pub fn predict(&self, rows: ArrayView2<'_, f64>) -> Result<Predictions> {
-        Ok(self.model().predict(rows)?)
+        let (labels, scores) = self.model().predict_scored(rows)?;
+        Ok(Predictions {
+            labels: labels.to_vec(),
+            scores,
+        })
     }
 }
 
@@ -350,17 +318,20 @@ mod tests {
         width: usize,
     }
 
-    impl Model for Sum {
-        const KIND: &'static str = "test.sum.v1";
+    impl Predictor for Sum {
         type Output = f64;
         fn n_features(&self) -> Option<usize> {
             Some(self.width)
         }
-        fn check_structure(&self, _: usize) -> std::result::Result<(), StructureError> {
-            Ok(())
-        }
         fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
             rows.sum_axis(ndarray::Axis(1))
+        }
+    }
+
+    impl Model for Sum {
+        const KIND: &'static str = "test.sum.v1";
+        fn check_structure(&self, _: usize) -> std::result::Result<(), StructureError> {
+            Ok(())
         }
     }
 

@@ -10,21 +10,24 @@
 //!
 //! ```
 //! use ndarray::{array, Array1, ArrayView2};
-//! use model_persistence_core::{Model, ModelCard, StructureError};
+//! use model_persistence_core::{Model, ModelCard, Predictor, StructureError};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Serialize, Deserialize)]
 //! struct Threshold { feature: usize, cut: f64 }
 //!
-//! impl Model for Threshold {
-//!     const KIND: &'static str = "example.threshold.v1";
+//! impl Predictor for Threshold {
 //!     type Output = usize;
 //!     fn n_features(&self) -> Option<usize> { None }
-//!     fn check_structure(&self, n: usize) -> Result<(), StructureError> {
-//!         if self.feature < n { Ok(()) } else { Err(StructureError::new("feature out of range")) }
-//!     }
 //!     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<usize> {
 //!         rows.rows().into_iter().map(|r| usize::from(r[self.feature] >= self.cut)).collect()
+//!     }
+//! }
+//!
+//! impl Model for Threshold {
+//!     const KIND: &'static str = "example.threshold.v1";
+//!     fn check_structure(&self, n: usize) -> Result<(), StructureError> {
+//!         if self.feature < n { Ok(()) } else { Err(StructureError::new("feature out of range")) }
 //!     }
 //! }
 //!
@@ -78,8 +81,23 @@
 //! and a load's peak memory is bounded by what the file justifies
 //! ([`LOAD_BYTES_PER_FILE_BYTE`]): a small file never becomes a large model.
 //!
+//! **Why two model traits?** What a model does ([`Predictor`]: predict,
+//! scores, width, missing-value policy, class names) is what every caller
+//! needs, of a typed model, of an [`AnyModel`] loaded by its card's kind, of
+//! a server's model; how a model is stored ([`Model`]: kind, layout, checks,
+//! earlier layouts) is what only a bundle needs. One trait for each means
+//! one name for each method everywhere (a dynamic model answers `predict`
+//! as a typed one does).
+//!
+//! **Why are the engines elsewhere?** This crate is what every crate that
+//! moves, lists, verifies or signs a bundle compiles. The tree engine and
+//! the ONNX runtime are `model-persistence-models`, which registers their
+//! kinds in a [`Kinds`] table; [`Kinds::default`] holds the kinds defined
+//! here (linfa's logistic regression and decision tree: an adapter of a
+//! foreign type must live beside the trait it implements).
+//!
 //! **Why does [`Loaded::model`] hand out a [`CheckedModel`]?** The
-//! [`Model`] trait is what a model type implements, and it trusts its rows
+//! [`Predictor`] trait is what a model type implements, and it trusts its rows
 //! (a linfa model indexes them unchecked). The checked wrapper is the road
 //! a caller takes, so no input reaches a model unchecked; the trait stays
 //! simple to implement.
@@ -92,8 +110,6 @@ mod checked;
 mod error;
 pub mod files;
 mod float;
-#[cfg(any(feature = "linfa", feature = "onnx"))]
-pub mod forest;
 pub mod format;
 mod kinds;
 #[cfg(feature = "linfa")]
@@ -102,11 +118,7 @@ mod memory;
 mod metric;
 mod model;
 mod msgpack_len;
-#[cfg(feature = "onnx")]
-pub mod onnx;
 pub mod signing;
-#[cfg(feature = "testing")]
-pub mod synthetic;
 
 pub use bundle::{
     card_json_path, from_bytes, load, read_card, save, to_bytes, verify, write_atomic, BundleReader, BundleWriter,
@@ -119,9 +131,9 @@ pub use card::{
 pub use checked::CheckedModel;
 pub use error::{check_rows, error_chain, panic_message, Error, InputError, LimitKind, Result, Section};
 pub use format::{Codec, ContentId, Limits, PayloadDescriptor, LOAD_BYTES_PER_FILE_BYTE};
-pub use kinds::{AnyModel, DynModel, Kinds, Loadable, Predictions};
+pub use kinds::{any_model, AnyModel, DynModel, Kinds, Loadable, Predictions};
 pub use metric::Direction;
-pub use model::{Earlier, Model, ProbeValue, StructureError};
+pub use model::{Earlier, Model, Predictor, ProbeValue, StructureError};
 pub use semver::Version;
 
 /// The README's examples, compiled and run as doctests.

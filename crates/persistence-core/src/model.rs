@@ -1,95 +1,31 @@
-//! The trait a model type implements to be stored in a bundle.
+//! The two halves of a model: what it does ([`Predictor`]) and how it is
+//! stored ([`Model`]).
 
 use ndarray::{Array1, ArrayView2};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-/// A model that can be saved to and loaded from a bundle.
+/// What a model does: predict, and what a caller must know to call it (its
+/// width, whether it takes missing values, the names of its classes).
 ///
-/// The trait asks for what loading needs to refuse a bad file before it
-/// reaches a caller: a stable kind tag (never `std::any::type_name`, which
-/// changes between compiler versions), the feature count if the model knows
-/// it, a structural check that catches what would panic at prediction, and
-/// `predict` so the card's golden probe can be replayed.
+/// One trait for every model a caller holds: a typed model (any [`Model`]),
+/// a model of any kind loaded by its card ([`AnyModel`](crate::AnyModel),
+/// whose output is a [`ProbeValue`]), and what a server serves. How a model
+/// is stored (its kind, layout and checks) is the other half, [`Model`].
 ///
-/// # Examples
-///
-/// ```
-/// use ndarray::{Array1, ArrayView2};
-/// use model_persistence_core::{Model, StructureError};
-/// use serde::{Deserialize, Serialize};
-///
-/// /// Predicts the sum of the inputs times a weight.
-/// #[derive(Serialize, Deserialize)]
-/// struct Scaled { weights: Vec<f64> }
-///
-/// impl Model for Scaled {
-///     const KIND: &'static str = "example.scaled.v1";
-///     type Output = f64;
-///     fn n_features(&self) -> Option<usize> { Some(self.weights.len()) }
-///     fn check_structure(&self, n_features: usize) -> Result<(), StructureError> {
-///         if self.weights.len() != n_features { return Err(StructureError::new("wrong width")); }
-///         if self.weights.iter().all(|w| w.is_finite()) { Ok(()) }
-///         else { Err(StructureError::new("a weight is not finite")) }
-///     }
-///     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
-///         rows.rows().into_iter()
-///             .map(|r| r.iter().zip(&self.weights).map(|(x, w)| x * w).sum())
-///             .collect()
-///     }
-/// }
-///
-/// let model = Scaled { weights: vec![2.0, 0.5] };
-/// assert!(model.check_structure(2).is_ok());
-/// assert_eq!(model.predict(ndarray::array![[1.0, 4.0]].view()).to_vec(), vec![4.0]);
-/// ```
-pub trait Model: Serialize + DeserializeOwned {
-    /// A stable tag naming the model type and its serialised layout, such as
-    /// `linfa.decision_tree.v1`. Loading refuses a bundle whose card names
-    /// another kind.
-    const KIND: &'static str;
-
+/// The methods trust their rows: callers pass exactly the model's width,
+/// and finite values unless [`accepts_non_finite`](Predictor::accepts_non_finite).
+/// The road for rows from outside is a loaded model's
+/// [`CheckedModel`](crate::CheckedModel), which checks them first and
+/// returns a `Result`.
+pub trait Predictor {
     /// What one prediction is: a class label or a score.
     type Output: Clone + PartialEq + std::fmt::Debug + Into<ProbeValue> + Send + Sync + 'static;
 
     /// The number of input features, if the model records it.
     fn n_features(&self) -> Option<usize>;
 
-    /// Checks what deserialisation cannot: that the model is internally
-    /// consistent for inputs of `n_features` columns, so that `predict`
-    /// cannot panic on them.
-    ///
-    /// # Errors
-    ///
-    /// A [`StructureError`] saying what is inconsistent.
-    fn check_structure(&self, n_features: usize) -> Result<(), StructureError>;
-
     /// Predicts one output per row.
-    ///
-    /// Callers pass exactly the model's feature count of columns; loading has
-    /// checked the structure against that count.
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<Self::Output>;
-
-    /// Whether the model gives meaningful answers for inputs with NaN or
-    /// infinite values (a tree with missing-value branches does; a linear
-    /// model does not). Checked predictions refuse such inputs for models
-    /// that do not. Default: false.
-    const ACCEPTS_NON_FINITE: bool = false;
-
-    /// Whether this model takes NaN and infinite inputs: by default its
-    /// type's [`Model::ACCEPTS_NON_FINITE`]; a type whose models differ (an
-    /// ONNX graph: trees and imputers take missing values, a linear model
-    /// does not) answers per model.
-    fn accepts_non_finite(&self) -> bool {
-        Self::ACCEPTS_NON_FINITE
-    }
-
-    /// The classes' names, for a classifier whose labels are indices into
-    /// them (an ONNX graph with string class labels predicts `0..n`, the
-    /// index of each name here). `None` (the default) for labels that are
-    /// their own names.
-    fn class_names(&self) -> Option<&[String]> {
-        None
-    }
 
     /// Scores beside the labels, where the model has them: one row per
     /// input row; for a classifier one column per class (in label order)
@@ -102,11 +38,86 @@ pub trait Model: Serialize + DeserializeOwned {
 
     /// Outputs and scores of the same rows in one pass, where the model can
     /// give both at once (a forest walks its trees once for both). The
-    /// default calls [`predict`](Model::predict), then
-    /// [`scores`](Model::scores).
+    /// default calls [`predict`](Predictor::predict), then
+    /// [`scores`](Predictor::scores).
     fn predict_scored(&self, rows: ArrayView2<'_, f64>) -> (Array1<Self::Output>, Option<ndarray::Array2<f64>>) {
         (self.predict(rows), self.scores(rows))
     }
+
+    /// Whether the model gives meaningful answers for inputs with NaN or
+    /// infinite values (a tree with missing-value branches does; a linear
+    /// model does not). Checked predictions refuse such inputs for models
+    /// that do not. Default: false.
+    fn accepts_non_finite(&self) -> bool {
+        false
+    }
+
+    /// The classes' names, for a classifier whose labels are indices into
+    /// them (an ONNX graph with string class labels predicts `0..n`, the
+    /// index of each name here). `None` (the default) for labels that are
+    /// their own names.
+    fn class_names(&self) -> Option<&[String]> {
+        None
+    }
+}
+
+/// How a model is stored: a model type that can be saved to and loaded
+/// from a bundle.
+///
+/// The trait asks for what loading needs to refuse a bad file before it
+/// reaches a caller: a stable kind tag (never `std::any::type_name`, which
+/// changes between compiler versions), a structural check that catches what
+/// would panic at prediction, and (through [`Predictor`]) `predict`, so the
+/// card's golden probe can be replayed.
+///
+/// # Examples
+///
+/// ```
+/// use ndarray::{Array1, ArrayView2};
+/// use model_persistence_core::{Model, Predictor, StructureError};
+/// use serde::{Deserialize, Serialize};
+///
+/// /// Predicts the sum of the inputs times a weight.
+/// #[derive(Serialize, Deserialize)]
+/// struct Scaled { weights: Vec<f64> }
+///
+/// impl Predictor for Scaled {
+///     type Output = f64;
+///     fn n_features(&self) -> Option<usize> { Some(self.weights.len()) }
+///     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
+///         rows.rows().into_iter()
+///             .map(|r| r.iter().zip(&self.weights).map(|(x, w)| x * w).sum())
+///             .collect()
+///     }
+/// }
+///
+/// impl Model for Scaled {
+///     const KIND: &'static str = "example.scaled.v1";
+///     fn check_structure(&self, n_features: usize) -> Result<(), StructureError> {
+///         if self.weights.len() != n_features { return Err(StructureError::new("wrong width")); }
+///         if self.weights.iter().all(|w| w.is_finite()) { Ok(()) }
+///         else { Err(StructureError::new("a weight is not finite")) }
+///     }
+/// }
+///
+/// let model = Scaled { weights: vec![2.0, 0.5] };
+/// assert!(model.check_structure(2).is_ok());
+/// assert_eq!(model.predict(ndarray::array![[1.0, 4.0]].view()).to_vec(), vec![4.0]);
+/// ```
+pub trait Model: Predictor + Serialize + DeserializeOwned {
+    /// A stable tag naming the model type and its serialised layout, such as
+    /// `linfa.decision_tree.v1`. Loading refuses a bundle whose card names
+    /// another kind.
+    const KIND: &'static str;
+
+    /// Checks what deserialisation cannot: that the model is internally
+    /// consistent for inputs of `n_features` columns, so that `predict`
+    /// cannot panic on them.
+    ///
+    /// # Errors
+    ///
+    /// A [`StructureError`] saying what is inconsistent.
+    fn check_structure(&self, n_features: usize) -> Result<(), StructureError>;
 
     /// How far a replayed probe value may lie from the recorded one, as a
     /// fraction of the recorded value's magnitude (of 1 below magnitude 1).

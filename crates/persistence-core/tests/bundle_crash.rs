@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Linear;
-use model_persistence_core::synthetic::SplitMix64;
 use model_persistence_core::{BundleWriter, ModelCard};
+use model_persistence_testkit::SplitMix64;
 
 const KILLS: usize = 40;
 

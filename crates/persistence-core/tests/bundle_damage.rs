@@ -241,17 +241,20 @@ fn a_model_that_fails_its_structural_check_is_refused() {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Nested(Vec<Nested>);
 
-impl model_persistence_core::Model for Nested {
-    const KIND: &'static str = "test.linear.v1";
+impl model_persistence_core::Predictor for Nested {
     type Output = f64;
     fn n_features(&self) -> Option<usize> {
         None
     }
-    fn check_structure(&self, _: usize) -> Result<(), model_persistence_core::StructureError> {
-        Ok(())
-    }
     fn predict(&self, rows: ndarray::ArrayView2<'_, f64>) -> ndarray::Array1<f64> {
         ndarray::Array1::zeros(rows.nrows())
+    }
+}
+
+impl model_persistence_core::Model for Nested {
+    const KIND: &'static str = "test.linear.v1";
+    fn check_structure(&self, _: usize) -> Result<(), model_persistence_core::StructureError> {
+        Ok(())
     }
 }
 

@@ -177,7 +177,7 @@ fn a_damaged_large_payload_is_refused_on_the_pipelined_read() {
 fn a_damaged_mid_sized_payload_is_refused_as_a_checksum_mismatch() {
     let dir = tempfile::tempdir().expect("temp dir");
     let n = 60_000;
-    let mut rng = model_persistence_core::synthetic::SplitMix64::new(5);
+    let mut rng = model_persistence_testkit::SplitMix64::new(5);
     let model = common::Dense {
         weights: (0..n).map(|_| rng.next_normal()).collect(),
         bias: 0.5,

@@ -25,7 +25,7 @@ prop_compose! {
     ) -> (Linear, ModelCard) {
         let model = Linear { weights, bias };
         let n = model.weights.len();
-        let mut rng = model_persistence_core::synthetic::SplitMix64::new(seed);
+        let mut rng = model_persistence_testkit::SplitMix64::new(seed);
         let train = ndarray::Array2::from_shape_fn((rows, n), |_| rng.next_normal());
         let mut builder = ModelCard::builder(name, &model).version(semver::Version::new(major, minor, patch))
             .training_data(train.view(), "proptest")

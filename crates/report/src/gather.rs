@@ -38,7 +38,7 @@ pub struct VersionEntry {
 
 /// Everything the page shows.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct ModelPage {
     /// What was asked for (`fraud@production`, `fraud@1.2.0`, `fraud`).
     pub reference: String,
     /// The version the card is of.
@@ -57,7 +57,7 @@ pub struct Report {
     pub generated_at: OffsetDateTime,
 }
 
-impl Report {
+impl ModelPage {
     /// The report with live statistics (the drift a server measured).
     pub fn with_live(mut self, live: Option<DriftReport>) -> Self {
         self.live = live;
@@ -73,7 +73,7 @@ impl Report {
 /// [`Error::Registry`]: an unknown model, version or alias, or a storage
 /// error. A gate report that does not read is shown as unreadable, not an
 /// error.
-pub fn gather(registry: &Registry, reference: &ModelRef) -> Result<Report, Error> {
+pub fn gather(registry: &Registry, reference: &ModelRef) -> Result<ModelPage, Error> {
     let selected = registry.resolve(reference)?;
     let model = &selected.model;
     let card = registry.card(model, &selected.version)?;
@@ -99,7 +99,7 @@ pub fn gather(registry: &Registry, reference: &ModelRef) -> Result<Report, Error
             }
         })
         .collect();
-    Ok(Report {
+    Ok(ModelPage {
         reference: reference.to_string(),
         aliases: registry.aliases(model)?,
         history: registry.history(model)?,

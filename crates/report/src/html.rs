@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use model_persistence_versioning::EventKind;
 
 use crate::charts;
-use crate::gather::Report;
+use crate::gather::ModelPage;
 
 /// Escapes text for HTML content and attribute values: `&`, `<`, `>`, `"`
 /// and `'`.
@@ -94,7 +94,7 @@ fn field(out: &mut String, label: &str, value: &str) {
 }
 
 /// Renders the report as one self-contained HTML document.
-pub fn render(r: &Report) -> String {
+pub fn render(r: &ModelPage) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let card = &r.card;
     let title = format!("{} {}", card.name, card.version);
@@ -119,7 +119,7 @@ pub fn render(r: &Report) -> String {
     out
 }
 
-fn passport(out: &mut String, r: &Report) {
+fn passport(out: &mut String, r: &ModelPage) {
     let card = &r.card;
     out.push_str("<section><h2>Model card</h2><div class=\"passport\">");
     field(out, "name", &escape(&card.name));
@@ -200,7 +200,7 @@ fn passport(out: &mut String, r: &Report) {
     out.push_str("</section>");
 }
 
-fn versions(out: &mut String, r: &Report) {
+fn versions(out: &mut String, r: &ModelPage) {
     let metrics: BTreeSet<&str> = r
         .versions
         .iter()
@@ -244,7 +244,7 @@ fn versions(out: &mut String, r: &Report) {
     out.push_str("</section>");
 }
 
-fn gates(out: &mut String, r: &Report) {
+fn gates(out: &mut String, r: &ModelPage) {
     out.push_str("<section><h2>Gate decisions</h2>");
     let mut any = false;
     for v in r.versions.iter().rev() {
@@ -296,7 +296,7 @@ fn gates(out: &mut String, r: &Report) {
 
 /// The decisions taken on live outcomes: guardrail rollbacks and A/B
 /// tests, with their evidence.
-fn live_decisions(out: &mut String, r: &Report) {
+fn live_decisions(out: &mut String, r: &ModelPage) {
     let decided: Vec<_> = r
         .versions
         .iter()
@@ -349,7 +349,7 @@ fn live_decisions(out: &mut String, r: &Report) {
     out.push_str("</section>");
 }
 
-fn timeline(out: &mut String, r: &Report) {
+fn timeline(out: &mut String, r: &ModelPage) {
     out.push_str("<section><h2>Alias timeline</h2>");
     if !r.aliases.is_empty() {
         out.push_str("<p>Now: ");
@@ -395,7 +395,7 @@ fn timeline(out: &mut String, r: &Report) {
     out.push_str("</table></section>");
 }
 
-fn features(out: &mut String, r: &Report) {
+fn features(out: &mut String, r: &ModelPage) {
     let card = &r.card;
     out.push_str("<section><h2>Features: training distribution");
     if r.live.is_some() {

@@ -11,7 +11,7 @@
 //! notes, feature names, reasons) is escaped, so markup in it shows as text.
 //!
 //! ```
-//! use model_persistence_core::synthetic::LinearClassifier;
+//! use model_persistence_testkit::LinearClassifier;
 //! use model_persistence_core::ModelCard;
 //! use model_persistence_versioning::{Bump, ModelRef, Registry, VersionSpec};
 //!
@@ -35,7 +35,12 @@ mod charts;
 mod gather;
 mod html;
 
-pub use gather::{gather, GateRecord, Report, VersionEntry};
+pub use gather::{gather, GateRecord, ModelPage, VersionEntry};
+
+/// The old name of [`ModelPage`] (beside the gate's own `Report`, one name
+/// for two things); kept for one release.
+#[deprecated(since = "0.2.0", note = "renamed ModelPage")]
+pub type Report = ModelPage;
 pub use html::{escape, render};
 
 /// Why a report could not be gathered.

@@ -1,10 +1,10 @@
 //! The report page: what it shows of a registry, that markup in names and
 //! notes stays text, and what a person sees when Chromium renders it.
 
-use model_persistence_core::synthetic::{fraud_like, LinearClassifier, FRAUD_FEATURES};
 use model_persistence_core::ModelCard;
 use model_persistence_gate::{evaluate_and_publish, BaselineRule, Gate, Margin, PublishRequest, Rule};
 use model_persistence_serving::{DriftReport, FeatureDrift};
+use model_persistence_testkit::{fraud_like, LinearClassifier, FRAUD_FEATURES};
 use model_persistence_versioning::{Bump, ModelRef, Registry, VersionSpec};
 
 const HOSTILE: &str = "<script>alert('x')</script><img src=x onerror=alert(1)>";
@@ -52,7 +52,7 @@ fn registry() -> (tempfile::TempDir, Registry) {
         )
         .expect("gate runs");
     }
-    // What a guardrail stores when it rolls back (serving::outcomes::enforce).
+    // What a guardrail stores when it rolls back (gate::live::enforce).
     registry
         .attach(
             "fraud",

@@ -42,7 +42,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use model_persistence_serving::outcomes::{AbTest, FeedbackConfig, Guardrail};
+use model_persistence_gate::live::{AbTest, FeedbackConfig, Guardrail};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -100,6 +100,16 @@ pub struct ServeConfig {
     /// The models.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// Public keys (PEM files) one of which must have signed every bundle
+    /// served from a directory (`bundle_dir`); registry models are held to
+    /// the registry handle's own trust policy. Empty: no signature needed.
+    #[serde(default)]
+    pub trust: Vec<PathBuf>,
+    /// The model repository extension (`/v2/repository/...`, gRPC's
+    /// `RepositoryIndex`, `RepositoryModelLoad`, `RepositoryModelUnload`):
+    /// names loaded and unloaded while the server runs. Off by default.
+    #[serde(default)]
+    pub repository_api: bool,
 }
 
 /// One served name.
@@ -112,6 +122,13 @@ pub struct ModelConfig {
     /// `model@alias`, `model@version` or `model` (latest).
     #[serde(default)]
     pub reference: Option<String>,
+    /// A directory holding the bundle to serve, with no registry: what a
+    /// storage initializer fetched (`/mnt/models`). Its `model.bundle` (what
+    /// `modelctl fetch` writes), or else its one `*.bundle` file, with every
+    /// check a load makes and, under `trust`, its signature. Followed: a
+    /// bundle replaced in place is swapped in. Needs `name`.
+    #[serde(default)]
+    pub bundle_dir: Option<PathBuf>,
     /// An A/B split instead of one reference.
     #[serde(default)]
     pub ab: Option<AbConfig>,
@@ -249,6 +266,8 @@ impl Default for ServeConfig {
             body_timeout_ms: default_body_timeout_ms(),
             max_connections: default_max_connections(),
             models: Vec::new(),
+            trust: Vec::new(),
+            repository_api: false,
         }
     }
 }
@@ -365,6 +384,20 @@ impl ModelConfig {
         ModelConfig {
             name: None,
             reference: Some(reference.to_owned()),
+            bundle_dir: None,
+            ab: None,
+            shadow: None,
+            outcomes: OutcomesConfig::default(),
+            guardrail: None,
+        }
+    }
+
+    /// Serves the bundle in `dir` under `name`, with no registry.
+    pub fn bundle_dir(name: &str, dir: impl Into<PathBuf>) -> Self {
+        ModelConfig {
+            name: Some(name.to_owned()),
+            reference: None,
+            bundle_dir: Some(dir.into()),
             ab: None,
             shadow: None,
             outcomes: OutcomesConfig::default(),
@@ -378,6 +411,18 @@ impl ModelConfig {
     ///
     /// [`Error::Config`] when neither a name nor a reference gives one.
     pub fn served_name(&self) -> Result<String> {
+        if self.bundle_dir.is_some() {
+            if self.reference.is_some() || self.ab.is_some() || self.shadow.is_some() || self.guardrail.is_some() {
+                return Err(Error::config(
+                    "a model served from a directory has no reference, A/B split, shadow or guardrail",
+                ));
+            }
+            return self
+                .name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| Error::config("a model served from a directory needs a name (--model-name)"));
+        }
         if let Some(n) = &self.name {
             return Ok(n.clone());
         }

@@ -30,24 +30,36 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod app;
 pub mod config;
 mod error;
+pub mod grpc;
+mod hosting;
+mod http;
 mod listen;
 mod prometheus;
-pub mod protocol;
+pub mod service;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use app::{router, AppState};
 pub use config::{
     AbConfig, DecideConfig, KeySource, ModelConfig, OutcomesConfig, ServeConfig, ShadowConfig, VariantConfig,
     DEFAULT_BODY_LIMIT,
 };
 pub use error::{Error, Result};
+pub use hosting::AppState;
+pub use http::protocol;
 use model_persistence_versioning::Registry;
+
+/// Every route of the server over `state`: the Open Inference Protocol over
+/// REST and over gRPC (one port: gRPC requests are HTTP/2 with
+/// `content-type: application/grpc` on the service's paths), `/metrics` and
+/// the model pages. Bodies over `body_limit` bytes are refused (413, or
+/// `RESOURCE_EXHAUSTED`).
+pub fn router(state: Arc<AppState>, body_limit: usize) -> axum::Router {
+    grpc::add_to(http::router(Arc::clone(&state), body_limit), state, body_limit)
+}
 
 /// A server bound to its address, loading its models.
 #[derive(Debug)]
@@ -66,7 +78,7 @@ impl Server {
     ///
     /// [`Error::Config`] for an invalid configuration, [`Error::Listen`] for
     /// an address that cannot be bound.
-    pub async fn bind(config: &ServeConfig, registry: &Registry) -> Result<Self> {
+    pub async fn bind<'r>(config: &ServeConfig, registry: impl Into<Option<&'r Registry>>) -> Result<Self> {
         let state = AppState::start(config, registry)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -138,7 +150,12 @@ pub async fn shutdown_signal() {
 /// # Errors
 ///
 /// Those of [`Server::bind`] and [`Server::run`], and [`Error::Runtime`].
-pub fn run_blocking(config: &ServeConfig, registry: &Registry, on_bound: impl FnOnce(SocketAddr)) -> Result<()> {
+pub fn run_blocking<'r>(
+    config: &ServeConfig,
+    registry: impl Into<Option<&'r Registry>>,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let registry: Option<&Registry> = registry.into();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("serve")

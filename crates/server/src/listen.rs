@@ -1,13 +1,22 @@
-//! The accept loop: one HTTP/1 connection per client under three bounds,
-//! so slow or idle clients cannot take what others need.
+//! The accept loop: one connection per client, HTTP/1 (REST) or HTTP/2
+//! (gRPC, and REST clients that speak it), told apart by the connection's
+//! first bytes, under three bounds, so slow or idle clients cannot take
+//! what others need.
 //!
-//! - A request's head must arrive within `header_timeout_ms` of the moment
-//!   the server starts waiting for it (on a kept-alive connection, the end
-//!   of the previous answer): hyper's header timer closes the connection
+//! - A connection's first byte must arrive within `header_timeout_ms`, and
+//!   an HTTP/1 request's head within `header_timeout_ms` of the moment the
+//!   server starts waiting for it (on a kept-alive connection, the end of
+//!   the previous answer): hyper's header timer closes the connection
 //!   otherwise. A client trickling its headers a byte at a time is cut off.
+//!   An HTTP/2 connection is pinged when idle and closed when the pings go
+//!   unanswered.
 //! - A request's body must arrive within `body_timeout_ms`
 //!   ([`body_deadline`]): past it the answer is 408 with the protocol's
-//!   error body and the connection closes.
+//!   error body and the connection closes (a gRPC call: `DEADLINE_EXCEEDED`).
+//!   A gRPC body is checked to be one whole, uncompressed message before
+//!   the service reads it, so a malformed frame is `INVALID_ARGUMENT` and
+//!   one over the limit `RESOURCE_EXHAUSTED` (tonic's own framing errors
+//!   are `INTERNAL`).
 //! - At most `max_connections` connections are open; one more is answered
 //!   503 with `Retry-After` and closed at once, rather than queued without
 //!   bound or left hanging.
@@ -26,12 +35,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-use crate::app::AppState;
 use crate::config::ServeConfig;
+use crate::hosting::AppState;
 
 /// The bounds of [`serve`], from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -80,11 +89,18 @@ pub(crate) async fn serve(
     let app = app.layer(axum::middleware::from_fn_with_state(deadline, body_deadline));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let mut builder = hyper::server::conn::http1::Builder::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.header_timeout)
+        .keep_alive_timeout(limits.header_timeout);
+    let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -111,9 +127,22 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let builder = Arc::clone(&builder);
+        let watcher = graceful.watcher();
+        let first_byte = limits.header_timeout;
         tokio::spawn(async move {
-            let _ = connection.await;
+            // A connection that sends nothing is closed before a protocol
+            // is chosen (which waits for the first bytes, with no timer).
+            let mut byte = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(first_byte, stream.peek(&mut byte)).await,
+                Ok(Ok(1..))
+            ) {
+                drop(permit);
+                return;
+            }
+            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            let _ = watcher.watch(connection).await;
             drop(permit);
         });
     }
@@ -134,9 +163,17 @@ struct Deadline {
 async fn body_deadline(State(deadline): State<Deadline>, request: Request, next: Next) -> Response {
     let limits = deadline.limits;
     let (parts, body) = request.into_parts();
+    let grpc = crate::grpc::is_grpc(&parts.headers);
     let read = tokio::time::timeout(limits.body_timeout, axum::body::to_bytes(body, limits.body_limit)).await;
     let (status, message) = match read {
-        Ok(Ok(bytes)) => return next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Ok(bytes)) => {
+            if grpc {
+                if let Err(refused) = crate::grpc::check_frame(&parts.headers, &bytes, limits.body_limit) {
+                    return refused.into_http();
+                }
+            }
+            return next.run(Request::from_parts(parts, Body::from(bytes))).await;
+        }
         Ok(Err(e)) if mentions(&e, "length limit") => (
             StatusCode::PAYLOAD_TOO_LARGE,
             "the request body is over the server's limit".to_owned(),
@@ -157,6 +194,14 @@ async fn body_deadline(State(deadline): State<Deadline>, request: Request, next:
         }
     };
     deadline.state.count_refused_infer(parts.uri.path(), status.as_u16());
+    if grpc {
+        let refused = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => tonic::Status::resource_exhausted(message),
+            StatusCode::REQUEST_TIMEOUT => tonic::Status::deadline_exceeded(message),
+            _ => tonic::Status::invalid_argument(message),
+        };
+        return refused.into_http();
+    }
     let body = serde_json::to_vec(&crate::protocol::ErrorBody { error: message }).unwrap_or_default();
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
@@ -166,7 +211,6 @@ async fn body_deadline(State(deadline): State<Deadline>, request: Request, next:
     response
 }
 
-/// Whether `e` or one of its sources says `what`.
 fn mentions(e: &(dyn std::error::Error + 'static), what: &str) -> bool {
     let mut current = Some(e);
     while let Some(error) = current {

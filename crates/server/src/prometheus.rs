@@ -52,16 +52,19 @@ pub(crate) enum Outcome {
     NotFound,
     TooLarge,
     Unavailable,
+    Forbidden,
 }
 
 impl Outcome {
-    pub(crate) fn of_status(status: u16) -> Self {
-        match status {
-            200..=299 => Outcome::Ok,
-            404 => Outcome::NotFound,
-            413 => Outcome::TooLarge,
-            503 => Outcome::Unavailable,
-            _ => Outcome::BadRequest,
+    /// The outcome of a request the service refused.
+    pub(crate) fn of_kind(kind: crate::service::ErrorKind) -> Self {
+        use crate::service::ErrorKind;
+        match kind {
+            ErrorKind::InvalidArgument => Outcome::BadRequest,
+            ErrorKind::NotFound => Outcome::NotFound,
+            ErrorKind::TooLarge => Outcome::TooLarge,
+            ErrorKind::Unavailable => Outcome::Unavailable,
+            ErrorKind::Forbidden => Outcome::Forbidden,
         }
     }
 
@@ -72,15 +75,19 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::TooLarge => "too_large",
             Outcome::Unavailable => "unavailable",
+            Outcome::Forbidden => "forbidden",
         }
     }
 }
 
+/// A request series: model, version, protocol, outcome.
+type RequestKey = (String, String, &'static str, Outcome);
+
 /// The server's counters.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
-    /// (model, version, outcome) → requests.
-    requests: Mutex<BTreeMap<(String, String, Outcome), u64>>,
+    /// (model, version, protocol, outcome) → requests.
+    requests: Mutex<BTreeMap<RequestKey, u64>>,
     /// (model, variant) → requests.
     variants: Mutex<BTreeMap<(String, String), u64>>,
     /// model → latency of answered requests.
@@ -113,9 +120,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Metrics {
-    pub(crate) fn request(&self, model: &str, version: &str, outcome: Outcome) {
+    pub(crate) fn request(&self, model: &str, version: &str, protocol: &'static str, outcome: Outcome) {
         *lock(&self.requests)
-            .entry((model.to_owned(), version.to_owned(), outcome))
+            .entry((model.to_owned(), version.to_owned(), protocol, outcome))
             .or_default() += 1;
     }
 
@@ -131,12 +138,12 @@ impl Metrics {
 
     pub(crate) fn render(&self, gauges: &[ModelGauges]) -> String {
         let mut out = String::with_capacity(4096);
-        out.push_str("# HELP mp_requests_total Inference requests by model, version and outcome.\n");
+        out.push_str("# HELP mp_requests_total Inference requests by model, version, protocol and outcome.\n");
         out.push_str("# TYPE mp_requests_total counter\n");
-        for ((model, version, outcome), n) in lock(&self.requests).iter() {
+        for ((model, version, protocol, outcome), n) in lock(&self.requests).iter() {
             let _ = writeln!(
                 out,
-                "mp_requests_total{{model=\"{}\",version=\"{}\",outcome=\"{}\"}} {n}",
+                "mp_requests_total{{model=\"{}\",version=\"{}\",protocol=\"{protocol}\",outcome=\"{}\"}} {n}",
                 escape(model),
                 escape(version),
                 outcome.label()
@@ -145,7 +152,7 @@ impl Metrics {
         out.push_str("# HELP mp_request_errors_total Refused inference requests by model and outcome.\n");
         out.push_str("# TYPE mp_request_errors_total counter\n");
         let mut errors: BTreeMap<(String, Outcome), u64> = BTreeMap::new();
-        for ((model, _, outcome), n) in lock(&self.requests).iter() {
+        for ((model, _, _, outcome), n) in lock(&self.requests).iter() {
             if *outcome != Outcome::Ok {
                 *errors.entry((model.clone(), *outcome)).or_default() += n;
             }

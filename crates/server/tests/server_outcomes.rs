@@ -24,6 +24,7 @@ fn ab_splits_are_sticky_and_counted() {
     let model = ModelConfig {
         name: Some("churn".into()),
         reference: None,
+        bundle_dir: None,
         ab: Some(AbConfig {
             key: "header:x-user".into(),
             variants: vec![
@@ -85,7 +86,7 @@ fn outcomes_reported_by_id_roll_a_worse_version_back() {
     let bad = publish(&reg, "fraud", Version::new(2, 0, 0), &linear(-1.0, 0.0));
     reg.set_alias("fraud", "production", &good).expect("alias");
     let mut model = ModelConfig::reference("fraud@production");
-    model.guardrail = Some(model_persistence_serving::outcomes::Guardrail {
+    model.guardrail = Some(model_persistence_gate::live::Guardrail {
         min_samples: 40,
         floor: Some(0.7),
         ..Default::default()

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use model_persistence_core::{Model, ModelCard};
+use model_persistence_core::{ModelCard, Predictor};
 use model_persistence_server::{ModelConfig, Server};
 use model_persistence_versioning::VersionSpec;
 use semver::Version;
@@ -255,7 +255,7 @@ fn class_names_answer_for_the_labels_and_outcomes_take_them() {
     let fixture: Value =
         serde_json::from_slice(&std::fs::read(fixtures.join("random_forest_string_labels.json")).expect("json"))
             .expect("json");
-    let graph = model_persistence_core::onnx::OnnxModel::from_graph(graph).expect("graph");
+    let graph = model_persistence_models::onnx::OnnxModel::from_graph(graph).expect("graph");
     let trees = graph.tree_ensemble().expect("lowered");
     let (_dir, reg) = test_registry();
     let card = ModelCard::builder("named", &trees).build().expect("card");

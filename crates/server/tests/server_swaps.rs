@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use model_persistence_core::synthetic::LinearClassifier;
-use model_persistence_core::{Model, ModelCard};
+use model_persistence_core::{ModelCard, Predictor};
 use model_persistence_server::ModelConfig;
+use model_persistence_testkit::LinearClassifier;
 use model_persistence_versioning::VersionSpec;
 use semver::Version;
 use serde_json::Value;

@@ -2,15 +2,16 @@
 //! Prediction through the server against the bare model, and latency while
 //! a writer swaps versions continuously.
 
+use model_persistence_core::Predictor;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use model_persistence_core::synthetic::LinearClassifier;
-use model_persistence_core::{BundleWriter, Model, ModelCard, Version};
+use model_persistence_core::{BundleWriter, ModelCard, Version};
 use model_persistence_serving::{ModelServer, ReloadPolicy, Source};
+use model_persistence_testkit::LinearClassifier;
 
 fn write(path: &std::path::Path, patch: u64) {
     let model = LinearClassifier {

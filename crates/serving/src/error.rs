@@ -13,6 +13,16 @@ pub enum Error {
         #[source]
         source: model_persistence_core::Error,
     },
+    /// A bundle's signature is missing, or made by no trusted key
+    /// ([`Source::signed_bundle`](crate::Source::signed_bundle)).
+    #[error("{source_name}: the signature does not verify")]
+    Signature {
+        /// The source, for people.
+        source_name: String,
+        /// Why.
+        #[source]
+        source: model_persistence_core::signing::SignatureError,
+    },
     /// Loading from the registry failed.
     #[error("cannot load the model from {source_name}")]
     Registry {

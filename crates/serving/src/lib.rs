@@ -11,7 +11,7 @@
 //! swaps it in atomically. A version that fails validation is never served.
 //!
 //! ```
-//! use model_persistence_core::synthetic::LinearClassifier;
+//! use model_persistence_testkit::LinearClassifier;
 //! use model_persistence_core::{ModelCard, Version};
 //! use model_persistence_serving::{ModelServer, ReloadPolicy, Source};
 //!
@@ -37,7 +37,10 @@ mod error;
 mod hot_swap;
 mod source;
 
-pub mod outcomes;
+/// Moved to [`model_persistence_gate::live`] (the live gate) in 0.2; this
+/// path stays for one release.
+#[doc(hidden)]
+pub use model_persistence_gate::live as outcomes;
 
 pub use ab::{AbSplit, VariantCount};
 pub use drift::{psi, DriftConfig, DriftReport, FeatureDrift};

@@ -5,12 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use model_persistence_core::synthetic::{LinearClassifier, SplitMix64};
 use model_persistence_core::{ModelCard, Version};
-use model_persistence_serving::outcomes::{
+use model_persistence_gate::live::{
     enforce, likelihood_ratio, AbTest, AbWatch, AlwaysValid, Arm, Feedback, FeedbackConfig, FeedbackError,
     GuardVerdict, GuardWatch, Guardrail, LiveMetric, LiveMetrics, Proportion, Sequential,
 };
+use model_persistence_testkit::{LinearClassifier, SplitMix64};
 use model_persistence_versioning::{EventKind, Registry, VersionSpec};
 
 /// Outcomes of `n` predictions right with probability `p`, recorded and
@@ -313,7 +313,7 @@ fn feedback_joins_by_id_in_bounded_memory_and_counts_what_expires() {
 
 #[test]
 fn a_decided_ab_test_promotes_or_recommends_its_winner_with_the_evidence() {
-    use model_persistence_serving::outcomes::{apply, OnDecision};
+    use model_persistence_gate::live::{apply, OnDecision};
     for policy in [OnDecision::Promote, OnDecision::Recommend] {
         let dir = tempfile::tempdir().expect("dir");
         let registry = Registry::create(dir.path()).expect("registry");

@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use model_persistence_core::synthetic::{LinearClassifier, SplitMix64};
 use model_persistence_core::{ModelCard, Version};
 use model_persistence_serving::{AbSplit, DriftConfig, ModelServer, ReloadPolicy, Source};
+use model_persistence_testkit::{LinearClassifier, SplitMix64};
 use ndarray::Array2;
 
 fn server(

@@ -1,9 +1,9 @@
 //! What a server refuses for good: a version whose input schema differs
 //! from the served one, and content it has refused once (never re-attempted).
 
-use model_persistence_core::synthetic::LinearClassifier;
 use model_persistence_core::{ModelCard, Version};
 use model_persistence_serving::{Error, ModelServer, ReloadPolicy, Source};
+use model_persistence_testkit::LinearClassifier;
 
 /// A linear model over `n` features, published to `registry` as `fraud`.
 fn publish_linear(registry: &model_persistence_versioning::Registry, n: usize, names: Option<&[&str]>) -> Version {

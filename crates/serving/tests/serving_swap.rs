@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use model_persistence_core::synthetic::LinearClassifier;
-use model_persistence_core::{BundleWriter, InputError, Model, ModelCard, StructureError, Version};
+use model_persistence_core::{BundleWriter, InputError, Model, ModelCard, Predictor, StructureError, Version};
 use model_persistence_serving::{Error, ModelServer, ReloadPolicy, Source};
+use model_persistence_testkit::LinearClassifier;
 use ndarray::{Array1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
@@ -22,14 +22,10 @@ struct Tagged {
     check: u64,
 }
 
-impl Model for Tagged {
-    const KIND: &'static str = "test.tagged.v1";
+impl Predictor for Tagged {
     type Output = f64;
     fn n_features(&self) -> Option<usize> {
         Some(2)
-    }
-    fn check_structure(&self, _: usize) -> Result<(), StructureError> {
-        Ok(())
     }
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
         let v = if self.check == self.id * 7 {
@@ -38,6 +34,13 @@ impl Model for Tagged {
             f64::NAN
         };
         Array1::from_elem(rows.nrows(), v)
+    }
+}
+
+impl Model for Tagged {
+    const KIND: &'static str = "test.tagged.v1";
+    fn check_structure(&self, _: usize) -> Result<(), StructureError> {
+        Ok(())
     }
 }
 
@@ -364,17 +367,20 @@ struct Heavy {
     weights: Vec<f64>,
 }
 
-impl Model for Heavy {
-    const KIND: &'static str = "test.heavy.v1";
+impl Predictor for Heavy {
     type Output = f64;
     fn n_features(&self) -> Option<usize> {
         Some(2)
     }
-    fn check_structure(&self, _: usize) -> Result<(), StructureError> {
-        Ok(())
-    }
     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> {
         Array1::from_elem(rows.nrows(), self.id as f64)
+    }
+}
+
+impl Model for Heavy {
+    const KIND: &'static str = "test.heavy.v1";
+    fn check_structure(&self, _: usize) -> Result<(), StructureError> {
+        Ok(())
     }
 }
 

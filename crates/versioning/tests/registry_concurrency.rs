@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{card, model, Linear};
-use model_persistence_core::synthetic::SplitMix64;
+use model_persistence_testkit::SplitMix64;
 use model_persistence_versioning::{Bump, Registry, VersionSpec};
 
 const PER_PUBLISHER: usize = 25;

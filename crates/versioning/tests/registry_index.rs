@@ -9,7 +9,7 @@
 mod common;
 
 use common::{backends, card, model};
-use model_persistence_core::synthetic::SplitMix64;
+use model_persistence_testkit::SplitMix64;
 use model_persistence_versioning::{Bump, Registry, VersionInfo, VersionSpec};
 use semver::Version;
 

@@ -35,7 +35,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::{card, model, Linear};
-use model_persistence_core::synthetic::SplitMix64;
+use model_persistence_testkit::SplitMix64;
 use model_persistence_versioning::{Bump, Error, EventKind, Registry, VersionSpec};
 use semver::Version;
 

@@ -1,6 +1,7 @@
 //! One function per command, grouped by what they act on.
 
 pub(crate) mod bundle;
+pub(crate) mod fetch;
 #[cfg(feature = "onnx")]
 pub(crate) mod onnx;
 pub(crate) mod predict;

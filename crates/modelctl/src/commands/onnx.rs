@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use model_persistence::persistence::onnx::OnnxModel;
+use model_persistence::models::onnx::OnnxModel;
 use model_persistence::persistence::{self, ModelCard, Version};
 
 use super::predict::read_rows;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use model_persistence::persistence::{AnyModel, Kinds, Loaded, ProbeValue};
+use model_persistence::persistence::{AnyModel, Loaded, ProbeValue};
 use model_persistence::versioning::ModelRef;
 use ndarray::Array2;
 
@@ -75,7 +75,7 @@ pub(crate) fn read_rows(text: &str, features: &[String], n_features: usize) -> R
 
 fn load(location: Location<'_>, target: &str) -> Result<Loaded<AnyModel>, Failure> {
     if Path::new(target).is_file() {
-        return Ok(Kinds::default().load(target)?);
+        return Ok(model_persistence::models::kinds().load(target)?);
     }
     if target.contains('@') || !target.contains('/') {
         let reference: ModelRef = target.parse()?;

@@ -14,6 +14,12 @@ pub(crate) struct ServeArgs {
     pub(crate) body_limit: Option<usize>,
     pub(crate) poll_ms: Option<u64>,
     pub(crate) cache_dir: Option<std::path::PathBuf>,
+    /// `--bundle-dir` and `--model-name`.
+    pub(crate) bundle: Option<(std::path::PathBuf, String)>,
+    /// The `--trust` key files.
+    pub(crate) trust: Vec<std::path::PathBuf>,
+    /// `--repository-api`.
+    pub(crate) repository_api: bool,
 }
 
 /// Builds the configuration (file, then flags over it), opens the registry
@@ -28,6 +34,11 @@ pub(crate) fn serve(location: Location<'_>, args: &ServeArgs) -> Outcome {
     config
         .models
         .extend(args.models.iter().map(|m| ModelConfig::reference(m)));
+    if let Some((dir, name)) = &args.bundle {
+        config.models.push(ModelConfig::bundle_dir(name, dir));
+    }
+    config.trust.extend(args.trust.iter().cloned());
+    config.repository_api |= args.repository_api;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -46,16 +57,22 @@ pub(crate) fn serve(location: Location<'_>, args: &ServeArgs) -> Outcome {
         (None, Some(file)) => Location(Some(file.as_str())),
         (None, None) => Location(None),
     };
-    // The config file's store options, then the command line's over them.
-    let mut options: Vec<(String, String)> = config.registry_options.clone().into_iter().collect();
-    options.extend(super::registry::options());
-    let mut registry = location.open_with(&options)?;
-    if let Some(dir) = &config.cache_dir {
-        let cache = model_persistence::versioning::BundleCache::new(dir, config.cache_max_bytes)
-            .map_err(|e| Failure(format!("cannot use the cache {}: {e}", dir.display())))?;
-        registry = registry.cache(cache);
-    }
-    model_persistence_server::run_blocking(&config, &registry, |addr| {
+    // Models served from a directory need no registry; any other does.
+    let registry = if location.0.is_none() && config.models.iter().all(|m| m.bundle_dir.is_some()) {
+        None
+    } else {
+        // The config file's store options, then the command line's over them.
+        let mut options: Vec<(String, String)> = config.registry_options.clone().into_iter().collect();
+        options.extend(super::registry::options());
+        let mut registry = location.open_with(&options)?;
+        if let Some(dir) = &config.cache_dir {
+            let cache = model_persistence::versioning::BundleCache::new(dir, config.cache_max_bytes)
+                .map_err(|e| Failure(format!("cannot use the cache {}: {e}", dir.display())))?;
+            registry = registry.cache(cache);
+        }
+        Some(registry)
+    };
+    model_persistence_server::run_blocking(&config, registry.as_ref(), |addr| {
         // One line on stdout that scripts can wait for.
         outln!("listening on http://{addr}");
     })?;

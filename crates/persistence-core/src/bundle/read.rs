@@ -69,7 +69,7 @@ impl<M> Loaded<M> {
 impl<M: Model> Loaded<M> {
     /// Predicts one output per row, after checking that the rows have as
     /// many columns as the card's features: the check on use that a bare
-    /// [`Model::predict`] cannot make (a linfa model given the wrong width
+    /// [`Predictor::predict`](crate::Predictor::predict) cannot make (a linfa model given the wrong width
     /// panics inside ndarray).
     ///
     /// An inherent method, so it is the one called even with
@@ -79,13 +79,13 @@ impl<M: Model> Loaded<M> {
     ///
     /// [`Error::Input`] for rows of the wrong width, or with a NaN or
     /// infinite value when the model does not take them
-    /// ([`Model::accepts_non_finite`]).
+    /// ([`Predictor::accepts_non_finite`](crate::Predictor::accepts_non_finite)).
     ///
     /// # Examples
     ///
     /// ```
     /// # #[cfg(feature = "testing")] {
-    /// use model_persistence_core::synthetic::LinearClassifier;
+    /// use model_persistence_testkit::LinearClassifier;
     /// use model_persistence_core::{from_bytes, to_bytes, Error, InputError, ModelCard};
     ///
     /// let model = LinearClassifier { weights: vec![1.0, -1.0], bias: 0.0 };

@@ -109,14 +109,17 @@ impl ModelCard {
     ///
     /// ```
     /// # use ndarray::{array, Array1, ArrayView2};
-    /// # use model_persistence_core::{Model, StructureError};
+    /// # use model_persistence_core::{Model, Predictor, StructureError};
     /// # #[derive(serde::Serialize, serde::Deserialize)] struct Mean;
-    /// # impl Model for Mean {
-    /// #     const KIND: &'static str = "example.mean.v1";
+    /// # impl Predictor for Mean {
     /// #     type Output = f64;
     /// #     fn n_features(&self) -> Option<usize> { Some(2) }
-    /// #     fn check_structure(&self, _: usize) -> Result<(), StructureError> { Ok(()) }
     /// #     fn predict(&self, rows: ArrayView2<'_, f64>) -> Array1<f64> { rows.rows().into_iter().map(|r| r.sum() / 2.0).collect() }
+    /// # }
+    ///
+    /// # impl Model for Mean {
+    /// #     const KIND: &'static str = "example.mean.v1";
+    /// #     fn check_structure(&self, _: usize) -> Result<(), StructureError> { Ok(()) }
     /// # }
     /// use model_persistence_core::ModelCard;
     ///

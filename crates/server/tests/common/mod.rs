@@ -7,9 +7,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use model_persistence_core::synthetic::LinearClassifier;
-use model_persistence_core::{Model, ModelCard};
+use model_persistence_core::{Model, ModelCard, Predictor};
 use model_persistence_server::{ModelConfig, ServeConfig, Server};
+use model_persistence_testkit::LinearClassifier;
 use model_persistence_versioning::{Registry, VersionSpec};
 use semver::Version;
 use serde_json::{json, Value};
@@ -19,7 +19,7 @@ pub fn test_registry() -> (tempfile::TempDir, Registry) {
     let dir = tempfile::tempdir().expect("dir");
     let reg = Registry::create(dir.path())
         .expect("registry")
-        .kinds(model_persistence_core::synthetic::kinds());
+        .kinds(model_persistence_testkit::kinds());
     (dir, reg)
 }
 
@@ -181,17 +181,20 @@ pub fn infer_body(rows: &[[f64; 2]]) -> Value {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Stranger(pub LinearClassifier);
 
-impl Model for Stranger {
-    const KIND: &'static str = "test.stranger.v1";
+impl Predictor for Stranger {
     type Output = usize;
     fn n_features(&self) -> Option<usize> {
         self.0.n_features()
     }
-    fn check_structure(&self, n: usize) -> Result<(), model_persistence_core::StructureError> {
-        self.0.check_structure(n)
-    }
     fn predict(&self, rows: ndarray::ArrayView2<'_, f64>) -> ndarray::Array1<usize> {
         self.0.predict(rows)
+    }
+}
+
+impl Model for Stranger {
+    const KIND: &'static str = "test.stranger.v1";
+    fn check_structure(&self, n: usize) -> Result<(), model_persistence_core::StructureError> {
+        self.0.check_structure(n)
     }
 }
 
@@ -214,4 +217,82 @@ pub fn predict_one(addr: SocketAddr, id: &str, row: [f64; 2]) -> (String, i64) {
         out["model_version"].as_str().expect("version").to_owned(),
         out["outputs"][0]["data"][0].as_i64().expect("label"),
     )
+}
+
+/// The Python with the protocol's reference clients: the project's virtual
+/// environment (made by `scripts/test.sh`), or `MP_PYTHON`. Fails, saying
+/// how to get it, when `module` does not import.
+pub fn python(module: &str) -> std::path::PathBuf {
+    let venv = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/venv/bin/python");
+    let py = std::env::var_os("MP_PYTHON").map_or(venv, std::path::PathBuf::from);
+    let has = std::process::Command::new(&py)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        has,
+        "{} cannot import {module}: run `bash scripts/test.sh` (it installs tritonclient[http,grpc] \
+         into target/venv), or set MP_PYTHON to a Python that has it",
+        py.display()
+    );
+    py
+}
+
+/// The model the reference clients' tests serve as `fraud@production`,
+/// version 1.4.0: four features, labels and probabilities.
+pub fn reference_model() -> LinearClassifier {
+    LinearClassifier {
+        weights: vec![1.0, -2.0, 0.5, 0.25],
+        bias: 0.1,
+    }
+}
+
+/// A registry holding [`reference_model`] as `fraud@production` (1.4.0).
+pub fn reference_registry() -> (tempfile::TempDir, Registry) {
+    let (dir, reg) = test_registry();
+    let model = reference_model();
+    let card = ModelCard::builder("fraud", &model).build().expect("card");
+    let v = reg
+        .publish_model(&model, &card, VersionSpec::Exact(Version::new(1, 4, 0)))
+        .expect("publish")
+        .version;
+    reg.set_alias("fraud", "production", &v).expect("alias");
+    (dir, reg)
+}
+
+/// Runs `scripts/SCRIPT ADDR fraud 4` with `py` and reads the one JSON
+/// object it prints.
+pub fn run_client(py: &std::path::Path, script: &str, addr: SocketAddr) -> Value {
+    let out = std::process::Command::new(py)
+        .arg(
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../scripts")
+                .join(script),
+        )
+        .args([addr.to_string(), "fraud".into(), "4".into()])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the client's JSON")
+}
+
+/// Checks that `answer` (labels, probabilities, version) is what
+/// [`reference_model`] computes for `rows`.
+pub fn check_reference_answer(rows: &Value, answer: &Value, how: &str) {
+    let model = reference_model();
+    let rows: Vec<Vec<f64>> = serde_json::from_value(rows.clone()).expect("rows");
+    let rows = ndarray::Array2::from_shape_vec((rows.len(), 4), rows.concat()).expect("matrix");
+    let labels: Vec<i64> = model.predict(rows.view()).iter().map(|&l| l as i64).collect();
+    let scores = model.scores(rows.view()).expect("scores");
+    assert_eq!(answer["version"], "1.4.0", "{how}");
+    let got: Vec<i64> = serde_json::from_value(answer["labels"].clone()).expect("labels");
+    assert_eq!(got, labels, "{how}");
+    let proba: Vec<Vec<f64>> = serde_json::from_value(answer["probabilities"].clone()).expect("probabilities");
+    for (got, want) in proba.concat().iter().zip(scores.iter()) {
+        assert!((got - want).abs() < 1e-12, "{how}: {got} vs {want}");
+    }
 }

@@ -45,7 +45,7 @@ impl<M: Loadable> Served<M> {
     /// A model loaded now.
     fn new(model: M, card: ModelCard, content_id: ContentId) -> Self {
         Served {
-            classes: model.label_names().map(Arc::from),
+            classes: model.class_names().map(Arc::from),
             model,
             card,
             content_id,
@@ -68,7 +68,7 @@ impl<M> Served<M> {
         self.content_id
     }
     /// The names its labels index, when they do
-    /// ([`Model::class_names`](model_persistence_core::Model::class_names)).
+    /// ([`Predictor::class_names`](model_persistence_core::Predictor::class_names)).
     pub fn classes(&self) -> Option<Arc<[String]>> {
         self.classes.clone()
     }
@@ -92,7 +92,7 @@ pub struct Prediction<O> {
     /// the model has them.
     pub scores: Option<ndarray::Array2<f64>>,
     /// The names of the classes, when the model's labels are indices into
-    /// them ([`Model::class_names`](model_persistence_core::Model::class_names):
+    /// them ([`Predictor::class_names`](model_persistence_core::Predictor::class_names):
     /// an ONNX graph with string labels).
     pub classes: Option<Arc<[String]>>,
 }
@@ -242,11 +242,11 @@ where
         scored: bool,
     ) -> Result<Prediction<M::Output>> {
         let inner = &*self.inner;
-        model_persistence_core::check_rows(rows, live.card.n_features, live.model.takes_non_finite())?;
+        model_persistence_core::check_rows(rows, live.card.n_features, live.model.accepts_non_finite())?;
         let (outputs, scores) = if scored {
-            live.model.outputs_scored(rows)
+            live.model.predict_scored(rows)
         } else {
-            (live.model.outputs(rows), None)
+            (live.model.predict(rows), None)
         };
         let n = inner.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if let ReloadPolicy::EveryRequests(every) = inner.policy {

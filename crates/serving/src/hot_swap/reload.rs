@@ -168,9 +168,11 @@ impl<M: Loadable> Inner<M> {
             Ok(l) => l,
             Err(e) => {
                 // A registry version is immutable: a refusal for what it
-                // is stands. A bundle file may still be being written.
-                let following_a_file = matches!(self.source, Source::Bundle(_));
-                let may_pass = e.is_io() || (following_a_file && e.is_payload_damage());
+                // is stands. A bundle file may still be being written, and
+                // its signature may be written after it.
+                let following_a_file = matches!(self.source, Source::Bundle(_) | Source::SignedBundle { .. });
+                let may_pass =
+                    e.is_io() || (following_a_file && (e.is_payload_damage() || matches!(e, Error::Signature { .. })));
                 if !may_pass {
                     state.refuse(offered);
                 }

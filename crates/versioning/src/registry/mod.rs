@@ -197,7 +197,7 @@ impl Registry {
             writer: BundleWriter::default().without_card_json(),
             reader: BundleReader::default(),
             stale_after: DEFAULT_STALE_AFTER,
-            kinds: Kinds::default(),
+            kinds: model_persistence_models::kinds(),
             cache: None,
             trusted: None,
             actor: default_actor(),
@@ -215,8 +215,8 @@ impl Registry {
     /// The model kinds this registry's caller knows: publishing and
     /// promoting a version of a known kind runs every load check (kind,
     /// feature count, structure, probe), not only the hashes, and
-    /// [`load_any`](Self::load_any) loads them. Default: [`Kinds::default`]
-    /// (linfa's models with the `linfa` feature).
+    /// [`load_any`](Self::load_any) loads them. Default: every built-in kind
+    /// of this build ([`model_persistence_models::kinds`]).
     pub fn kinds(mut self, kinds: Kinds) -> Self {
         self.kinds = kinds;
         self

@@ -7,7 +7,7 @@ use model_persistence_core::ModelCard;
 use model_persistence_versioning::Registry;
 
 /// The test model: the library's minimal linear classifier.
-pub type Linear = model_persistence_core::synthetic::LinearClassifier;
+pub type Linear = model_persistence_testkit::LinearClassifier;
 
 pub fn card(name: &str, model: &Linear, metrics: &[(&str, f64)]) -> ModelCard {
     ModelCard::builder(name, model)
