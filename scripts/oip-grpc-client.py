@@ -1,7 +1,10 @@
 """The Open Inference Protocol's reference gRPC client against a server that
 also speaks REST on the same port, and hostile gRPC calls.
 
-Usage: oip-grpc-client.py HOST:PORT MODEL N_FEATURES
+Usage: oip-grpc-client.py HOST:PORT MODEL N_FEATURES [--no-repository]
+
+(--no-repository: the server runs without the repository extension, as the
+image does when it serves a fetched bundle, so the load/unload calls are left out.)
 
 With tritonclient[grpc] and tritonclient[http] (pinned in scripts/test.sh):
 health, metadata and inference over gRPC (raw tensors, the client's way)
@@ -24,6 +27,7 @@ from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
 url, model, n_features = sys.argv[1], sys.argv[2], int(sys.argv[3])
+repository = sys.argv[4:] != ["--no-repository"]
 rows = np.array([[float(i + j) / 10.0 for j in range(n_features)] for i in range(3)], dtype=np.float32)
 
 g = grpcclient.InferenceServerClient(url=url)
@@ -143,14 +147,15 @@ seen["hostile"] = statuses
 seen["after"] = grpc_infer()
 
 # The model repository extension, through the client's own calls.
-index = g.get_model_repository_index(as_json=True)
-seen["index"] = index.get("models", [])
-g.unload_model(model)
-try:
-    seen["unloaded_ready"] = g.is_model_ready(model)
-except InferenceServerException as e:
-    seen["unloaded_ready"] = e.status()
-g.load_model(model)
-seen["reloaded_ready"] = g.is_model_ready(model)
-seen["reloaded"] = grpc_infer()
+if repository:
+    index = g.get_model_repository_index(as_json=True)
+    seen["index"] = index.get("models", [])
+    g.unload_model(model)
+    try:
+        seen["unloaded_ready"] = g.is_model_ready(model)
+    except InferenceServerException as e:
+        seen["unloaded_ready"] = e.status()
+    g.load_model(model)
+    seen["reloaded_ready"] = g.is_model_ready(model)
+    seen["reloaded"] = grpc_infer()
 print(json.dumps(seen, default=str))

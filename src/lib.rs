@@ -85,6 +85,8 @@ pub mod guide {
     pub mod serving {}
     #[doc = include_str!("../docs/server.md")]
     pub mod server {}
+    #[doc = include_str!("../docs/kubernetes.md")]
+    pub mod kubernetes {}
     #[doc = include_str!("../docs/security.md")]
     pub mod security {}
     #[doc = include_str!("../docs/performance.md")]

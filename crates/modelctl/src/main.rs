@@ -50,8 +50,9 @@ struct Cli {
     registry_options: Vec<String>,
     /// A trusted public key (PEM, repeatable): `verify` checks the bundle's
     /// signature against it; `publish`, `promote` and `serve` refuse
-    /// versions no trusted key signed.
-    #[arg(long, global = true)]
+    /// versions no trusted key signed. From the environment:
+    /// MODELCTL_TRUST, paths separated by commas.
+    #[arg(long, global = true, env = "MODELCTL_TRUST", value_delimiter = ',')]
     trust: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -208,7 +209,8 @@ enum Command {
     /// its signature to DIR/model.bundle.sig), atomically: a storage
     /// initializer for `modelctl serve --bundle-dir DIR`.
     Fetch {
-        /// MODEL@ALIAS, MODEL@VERSION or MODEL (latest).
+        /// MODEL@ALIAS, MODEL@VERSION or MODEL (latest); also as a URI,
+        /// mp://MODEL@ALIAS, the form a KServe storageUri gives it.
         reference: String,
         /// The directory to write into (made if missing).
         dir: std::path::PathBuf,

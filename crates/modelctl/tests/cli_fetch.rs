@@ -121,6 +121,45 @@ fn fetch_writes_the_verified_bundle_and_its_signature_and_refuses_what_does_not_
     assert_eq!(std::fs::read(d.join("out/model.bundle")).expect("bundle"), bundle);
 }
 
+/// As KServe's storage initializer runs it (deploy/kserve/storage-container.yaml):
+/// `fetch URI /mnt/models`, with the registry and the trusted key from the
+/// environment.
+fn storage_initializer(dir: &Path, uri: &str, trust: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_modelctl"))
+        .current_dir(dir)
+        .env("MODELCTL_REGISTRY", "reg")
+        .env("MODELCTL_TRUST", trust)
+        .args(["fetch", uri, "models"])
+        .output()
+        .expect("modelctl runs")
+}
+
+#[test]
+fn fetch_takes_a_kserve_storage_uri_with_registry_and_trust_from_the_environment() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    let bundle = setup(d);
+    let out = storage_initializer(d, "mp://golden_tree@production", "release.pub.pem");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(d.join("models/model.bundle")).expect("bundle"), bundle);
+    assert_eq!(visible(&d.join("models")), ["model.bundle", "model.bundle.sig"]);
+
+    // MODELCTL_TRUST is enforced as --trust is: the unsigned model is refused.
+    std::fs::remove_dir_all(d.join("models")).expect("clean");
+    let out = storage_initializer(d, "mp://linear", "release.pub.pem");
+    assert!(!out.status.success(), "an unsigned version passed MODELCTL_TRUST");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not signed"));
+    assert!(visible(&d.join("models")).is_empty());
+    // A key that signed nothing here is refused; of two keys, comma-separated,
+    // one that signed is enough.
+    ok(d, &["keygen", "other"]);
+    let out = storage_initializer(d, "mp://golden_tree@production", "other.pub.pem");
+    assert!(!out.status.success(), "a bundle signed by an untrusted key passed");
+    assert!(visible(&d.join("models")).is_empty());
+    let out = storage_initializer(d, "mp://golden_tree@production", "other.pub.pem,release.pub.pem");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).expect("dir").flatten() {

@@ -481,6 +481,32 @@ mod tests {
         );
     }
 
+    /// Every `toml` block of the guides that show a config file.
+    fn guide_blocks(text: &str) -> Vec<String> {
+        let mut blocks = Vec::new();
+        let mut lines = text.lines();
+        while lines.any(|l| l.trim() == "```toml") {
+            let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+            blocks.push(block.join("\n"));
+        }
+        blocks
+    }
+
+    #[test]
+    fn the_guides_config_files_parse_and_validate() {
+        let guides = [
+            include_str!("../../../docs/server.md"),
+            include_str!("../../../docs/kubernetes.md"),
+        ];
+        let blocks: Vec<String> = guides.iter().flat_map(|g| guide_blocks(g)).collect();
+        assert!(blocks.len() >= 2, "{blocks:?}");
+        for block in &blocks {
+            let config: ServeConfig =
+                toml::from_str(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+            config.validate().unwrap_or_else(|e| panic!("{e}\n{block}"));
+        }
+    }
+
     #[test]
     fn mistakes_are_named() {
         assert!(

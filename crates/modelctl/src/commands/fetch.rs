@@ -25,10 +25,15 @@ use super::registry::Location;
 use crate::output::outln;
 use crate::output::{Failure, Outcome};
 
+/// The scheme of the storage URIs KServe hands its storage initializer
+/// (`storageUri: mp://fraud@production`, deploy/kserve/storage-container.yaml):
+/// the rest is the reference, resolved in `--registry`.
+const URI_SCHEME: &str = "mp://";
+
 /// Resolves, downloads, verifies and writes; prints what it wrote.
 pub(crate) fn fetch(location: Location<'_>, reference: &str, dir: &Path, json: bool) -> Outcome {
     let registry = location.open()?;
-    let reference: ModelRef = reference.parse()?;
+    let reference: ModelRef = reference.strip_prefix(URI_SCHEME).unwrap_or(reference).parse()?;
     let info = registry.resolve(&reference)?;
     // Verified against the recorded content id; under --trust the
     // registry handle also requires the signature.
