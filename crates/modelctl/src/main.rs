@@ -167,44 +167,11 @@ enum Command {
         /// The model name.
         model: String,
     },
-    /// Serve registry models over HTTP with the Open Inference Protocol
-    /// (KServe v2 REST), following each alias with checked hot swaps; stops
-    /// on Ctrl-C or SIGTERM after the requests in flight.
+    /// Serve registry models with the Open Inference Protocol (KServe v2,
+    /// REST and gRPC on one port), following each alias with checked hot
+    /// swaps; stops on Ctrl-C or SIGTERM after the requests in flight.
     #[cfg(feature = "server")]
-    Serve {
-        /// A model to serve: MODEL@ALIAS, MODEL@VERSION or MODEL (repeatable).
-        #[arg(long = "model")]
-        models: Vec<String>,
-        /// Where to listen (default 127.0.0.1:8080; port 0: any free port).
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// A TOML file: listen address, models, A/B splits, shadows, limits.
-        #[arg(long)]
-        config: Option<std::path::PathBuf>,
-        /// The largest request body in bytes (default 16 MiB).
-        #[arg(long)]
-        body_limit: Option<usize>,
-        /// Milliseconds between alias checks (default 1000).
-        #[arg(long)]
-        poll_ms: Option<u64>,
-        /// A per-machine bundle cache directory shared by servers.
-        #[arg(long)]
-        cache_dir: Option<std::path::PathBuf>,
-        /// Serve the bundle in this directory, with no registry: what a
-        /// storage initializer fetched (its model.bundle, or its one
-        /// *.bundle file). Under --trust its signature must verify.
-        #[arg(long, requires = "model_name")]
-        bundle_dir: Option<std::path::PathBuf>,
-        /// The name the bundle of --bundle-dir is served under (an
-        /// InferenceService's name).
-        #[arg(long, requires = "bundle_dir")]
-        model_name: Option<String>,
-        /// Turn on the model repository extension: names loaded and
-        /// unloaded while the server runs (`/v2/repository/...`, and gRPC's
-        /// RepositoryModelLoad and RepositoryModelUnload).
-        #[arg(long)]
-        repository_api: bool,
-    },
+    Serve(commands::serve::ServeArgs),
     /// Write a registry version's verified bundle to DIR/model.bundle (and
     /// its signature to DIR/model.bundle.sig), atomically: a storage
     /// initializer for `modelctl serve --bundle-dir DIR`.
@@ -353,30 +320,7 @@ fn run(cli: Cli) -> Outcome {
             live,
         } => registry::report(at, &reference, &output, live.as_deref()),
         #[cfg(feature = "server")]
-        Command::Serve {
-            models,
-            listen,
-            config,
-            body_limit,
-            poll_ms,
-            cache_dir,
-            bundle_dir,
-            model_name,
-            repository_api,
-        } => commands::serve::serve(
-            at,
-            &commands::serve::ServeArgs {
-                models,
-                listen,
-                config,
-                body_limit,
-                poll_ms,
-                cache_dir,
-                bundle: bundle_dir.zip(model_name),
-                repository_api,
-                trust: cli.trust.clone(),
-            },
-        ),
+        Command::Serve(args) => commands::serve::serve(at, &args, &cli.trust),
         Command::Fetch { reference, dir } => commands::fetch::fetch(at, &reference, &dir, json),
         Command::Watch {
             model,

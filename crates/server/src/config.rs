@@ -45,6 +45,7 @@ use std::time::Duration;
 use model_persistence_gate::live::{AbTest, FeedbackConfig, Guardrail};
 use serde::Deserialize;
 
+pub use crate::access::{Scope, TokenConfig};
 use crate::error::{Error, Result};
 
 /// The default request body limit: 16 MiB.
@@ -110,6 +111,48 @@ pub struct ServeConfig {
     /// names loaded and unloaded while the server runs. Off by default.
     #[serde(default)]
     pub repository_api: bool,
+    /// Bearer tokens with scopes (`[[token]]` tables, or `--tokens FILE`).
+    /// Empty: no access control, which is allowed only on a loopback
+    /// address unless `insecure_open` says otherwise.
+    #[serde(default)]
+    pub token: Vec<TokenConfig>,
+    /// `/metrics` without a token, for a scraper that cannot send one.
+    #[serde(default)]
+    pub open_metrics: bool,
+    /// Serve with no tokens on an address other than loopback: anyone who
+    /// reaches the port may predict, report outcomes (which can move an
+    /// alias) and read everything. Off by default.
+    #[serde(default)]
+    pub insecure_open: bool,
+    /// TLS: a certificate and key (reloaded when they change), and
+    /// optionally the CA that client certificates must chain to.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// The most requests handled at once; one more is answered 503 with
+    /// `Retry-After` (gRPC `UNAVAILABLE`) at once rather than queued.
+    /// Default: 512.
+    #[serde(default = "default_max_requests")]
+    pub max_requests: usize,
+    /// Milliseconds a request may take once its body has come; past it the
+    /// answer is 503 (gRPC `DEADLINE_EXCEEDED`) and the work is abandoned.
+    /// Default: 30,000.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+/// TLS for the server's one port (REST and gRPC).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// A CA (PEM) that client certificates must chain to: with it, every
+    /// client must present one (mTLS), and one whose common name or DNS
+    /// name is a token's name authenticates as that token.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// One served name.
@@ -247,6 +290,12 @@ fn default_body_timeout_ms() -> u64 {
 fn default_max_connections() -> usize {
     1024
 }
+fn default_max_requests() -> usize {
+    512
+}
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
 fn one() -> f64 {
     1.0
 }
@@ -268,6 +317,12 @@ impl Default for ServeConfig {
             models: Vec::new(),
             trust: Vec::new(),
             repository_api: false,
+            token: Vec::new(),
+            open_metrics: false,
+            insecure_open: false,
+            tls: None,
+            max_requests: default_max_requests(),
+            request_timeout_ms: default_request_timeout_ms(),
         }
     }
 }
@@ -332,10 +387,23 @@ impl ServeConfig {
         if self.body_limit == 0 {
             return Err(Error::config("body_limit must be positive"));
         }
-        if self.header_timeout_ms == 0 || self.body_timeout_ms == 0 || self.max_connections == 0 {
+        if self.header_timeout_ms == 0
+            || self.body_timeout_ms == 0
+            || self.max_connections == 0
+            || self.max_requests == 0
+            || self.request_timeout_ms == 0
+        {
             return Err(Error::config(
-                "header_timeout_ms, body_timeout_ms and max_connections must be positive",
+                "header_timeout_ms, body_timeout_ms, request_timeout_ms, max_connections and max_requests must be positive",
             ));
+        }
+        if self.token.is_empty() && !self.insecure_open && !self.listen.ip().is_loopback() {
+            return Err(Error::config(format!(
+                "refusing to serve on {} with no access control: anyone who reaches it could predict, \
+                 report outcomes that move an alias, and read every model. Give tokens (--tokens FILE, \
+                 or [[token]] in the config), or listen on 127.0.0.1, or pass --insecure-open to serve open on purpose",
+                self.listen
+            )));
         }
         let mut names = std::collections::BTreeSet::new();
         for m in &self.models {
@@ -501,8 +569,7 @@ mod tests {
         let blocks: Vec<String> = guides.iter().flat_map(|g| guide_blocks(g)).collect();
         assert!(blocks.len() >= 2, "{blocks:?}");
         for block in &blocks {
-            let config: ServeConfig =
-                toml::from_str(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+            let config: ServeConfig = toml::from_str(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
             config.validate().unwrap_or_else(|e| panic!("{e}\n{block}"));
         }
     }

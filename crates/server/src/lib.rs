@@ -30,6 +30,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod access;
 pub mod config;
 mod error;
 pub mod grpc;
@@ -38,14 +39,16 @@ mod http;
 mod listen;
 mod prometheus;
 pub mod service;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use access::TokensFile;
 pub use config::{
-    AbConfig, DecideConfig, KeySource, ModelConfig, OutcomesConfig, ServeConfig, ShadowConfig, VariantConfig,
-    DEFAULT_BODY_LIMIT,
+    AbConfig, DecideConfig, KeySource, ModelConfig, OutcomesConfig, Scope, ServeConfig, ShadowConfig, TlsConfig,
+    TokenConfig, VariantConfig, DEFAULT_BODY_LIMIT,
 };
 pub use error::{Error, Result};
 pub use hosting::AppState;
@@ -58,6 +61,12 @@ use model_persistence_versioning::Registry;
 /// the model pages. Bodies over `body_limit` bytes are refused (413, or
 /// `RESOURCE_EXHAUSTED`).
 pub fn router(state: Arc<AppState>, body_limit: usize) -> axum::Router {
+    access::guard(routes(Arc::clone(&state), body_limit), state)
+}
+
+/// The routes of [`router`] without access control, which [`Server::run`]
+/// puts outside its other layers (a refused request's body is never read).
+fn routes(state: Arc<AppState>, body_limit: usize) -> axum::Router {
     grpc::add_to(http::router(Arc::clone(&state), body_limit), state, body_limit)
 }
 
@@ -67,6 +76,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     limits: listen::Limits,
+    tls: Option<tls::Tls>,
 }
 
 impl Server {
@@ -79,6 +89,8 @@ impl Server {
     /// [`Error::Config`] for an invalid configuration, [`Error::Listen`] for
     /// an address that cannot be bound.
     pub async fn bind<'r>(config: &ServeConfig, registry: impl Into<Option<&'r Registry>>) -> Result<Self> {
+        // TLS files are checked before anything starts loading.
+        let tls = config.tls.as_ref().map(tls::Tls::new).transpose()?;
         let state = AppState::start(config, registry)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -90,7 +102,13 @@ impl Server {
             listener,
             state,
             limits: listen::Limits::of(config),
+            tls,
         })
+    }
+
+    /// Whether the server speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The bound address.
@@ -114,8 +132,16 @@ impl Server {
     ///
     /// None today (a failed accept is retried); kept for the signature.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let app = router(Arc::clone(&self.state), self.limits.body_limit);
-        listen::serve(self.listener, app, self.limits, Arc::clone(&self.state), shutdown).await;
+        let app = routes(Arc::clone(&self.state), self.limits.body_limit);
+        listen::serve(
+            self.listener,
+            app,
+            self.limits,
+            Arc::clone(&self.state),
+            self.tls,
+            shutdown,
+        )
+        .await;
         self.state.stop();
         Ok(())
     }

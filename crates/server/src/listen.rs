@@ -49,6 +49,8 @@ pub(crate) struct Limits {
     pub(crate) body_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) body_limit: usize,
+    pub(crate) max_requests: usize,
+    pub(crate) request_timeout: Duration,
 }
 
 impl Limits {
@@ -58,6 +60,8 @@ impl Limits {
             body_timeout: Duration::from_millis(config.body_timeout_ms),
             max_connections: config.max_connections,
             body_limit: config.body_limit,
+            max_requests: config.max_requests,
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
         }
     }
 }
@@ -80,13 +84,21 @@ pub(crate) async fn serve(
     app: Router,
     limits: Limits,
     state: Arc<AppState>,
+    tls: Option<crate::tls::Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let deadline = Deadline {
         limits,
         state: Arc::clone(&state),
+        working: Arc::new(tokio::sync::Semaphore::new(limits.max_requests)),
     };
-    let app = app.layer(axum::middleware::from_fn_with_state(deadline, body_deadline));
+    // Outermost first: access control (before anything is read), the bound
+    // on requests at once, the body's deadline, the request's deadline.
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(deadline.clone(), request_deadline))
+        .layer(axum::middleware::from_fn_with_state(deadline.clone(), body_deadline))
+        .layer(axum::middleware::from_fn_with_state(deadline, bound_requests));
+    let app = crate::access::guard(app, Arc::clone(&state));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -101,6 +113,18 @@ pub(crate) async fn serve(
         .keep_alive_interval(limits.header_timeout)
         .keep_alive_timeout(limits.header_timeout);
     let builder = Arc::new(builder);
+    // A replaced certificate is picked up within a second, for new handshakes.
+    let reload = tls.clone().map(|tls| {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                let tls = tls.clone();
+                let _ = tokio::task::spawn_blocking(move || tls.reload_if_changed()).await;
+            }
+        })
+    });
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -126,10 +150,12 @@ pub(crate) async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let app = app.clone();
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
         let first_byte = limits.header_timeout;
+        let tls = tls.clone();
+        let state = Arc::clone(&state);
         tokio::spawn(async move {
             // A connection that sends nothing is closed before a protocol
             // is chosen (which waits for the first bytes, with no timer).
@@ -141,20 +167,136 @@ pub(crate) async fn serve(
                 drop(permit);
                 return;
             }
-            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-            let _ = watcher.watch(connection).await;
+            match tls {
+                None => drive(&builder, watcher, stream, app).await,
+                Some(tls) => match tokio::time::timeout(first_byte, tls.acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let names = crate::tls::peer_names(&stream);
+                        let app = tower::ServiceExt::map_request(app, move |mut r: Request<hyper::body::Incoming>| {
+                            r.extensions_mut().insert(names.clone());
+                            r
+                        });
+                        drive(&builder, watcher, stream, app).await;
+                    }
+                    _ => {
+                        state.metrics.tls_failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+            }
             drop(permit);
         });
     }
     drop(listener);
+    if let Some(task) = reload {
+        task.abort();
+    }
     graceful.shutdown().await;
 }
 
-/// What [`body_deadline`] needs.
+/// Serves one connection's requests with `app` until it closes (or the
+/// server shuts down and its requests in flight are answered).
+async fn drive<IO, S>(
+    builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: IO,
+    app: S,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<Request<hyper::body::Incoming>, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let connection = builder.serve_connection(TokioIo::new(io), service).into_owned();
+    let _ = watcher.watch(connection).await;
+}
+
+/// What [`body_deadline`], [`request_deadline`] and [`bound_requests`] need.
 #[derive(Clone)]
 struct Deadline {
     limits: Limits,
     state: Arc<AppState>,
+    /// Permits for the requests handled at once.
+    working: Arc<tokio::sync::Semaphore>,
+}
+
+/// Whether a path is a probe's, which no bound refuses.
+fn is_probe(path: &str) -> bool {
+    matches!(
+        path,
+        "/v2/health/live"
+            | "/v2/health/ready"
+            | "/inference.GRPCInferenceService/ServerLive"
+            | "/inference.GRPCInferenceService/ServerReady"
+    )
+}
+
+/// A refusal with `Retry-After`, as REST's 503 or a gRPC status.
+fn overloaded(grpc: bool, status: tonic::Status) -> Response {
+    let mut response = if grpc {
+        status.into_http()
+    } else {
+        let body = serde_json::to_vec(&crate::protocol::ErrorBody {
+            error: status.message().to_owned(),
+        })
+        .unwrap_or_default();
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    };
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// At most `max_requests` requests are handled at once: one more is
+/// answered 503 with `Retry-After` (gRPC `UNAVAILABLE`) at once, not queued.
+async fn bound_requests(State(deadline): State<Deadline>, request: Request, next: Next) -> Response {
+    if is_probe(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let Ok(_permit) = Arc::clone(&deadline.working).try_acquire_owned() else {
+        deadline.state.metrics.requests_refused.fetch_add(1, Ordering::Relaxed);
+        let grpc = crate::grpc::is_grpc(request.headers());
+        return overloaded(
+            grpc,
+            tonic::Status::unavailable(format!(
+                "the server is handling {} requests, its bound: retry",
+                deadline.limits.max_requests
+            )),
+        );
+    };
+    next.run(request).await
+}
+
+/// A request must be answered within `request_timeout` of its body's
+/// arrival: past it the work is abandoned and the answer is 503
+/// (`DEADLINE_EXCEEDED`).
+async fn request_deadline(State(deadline): State<Deadline>, request: Request, next: Next) -> Response {
+    let grpc = crate::grpc::is_grpc(request.headers());
+    match tokio::time::timeout(deadline.limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            deadline
+                .state
+                .metrics
+                .requests_timed_out
+                .fetch_add(1, Ordering::Relaxed);
+            overloaded(
+                grpc,
+                tonic::Status::deadline_exceeded(format!(
+                    "the request took longer than the server's {} ms",
+                    deadline.limits.request_timeout.as_millis()
+                )),
+            )
+        }
+    }
 }
 
 /// Reads a request's body within `body_timeout` (and `body_limit`), so the

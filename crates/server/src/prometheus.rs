@@ -53,6 +53,7 @@ pub(crate) enum Outcome {
     TooLarge,
     Unavailable,
     Forbidden,
+    Unauthenticated,
 }
 
 impl Outcome {
@@ -65,6 +66,7 @@ impl Outcome {
             ErrorKind::TooLarge => Outcome::TooLarge,
             ErrorKind::Unavailable => Outcome::Unavailable,
             ErrorKind::Forbidden => Outcome::Forbidden,
+            ErrorKind::Unauthenticated => Outcome::Unauthenticated,
         }
     }
 
@@ -76,6 +78,7 @@ impl Outcome {
             Outcome::TooLarge => "too_large",
             Outcome::Unavailable => "unavailable",
             Outcome::Forbidden => "forbidden",
+            Outcome::Unauthenticated => "unauthenticated",
         }
     }
 }
@@ -96,6 +99,14 @@ pub(crate) struct Metrics {
     pub(crate) connections_refused: AtomicU64,
     /// Requests answered 408: their body did not arrive in time.
     pub(crate) slow_bodies: AtomicU64,
+    /// TLS handshakes that failed or timed out.
+    pub(crate) tls_failures: AtomicU64,
+    /// Requests answered 503 at once: `max_requests` were being handled.
+    pub(crate) requests_refused: AtomicU64,
+    /// Requests abandoned at `request_timeout_ms`.
+    pub(crate) requests_timed_out: AtomicU64,
+    /// Requests refused by access control: [REST, gRPC] × [401, 403].
+    pub(crate) access_refused: [[AtomicU64; 2]; 2],
 }
 
 /// What the metrics page reads from each served model.
@@ -186,6 +197,37 @@ impl Metrics {
              # TYPE mp_slow_bodies_total counter\nmp_slow_bodies_total {}",
             self.slow_bodies.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP mp_tls_handshake_failures_total TLS handshakes that failed or did not finish within header_timeout_ms.\n\
+             # TYPE mp_tls_handshake_failures_total counter\nmp_tls_handshake_failures_total {}",
+            self.tls_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mp_requests_refused_total Requests answered 503 at once: max_requests were being handled.\n\
+             # TYPE mp_requests_refused_total counter\nmp_requests_refused_total {}",
+            self.requests_refused.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mp_requests_timed_out_total Requests abandoned at request_timeout_ms.\n\
+             # TYPE mp_requests_timed_out_total counter\nmp_requests_timed_out_total {}",
+            self.requests_timed_out.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP mp_access_refused_total Requests refused by access control: no valid token (unauthenticated) or not its scope (forbidden).\n\
+             # TYPE mp_access_refused_total counter\n",
+        );
+        for (p, protocol) in ["rest", "grpc"].iter().enumerate() {
+            for (r, reason) in ["unauthenticated", "forbidden"].iter().enumerate() {
+                let n = self.access_refused[p][r].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "mp_access_refused_total{{protocol=\"{protocol}\",reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
         out.push_str("# HELP mp_variant_requests_total Requests by A/B variant.\n");
         out.push_str("# TYPE mp_variant_requests_total counter\n");
         for ((model, variant), n) in lock(&self.variants).iter() {

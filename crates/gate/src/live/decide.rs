@@ -156,6 +156,23 @@ pub fn enforce(
     current: &LiveMetrics,
     verdict: &GuardVerdict,
 ) -> Result<Option<AliasTarget>> {
+    enforce_by(registry, model, alias, current, verdict, "guardrail")
+}
+
+/// [`enforce`], recording the rollback in the history as done by `actor`
+/// (a server records the name of the token whose report caused it).
+///
+/// # Errors
+///
+/// As [`enforce`].
+pub fn enforce_by(
+    registry: &Registry,
+    model: &str,
+    alias: &str,
+    current: &LiveMetrics,
+    verdict: &GuardVerdict,
+    actor: &str,
+) -> Result<Option<AliasTarget>> {
     if !matches!(verdict, GuardVerdict::Breach { .. }) {
         return Ok(None);
     }
@@ -170,7 +187,7 @@ pub fn enforce(
         .map_err(refused)?;
     registry
         .clone()
-        .actor("guardrail")
+        .actor(actor)
         .rollback(model, alias)
         .map(Some)
         .map_err(refused)
@@ -279,6 +296,26 @@ pub fn apply(
     a: &LiveMetrics,
     b: &LiveMetrics,
 ) -> Result<Option<AliasTarget>> {
+    apply_by(registry, model, alias, settings, state, a, b, "ab-test")
+}
+
+/// [`apply`], recording the alias move in the history as done by `actor`
+/// (a server records the name of the token whose report caused it).
+///
+/// # Errors
+///
+/// As [`apply`].
+#[allow(clippy::too_many_arguments)]
+pub fn apply_by(
+    registry: &Registry,
+    model: &str,
+    alias: &str,
+    settings: &AbTest,
+    state: &AbState,
+    a: &LiveMetrics,
+    b: &LiveMetrics,
+    actor: &str,
+) -> Result<Option<AliasTarget>> {
     let Some(winner) = &state.winner else {
         return Ok(None);
     };
@@ -309,7 +346,7 @@ pub fn apply(
     let now = registry.alias(model, alias).map_err(refused)?.map(|t| t.version);
     registry
         .clone()
-        .actor("ab-test")
+        .actor(actor)
         .set_alias_if(model, alias, &w.arm.version, now.as_ref())
         .map(Some)
         .map_err(refused)

@@ -39,7 +39,9 @@ mod feedback;
 mod live_metrics;
 mod sequential;
 
-pub use decide::{apply, enforce, AbState, AbTest, AbWatch, GuardVerdict, GuardWatch, Guardrail, OnDecision};
+pub use decide::{
+    apply, apply_by, enforce, enforce_by, AbState, AbTest, AbWatch, GuardVerdict, GuardWatch, Guardrail, OnDecision,
+};
 pub use feedback::{Arm, Feedback, FeedbackConfig, FeedbackError, Joined, MAX_ID_LEN};
 pub use live_metrics::{LiveMetric, LiveMetrics};
 pub use sequential::{likelihood_ratio, log_likelihood_ratio, AlwaysValid, Proportion, Sequential, SequentialState};

@@ -1,31 +1,77 @@
 //! `modelctl serve`: the Open Inference Protocol over HTTP.
 
-use model_persistence_server::{ModelConfig, ServeConfig};
+use std::path::PathBuf;
+
+use model_persistence_server::{ModelConfig, ServeConfig, TlsConfig, TokensFile};
 
 use super::registry::Location;
 use crate::output::outln;
 use crate::output::{Failure, Outcome};
 
-/// What `modelctl serve` was given on the command line.
+/// What `modelctl serve` is given on the command line; each flag
+/// overrides the config file's setting.
+#[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    pub(crate) models: Vec<String>,
-    pub(crate) listen: Option<std::net::SocketAddr>,
-    pub(crate) config: Option<std::path::PathBuf>,
-    pub(crate) body_limit: Option<usize>,
-    pub(crate) poll_ms: Option<u64>,
-    pub(crate) cache_dir: Option<std::path::PathBuf>,
-    /// `--bundle-dir` and `--model-name`.
-    pub(crate) bundle: Option<(std::path::PathBuf, String)>,
-    /// The `--trust` key files.
-    pub(crate) trust: Vec<std::path::PathBuf>,
-    /// `--repository-api`.
-    pub(crate) repository_api: bool,
+    /// A model to serve: MODEL@ALIAS, MODEL@VERSION or MODEL (repeatable).
+    #[arg(long = "model")]
+    models: Vec<String>,
+    /// Where to listen, for REST and gRPC (default 127.0.0.1:8080; port 0:
+    /// any free port). An address other than loopback needs --tokens or
+    /// --insecure-open.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// A TOML file: listen address, models, A/B splits, shadows, limits, tokens.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The largest request body in bytes (default 16 MiB).
+    #[arg(long)]
+    body_limit: Option<usize>,
+    /// Milliseconds between alias checks (default 1000).
+    #[arg(long)]
+    poll_ms: Option<u64>,
+    /// A per-machine bundle cache directory shared by servers.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Serve the bundle in this directory, with no registry: what a
+    /// storage initializer fetched (its model.bundle, or its one
+    /// *.bundle file). Under --trust its signature must verify.
+    #[arg(long, requires = "model_name")]
+    bundle_dir: Option<PathBuf>,
+    /// The name the bundle of --bundle-dir is served under (an
+    /// InferenceService's name).
+    #[arg(long, requires = "bundle_dir")]
+    model_name: Option<String>,
+    /// Turn on the model repository extension: names loaded and
+    /// unloaded while the server runs (`/v2/repository/...`, and gRPC's
+    /// RepositoryModelLoad and RepositoryModelUnload).
+    #[arg(long)]
+    repository_api: bool,
+    /// Bearer tokens: a TOML file of `[[token]]` tables (name, sha256 of
+    /// the token, scopes: infer, outcomes, read, admin).
+    #[arg(long, value_name = "FILE")]
+    tokens: Option<PathBuf>,
+    /// Serve with no tokens on an address other than loopback, on purpose.
+    #[arg(long)]
+    insecure_open: bool,
+    /// /metrics without a token.
+    #[arg(long)]
+    open_metrics: bool,
+    /// TLS: the certificate chain (PEM), reloaded when it changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS: the private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// mTLS: the CA client certificates must chain to; a certificate named
+    /// as a token (common name or DNS name) has that token's scopes.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// Builds the configuration (file, then flags over it), opens the registry
 /// and serves until Ctrl-C or SIGTERM. Logs go to stderr (`RUST_LOG`
 /// filters them; `MODELCTL_LOG=json` writes one JSON object per line).
-pub(crate) fn serve(location: Location<'_>, args: &ServeArgs) -> Outcome {
+pub(crate) fn serve(location: Location<'_>, args: &ServeArgs, trust: &[PathBuf]) -> Outcome {
     init_logs();
     let mut config = match &args.config {
         Some(path) => ServeConfig::from_file(path)?,
@@ -34,11 +80,23 @@ pub(crate) fn serve(location: Location<'_>, args: &ServeArgs) -> Outcome {
     config
         .models
         .extend(args.models.iter().map(|m| ModelConfig::reference(m)));
-    if let Some((dir, name)) = &args.bundle {
+    if let (Some(dir), Some(name)) = (&args.bundle_dir, &args.model_name) {
         config.models.push(ModelConfig::bundle_dir(name, dir));
     }
-    config.trust.extend(args.trust.iter().cloned());
+    config.trust.extend(trust.iter().cloned());
     config.repository_api |= args.repository_api;
+    if let Some(path) = &args.tokens {
+        config.token.extend(TokensFile::read(path)?);
+    }
+    config.insecure_open |= args.insecure_open;
+    config.open_metrics |= args.open_metrics;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(TlsConfig {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        });
+    }
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -72,9 +130,10 @@ pub(crate) fn serve(location: Location<'_>, args: &ServeArgs) -> Outcome {
         }
         Some(registry)
     };
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     model_persistence_server::run_blocking(&config, registry.as_ref(), |addr| {
         // One line on stdout that scripts can wait for.
-        outln!("listening on http://{addr}");
+        outln!("listening on {scheme}://{addr}");
     })?;
     Ok(())
 }

@@ -63,6 +63,7 @@ pub(crate) fn status(e: InferError) -> Status {
         ErrorKind::Unavailable => Status::unavailable(e.message),
         ErrorKind::TooLarge => Status::resource_exhausted(e.message),
         ErrorKind::Forbidden => Status::permission_denied(e.message),
+        ErrorKind::Unauthenticated => Status::unauthenticated(e.message),
     }
 }
 

@@ -106,6 +106,8 @@ pub struct AppState {
     shutdown: AtomicBool,
     /// One repository load or unload at a time.
     repository: Mutex<()>,
+    /// Who may call what; `None`: no access control.
+    access: Option<crate::access::Access>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -128,6 +130,8 @@ impl AppState {
     pub fn start<'r>(config: &ServeConfig, registry: impl Into<Option<&'r Registry>>) -> crate::Result<Arc<Self>> {
         let registry: Option<&Registry> = registry.into();
         config.validate()?;
+        let client_certs = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        let access = crate::access::Access::new(&config.token, config.open_metrics, client_certs)?;
         let mut slots = Vec::new();
         for m in &config.models {
             slots.push(Arc::new(Slot::new(m.served_name()?, m.clone())));
@@ -146,6 +150,7 @@ impl AppState {
             metrics: Metrics::default(),
             shutdown: AtomicBool::new(false),
             repository: Mutex::new(()),
+            access,
         });
         for slot in state.slots.load().iter() {
             let (state, slot) = (Arc::clone(&state), Arc::clone(slot));
@@ -155,6 +160,11 @@ impl AppState {
                 .map_err(crate::Error::Runtime)?;
         }
         Ok(state)
+    }
+
+    /// The access rules, when access control is on.
+    pub(crate) fn access(&self) -> Option<&crate::access::Access> {
+        self.access.as_ref()
     }
 
     /// The served names now.

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use model_persistence_core::ProbeValue;
 use model_persistence_core::Version;
 use model_persistence_gate::live::{
-    apply, enforce, AbState, AbWatch, Arm, FeedbackError, GuardVerdict, GuardWatch, LiveMetrics,
+    apply_by, enforce_by, AbState, AbWatch, Arm, FeedbackError, GuardVerdict, GuardWatch, LiveMetrics,
 };
 use model_persistence_serving::Prediction;
 use model_persistence_versioning::{EventKind, ModelRef, Target};
@@ -76,7 +76,7 @@ fn alias_of(reference: &str) -> Option<(String, String)> {
 
 /// Judges the served version by the slot's guardrail; rolls the alias back
 /// on a breach (once per version).
-fn guard(state: &AppState, slot: &Slot) -> Option<Value> {
+fn guard(state: &AppState, slot: &Slot, by: Option<&str>) -> Option<Value> {
     let policy = slot.config.guardrail.as_ref()?;
     let (model, alias) = alias_of(slot.config.reference.as_deref()?)?;
     let registry = state.registry.as_ref()?;
@@ -108,7 +108,7 @@ fn guard(state: &AppState, slot: &Slot) -> Option<Value> {
     let mut out = json!({ "version": current.to_string(), "verdict": verdict });
     if matches!(verdict, GuardVerdict::Breach { .. }) && !g.acted {
         g.acted = true;
-        match enforce(registry, &model, &alias, &now, &verdict) {
+        match enforce_by(registry, &model, &alias, &now, &verdict, by.unwrap_or("guardrail")) {
             Ok(Some(target)) => {
                 tracing::warn!(model, alias, from = %current, to = %target.version, "guardrail rolled back");
                 out["rolled_back_to"] = json!(target.version.to_string());
@@ -124,7 +124,7 @@ fn guard(state: &AppState, slot: &Slot) -> Option<Value> {
 }
 
 /// Looks at the slot's A/B test; applies its decision once.
-fn decide(state: &AppState, slot: &Slot) -> Option<Value> {
+fn decide(state: &AppState, slot: &Slot, by: Option<&str>) -> Option<Value> {
     let ab = slot.config.ab.as_ref()?;
     let settings = ab.decide.as_ref()?;
     let Some(Route::Ab { split, .. }) = slot.route.get() else {
@@ -147,7 +147,7 @@ fn decide(state: &AppState, slot: &Slot) -> Option<Value> {
             .first()
             .and_then(|v| alias_of(&v.reference))
             .map(|(m, _)| m)?;
-        match apply(
+        match apply_by(
             state.registry.as_ref()?,
             &model,
             &settings.alias,
@@ -155,6 +155,7 @@ fn decide(state: &AppState, slot: &Slot) -> Option<Value> {
             &verdict,
             &a,
             &b,
+            by.unwrap_or("ab-test"),
         ) {
             Ok(moved) => {
                 out["promoted"] = json!(moved.map(|t| t.version.to_string()));
@@ -285,13 +286,20 @@ fn class_names(slot: &Slot) -> Option<std::sync::Arc<[String]>> {
 /// Joins reported outcomes with their predictions, then lets the model's
 /// guardrail and A/B test look: the answer says how many matched, which ids
 /// were unknown or already reported, and what the guardrail and the test
-/// did. May read and write the registry: call it off async workers.
+/// did. An alias the guardrail or the test moves is recorded as moved by
+/// `by` (the reporting token's name; without one, `guardrail` or
+/// `ab-test`). May read and write the registry: call it off async workers.
 ///
 /// # Errors
 ///
 /// [`InferError`] for an unknown model, too many outcomes, or a class name
 /// the model does not have.
-pub(crate) fn report_outcomes(state: &AppState, name: &str, reported: Vec<Outcome>) -> Result<Value, InferError> {
+pub(crate) fn report_outcomes(
+    state: &AppState,
+    name: &str,
+    reported: Vec<Outcome>,
+    by: Option<&str>,
+) -> Result<Value, InferError> {
     let slot = state.slot(name)?;
     if reported.len() > MAX_OUTCOMES {
         return Err(InferError::invalid(format!(
@@ -334,10 +342,10 @@ pub(crate) fn report_outcomes(state: &AppState, name: &str, reported: Vec<Outcom
         "unknown": unknown,
         "already_reported": repeated,
     });
-    if let Some(g) = guard(state, &slot) {
+    if let Some(g) = guard(state, &slot, by) {
         answer["guardrail"] = g;
     }
-    if let Some(d) = decide(state, &slot) {
+    if let Some(d) = decide(state, &slot, by) {
         answer["ab_test"] = d;
     }
     Ok(answer)

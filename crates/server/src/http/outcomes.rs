@@ -10,10 +10,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::Extension;
 use serde::Deserialize;
 
 use super::endpoints::{error, json_response};
 use super::protocol::RequestError;
+use crate::access::Caller;
 use crate::hosting::{live_outcomes, report_outcomes, AppState, Outcome, OutcomeLabel};
 
 #[derive(Deserialize)]
@@ -42,6 +44,7 @@ enum Label {
 pub(super) async fn post(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    caller: Option<Extension<Caller>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if !state.knows(&name) {
@@ -78,7 +81,8 @@ pub(super) async fn post(
         .collect();
     // Joining is quick; acting may read and write the registry: off the
     // async workers.
-    match tokio::task::spawn_blocking(move || report_outcomes(&state, &name, outcomes)).await {
+    let by = caller.map(|Extension(Caller(name))| name);
+    match tokio::task::spawn_blocking(move || report_outcomes(&state, &name, outcomes, by.as_deref())).await {
         Ok(Ok(answer)) => json_response(StatusCode::OK, serde_json::to_vec(&answer).unwrap_or_default()),
         Ok(Err(e)) => error(&e.into()),
         Err(e) => error(&RequestError::bad(format!("the outcomes were not taken: {e}"))),

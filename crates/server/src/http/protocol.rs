@@ -53,6 +53,7 @@ impl From<InferError> for RequestError {
                 ErrorKind::NotFound => 404,
                 ErrorKind::TooLarge => 413,
                 ErrorKind::Forbidden => 403,
+                ErrorKind::Unauthenticated => 401,
                 // A model not loaded yet has always been a 400 here (its
                 // readiness endpoint says so); gRPC's UNAVAILABLE is
                 // retried by clients.
@@ -70,6 +71,7 @@ impl From<RequestError> for InferError {
             404 => InferError::not_found(e.message),
             413 => InferError::too_large(e.message),
             403 => InferError::forbidden(e.message),
+            401 => InferError::unauthenticated(e.message),
             _ => InferError::invalid(e.message),
         }
     }

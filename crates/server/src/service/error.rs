@@ -18,9 +18,12 @@ pub enum ErrorKind {
     /// The request is over the server's size limit (HTTP 413, gRPC
     /// `RESOURCE_EXHAUSTED`).
     TooLarge,
-    /// What the request asks is turned off here (HTTP 403, gRPC
-    /// `PERMISSION_DENIED`).
+    /// What the request asks is turned off here, or the caller's token
+    /// lacks its scope (HTTP 403, gRPC `PERMISSION_DENIED`).
     Forbidden,
+    /// The server requires a token and the request has none that is valid
+    /// (HTTP 401, gRPC `UNAUTHENTICATED`).
+    Unauthenticated,
 }
 
 /// A request the inference service refuses.
@@ -62,6 +65,14 @@ impl InferError {
     pub fn forbidden(message: impl Into<String>) -> Self {
         InferError {
             kind: ErrorKind::Forbidden,
+            message: message.into(),
+        }
+    }
+
+    /// A request without a valid token.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        InferError {
+            kind: ErrorKind::Unauthenticated,
             message: message.into(),
         }
     }

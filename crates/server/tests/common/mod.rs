@@ -103,6 +103,19 @@ pub fn config(models: Vec<ModelConfig>) -> ServeConfig {
 
 /// One HTTP/1.1 exchange on a fresh connection: status and body.
 pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+    let (status, _, body) = http_with_head(addr, method, path, headers, body);
+    (status, body)
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: status, the response's
+/// head (status line and headers, lower-cased) and body.
+pub fn http_with_head(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
     let mut head = format!(
@@ -133,7 +146,7 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
     if head.contains("transfer-encoding: chunked") {
         body = dechunk(&body);
     }
-    (status, body)
+    (status, head, body)
 }
 
 pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
