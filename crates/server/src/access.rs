@@ -241,9 +241,11 @@ impl Access {
 
     /// The scope a request needs, or `None` for the open routes.
     fn required(&self, method: &Method, path: &str) -> Option<Scope> {
+        if is_probe(path) {
+            return None;
+        }
         if let Some(call) = path.strip_prefix("/inference.GRPCInferenceService/") {
             return match call {
-                "ServerLive" | "ServerReady" | "ModelReady" => None,
                 "ModelInfer" => Some(Scope::Infer),
                 c if c.starts_with("Repository") => Some(Scope::Admin),
                 _ => Some(Scope::Read),
@@ -251,9 +253,6 @@ impl Access {
         }
         let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         match parts.as_slice() {
-            ["v2", "health", "live" | "ready"]
-            | ["v2", "models", _, "ready"]
-            | ["v2", "models", _, "versions", _, "ready"] => None,
             ["metrics"] if self.open_metrics => None,
             ["v2", "models", _, "infer"] | ["v2", "models", _, "versions", _, "infer"] => Some(Scope::Infer),
             ["v2", "models", _, "outcomes"] if method == Method::POST => Some(Scope::Outcomes),
@@ -261,6 +260,19 @@ impl Access {
             _ => Some(Scope::Read),
         }
     }
+}
+
+/// Whether `path` is a probe's (liveness, readiness, a model's readiness,
+/// on REST or gRPC): open to all, and never refused by a bound.
+pub(crate) fn is_probe(path: &str) -> bool {
+    if let Some(call) = path.strip_prefix("/inference.GRPCInferenceService/") {
+        return matches!(call, "ServerLive" | "ServerReady" | "ModelReady");
+    }
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    matches!(
+        parts.as_slice(),
+        ["v2", "health", "live" | "ready"] | ["v2", "models", _, "ready"] | ["v2", "models", _, "versions", _, "ready"]
+    )
 }
 
 fn secret(name: &str, value: &str) -> Result<[u8; 32]> {

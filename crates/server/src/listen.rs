@@ -222,17 +222,6 @@ struct Deadline {
     working: Arc<tokio::sync::Semaphore>,
 }
 
-/// Whether a path is a probe's, which no bound refuses.
-fn is_probe(path: &str) -> bool {
-    matches!(
-        path,
-        "/v2/health/live"
-            | "/v2/health/ready"
-            | "/inference.GRPCInferenceService/ServerLive"
-            | "/inference.GRPCInferenceService/ServerReady"
-    )
-}
-
 /// A refusal with `Retry-After`, as REST's 503 or a gRPC status.
 fn overloaded(grpc: bool, status: tonic::Status) -> Response {
     let mut response = if grpc {
@@ -258,7 +247,7 @@ fn overloaded(grpc: bool, status: tonic::Status) -> Response {
 /// At most `max_requests` requests are handled at once: one more is
 /// answered 503 with `Retry-After` (gRPC `UNAVAILABLE`) at once, not queued.
 async fn bound_requests(State(deadline): State<Deadline>, request: Request, next: Next) -> Response {
-    if is_probe(request.uri().path()) {
+    if crate::access::is_probe(request.uri().path()) {
         return next.run(request).await;
     }
     let Ok(_permit) = Arc::clone(&deadline.working).try_acquire_owned() else {
