@@ -234,6 +234,25 @@ enum Command {
         #[arg(long)]
         model: Option<String>,
     },
+    /// A server's payload log (`serve --payload-log DIR`) read back: the
+    /// predictions, with the outcomes reported for them joined.
+    #[cfg(feature = "server")]
+    Logs {
+        /// The payload log directory.
+        dir: PathBuf,
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only this version.
+        #[arg(long)]
+        version: Option<String>,
+        /// Only this prediction id.
+        #[arg(long)]
+        id: Option<String>,
+        /// Only since then: RFC 3339, or a span back from now (30m, 12h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Labels and scores of any known kind of model for the rows of a CSV
     /// file (a header line of feature names is optional).
     Predict {
@@ -367,6 +386,21 @@ fn run(cli: Cli) -> Outcome {
             output: output.as_deref(),
         }),
         Command::Repair { model } => registry::repair(at, model.as_deref()),
+        #[cfg(feature = "server")]
+        Command::Logs {
+            dir,
+            model,
+            version,
+            id,
+            since,
+        } => commands::logs::logs(&commands::logs::LogsArgs {
+            dir: &dir,
+            model,
+            version,
+            id,
+            since: since.as_deref(),
+            json,
+        }),
         Command::Predict { target, rows, input } => match rows.or(input) {
             Some(rows) => commands::predict::predict(at, &target, &rows, fmt(json)),
             None => Err(Failure(
@@ -396,7 +430,10 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(message)) => {
-            eprintln!("modelctl: {message}");
+            // An empty message was already logged (serve's JSON logs).
+            if !message.is_empty() {
+                eprintln!("modelctl: {message}");
+            }
             ExitCode::from(1)
         }
     }

@@ -47,6 +47,7 @@ use serde::Deserialize;
 
 pub use crate::access::{Scope, TokenConfig};
 use crate::error::{Error, Result};
+pub use crate::payload::PayloadLogConfig;
 
 /// The default request body limit: 16 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -138,6 +139,9 @@ pub struct ServeConfig {
     /// Default: 30,000.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// A sampled record of requests and answers (`[payload_log]`).
+    #[serde(default)]
+    pub payload_log: Option<PayloadLogConfig>,
 }
 
 /// TLS for the server's one port (REST and gRPC).
@@ -323,6 +327,7 @@ impl Default for ServeConfig {
             tls: None,
             max_requests: default_max_requests(),
             request_timeout_ms: default_request_timeout_ms(),
+            payload_log: None,
         }
     }
 }
@@ -396,6 +401,9 @@ impl ServeConfig {
             return Err(Error::config(
                 "header_timeout_ms, body_timeout_ms, request_timeout_ms, max_connections and max_requests must be positive",
             ));
+        }
+        if let Some(log) = &self.payload_log {
+            log.validate()?;
         }
         if self.token.is_empty() && !self.insecure_open && !self.listen.ip().is_loopback() {
             return Err(Error::config(format!(

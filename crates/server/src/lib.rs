@@ -37,6 +37,7 @@ pub mod grpc;
 mod hosting;
 mod http;
 mod listen;
+pub mod payload;
 mod prometheus;
 pub mod service;
 mod tls;
@@ -47,8 +48,8 @@ use std::sync::Arc;
 
 pub use access::TokensFile;
 pub use config::{
-    AbConfig, DecideConfig, KeySource, ModelConfig, OutcomesConfig, Scope, ServeConfig, ShadowConfig, TlsConfig,
-    TokenConfig, VariantConfig, DEFAULT_BODY_LIMIT,
+    AbConfig, DecideConfig, KeySource, ModelConfig, OutcomesConfig, PayloadLogConfig, Scope, ServeConfig, ShadowConfig,
+    TlsConfig, TokenConfig, VariantConfig, DEFAULT_BODY_LIMIT,
 };
 pub use error::{Error, Result};
 pub use hosting::AppState;

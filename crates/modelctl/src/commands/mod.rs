@@ -2,6 +2,8 @@
 
 pub(crate) mod bundle;
 pub(crate) mod fetch;
+#[cfg(feature = "server")]
+pub(crate) mod logs;
 #[cfg(feature = "onnx")]
 pub(crate) mod onnx;
 pub(crate) mod predict;

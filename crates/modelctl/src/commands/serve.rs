@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use model_persistence_server::{ModelConfig, ServeConfig, TlsConfig, TokensFile};
+use model_persistence_server::{ModelConfig, PayloadLogConfig, ServeConfig, TlsConfig, TokensFile};
 
 use super::registry::Location;
 use crate::output::outln;
@@ -66,13 +66,46 @@ pub(crate) struct ServeArgs {
     /// as a token (common name or DNS name) has that token's scopes.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Record a sample of requests and answers as JSON lines in rotating
+    /// files in DIR (read back with `modelctl logs DIR`).
+    #[arg(long, value_name = "DIR")]
+    payload_log: Option<PathBuf>,
+    /// The share of predictions the payload log records (0 to 1; default 0.01).
+    #[arg(long, value_name = "FRACTION", requires = "payload_log")]
+    payload_sample: Option<f64>,
+    /// How the server writes its logs: text, or json (one JSON object per
+    /// line, on stdout and stderr alike).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Builds the configuration (file, then flags over it), opens the registry
 /// and serves until Ctrl-C or SIGTERM. Logs go to stderr (`RUST_LOG`
 /// filters them; `MODELCTL_LOG=json` writes one JSON object per line).
 pub(crate) fn serve(location: Location<'_>, args: &ServeArgs, trust: &[PathBuf]) -> Outcome {
-    init_logs();
+    let json = args.log_format == LogFormat::Json || std::env::var("MODELCTL_LOG").as_deref() == Ok("json");
+    init_logs(json);
+    match serve_logged(location, args, trust, json) {
+        // Under --log-format json a refusal is a JSON line too, and nothing
+        // else is written.
+        Err(Failure(message)) if json => {
+            tracing::error!(error = %message, "modelctl serve stopped");
+            Err(Failure(String::new()))
+        }
+        other => other,
+    }
+}
+
+fn serve_logged(location: Location<'_>, args: &ServeArgs, trust: &[PathBuf], json: bool) -> Outcome {
     let mut config = match &args.config {
         Some(path) => ServeConfig::from_file(path)?,
         None => ServeConfig::default(),
@@ -90,6 +123,17 @@ pub(crate) fn serve(location: Location<'_>, args: &ServeArgs, trust: &[PathBuf])
     }
     config.insecure_open |= args.insecure_open;
     config.open_metrics |= args.open_metrics;
+    if let Some(dir) = &args.payload_log {
+        let mut log = config
+            .payload_log
+            .take()
+            .unwrap_or_else(|| PayloadLogConfig::new(dir, 0.01));
+        log.dir = dir.clone();
+        if let Some(share) = args.payload_sample {
+            log.sample = share;
+        }
+        config.payload_log = Some(log);
+    }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(TlsConfig {
             cert: cert.clone(),
@@ -131,21 +175,30 @@ pub(crate) fn serve(location: Location<'_>, args: &ServeArgs, trust: &[PathBuf])
         Some(registry)
     };
     let scheme = if config.tls.is_some() { "https" } else { "http" };
-    model_persistence_server::run_blocking(&config, registry.as_ref(), |addr| {
-        // One line on stdout that scripts can wait for.
-        outln!("listening on {scheme}://{addr}");
-    })?;
+    let result = model_persistence_server::run_blocking(&config, registry.as_ref(), |addr| {
+        // One line on stdout that scripts can wait for (a JSON object under
+        // --log-format json, as every other line).
+        if json {
+            outln!(
+                "{}",
+                serde_json::json!({"level": "INFO", "message": "listening", "url": format!("{scheme}://{addr}"), "addr": addr.to_string()})
+            );
+        } else {
+            outln!("listening on {scheme}://{addr}");
+        }
+    });
+    result?;
     Ok(())
 }
 
-fn init_logs() {
+fn init_logs(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if std::env::var("MODELCTL_LOG").as_deref() == Ok("json") {
-        builder.json().try_init()
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
     } else {
         builder.try_init()
     };

@@ -242,8 +242,12 @@ impl GrpcInferenceService for Grpc {
             .and_then(|h| Some((h.clone(), headers.get(h.as_str())?.to_str().ok()?.to_owned())))
             .into_iter()
             .collect();
+        let trace_id = service::trace_id_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
         let (request, raw) = match decode(message, metadata) {
-            Ok(decoded) => decoded,
+            Ok((mut request, raw)) => {
+                request.trace_id = trace_id;
+                (request, raw)
+            }
             Err(e) => {
                 self.state.count_refused(&model, Protocol::Grpc, &e);
                 return Err(status(e));
@@ -324,6 +328,7 @@ fn decode(
             })
             .collect(),
         metadata,
+        trace_id: None,
     };
     Ok((request, raw_outputs))
 }

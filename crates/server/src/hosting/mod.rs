@@ -108,6 +108,8 @@ pub struct AppState {
     repository: Mutex<()>,
     /// Who may call what; `None`: no access control.
     access: Option<crate::access::Access>,
+    /// The sampled record of requests and answers, when configured.
+    payload: Option<crate::payload::PayloadLog>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -132,6 +134,11 @@ impl AppState {
         config.validate()?;
         let client_certs = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
         let access = crate::access::Access::new(&config.token, config.open_metrics, client_certs)?;
+        let payload = config
+            .payload_log
+            .as_ref()
+            .map(crate::payload::PayloadLog::start)
+            .transpose()?;
         let mut slots = Vec::new();
         for m in &config.models {
             slots.push(Arc::new(Slot::new(m.served_name()?, m.clone())));
@@ -151,6 +158,7 @@ impl AppState {
             shutdown: AtomicBool::new(false),
             repository: Mutex::new(()),
             access,
+            payload,
         });
         for slot in state.slots.load().iter() {
             let (state, slot) = (Arc::clone(&state), Arc::clone(slot));
@@ -180,6 +188,15 @@ impl AppState {
     /// Stops the loaders that are still retrying.
     pub fn stop(&self) {
         self.shutdown.store(true, Ordering::Release);
+        // What the payload log has queued is written before the server ends.
+        if let Some(log) = &self.payload {
+            log.close();
+        }
+    }
+
+    /// The payload log, when configured.
+    pub(crate) fn payload(&self) -> Option<&crate::payload::PayloadLog> {
+        self.payload.as_ref()
     }
 
     /// The reason each model that is not loaded yet failed, by name.

@@ -330,7 +330,12 @@ pub(crate) fn report_outcomes(
     let (mut matched, mut unknown, mut repeated) = (0_u64, Vec::new(), Vec::new());
     for (id, label) in outcomes {
         match slot.feedback.outcome(&id, label) {
-            Ok(_) => matched += 1,
+            Ok(_) => {
+                matched += 1;
+                if let Some(log) = state.payload() {
+                    log.outcome(name, &id, &json!(label));
+                }
+            }
             Err(FeedbackError::AlreadyReported(id)) => repeated.push(id),
             Err(_) => unknown.push(id.chars().take(64).collect::<String>()),
         }

@@ -106,6 +106,18 @@ fn metadata_of(state: &AppState, name: &str, version: Option<&str>) -> Response 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut body = state.metrics.render(&state.gauges());
     crate::hosting::render_live(&state, &mut body);
+    if let Some(log) = state.payload() {
+        use std::fmt::Write;
+        let _ = writeln!(
+            body,
+            "# HELP mp_payload_records_total Payload log records written.\n# TYPE mp_payload_records_total counter\n\
+             mp_payload_records_total {}\n\
+             # HELP mp_payload_dropped_total Payload log records dropped: the queue was full.\n\
+             # TYPE mp_payload_dropped_total counter\nmp_payload_dropped_total {}",
+            log.written.load(std::sync::atomic::Ordering::Relaxed),
+            log.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

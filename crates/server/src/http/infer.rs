@@ -171,6 +171,7 @@ fn decode(
             })
             .collect(),
         metadata: routing_key.into_iter().collect::<BTreeMap<_, _>>(),
+        trace_id: service::trace_id_of(headers.get("traceparent").and_then(|v| v.to_str().ok())),
     })
 }
 

@@ -78,6 +78,27 @@ pub struct InferRequest {
     /// may be one of them). The adapters copy only the header
     /// [`AppState::routing_header`] names.
     pub metadata: BTreeMap<String, String>,
+    /// The W3C trace id of the caller's `traceparent` (32 hex digits), when
+    /// it sent one: recorded with the prediction.
+    pub trace_id: Option<String>,
+}
+
+/// The trace id of a W3C `traceparent` value
+/// (`VERSION-TRACEID-PARENTID-FLAGS`, lower-case hex), or `None` for a
+/// missing or malformed one (an all-zero id is invalid).
+pub fn trace_id_of(traceparent: Option<&str>) -> Option<String> {
+    let mut parts = traceparent?.trim().split('-');
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let valid = hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0')
+        && (version != "00" || parts.next().is_none());
+    valid.then(|| trace.to_owned())
 }
 
 impl InferRequest {
@@ -118,7 +139,7 @@ impl AppState {
         let start = Instant::now();
         let label = self.metric_label(&request.model).to_owned();
         let protocol = request.protocol.label();
-        match self.answer(request) {
+        match self.answer(request, start) {
             Ok(response) => {
                 self.metrics
                     .request(&label, &response.model_version, protocol, Outcome::Ok);
@@ -159,7 +180,7 @@ impl AppState {
         }
     }
 
-    fn answer(&self, request: InferRequest) -> Result<InferResponse, (InferError, Option<String>)> {
+    fn answer(&self, request: InferRequest, start: Instant) -> Result<InferResponse, (InferError, Option<String>)> {
         let name = request.model.as_str();
         let slot = self.slot(name).map_err(|e| (e, None))?;
         let route = slot.route.get().ok_or_else(|| (not_ready(name, &slot), None))?;
@@ -167,10 +188,18 @@ impl AppState {
         let live = server.live();
         let served_version = live.card().version.to_string();
         let n_features = live.card().n_features;
+        let log = self.payload().filter(|log| log.sampled());
+        let features = log.map(|_| live.card().features.clone());
         drop(live);
         let with_version = |e: InferError| (e, Some(served_version.clone()));
         let wanted = requested_outputs(request.outputs.as_deref()).map_err(with_version)?;
-        let InferRequest { id, inputs, .. } = request;
+        let InferRequest {
+            id,
+            inputs,
+            trace_id,
+            protocol,
+            ..
+        } = request;
         let rows = rows_of(inputs, n_features).map_err(with_version)?;
         let prediction = server
             .predict_scored(rows.view())
@@ -180,7 +209,24 @@ impl AppState {
         // Every prediction has an id, under which its outcome is reported.
         let id = id.unwrap_or_else(|| self.new_id());
         crate::hosting::record(&slot, &id, &prediction, variant.as_deref());
+        let logged_rows = log.map(|log| log.rows(features.as_deref().unwrap_or_default(), rows.view()));
         let outputs = outputs_of(name, prediction, wanted).map_err(|e| (e, Some(version.clone())))?;
+        if let (Some(log), Some(rows)) = (log, logged_rows) {
+            log.record(&serde_json::json!({
+                "kind": "prediction",
+                "at": crate::payload::now(),
+                "id": id,
+                "trace_id": trace_id,
+                "model": name,
+                "version": version,
+                "variant": variant,
+                "content_id": content_id,
+                "protocol": protocol.label(),
+                "inputs": {"features": features, "rows": rows},
+                "outputs": crate::payload::outputs_json(&outputs),
+                "latency_us": start.elapsed().as_micros() as u64,
+            }));
+        }
         Ok(InferResponse {
             model_name: name.to_owned(),
             model_version: version,
@@ -339,4 +385,32 @@ fn outputs_of(
         _ => {}
     }
     Ok(outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trace_id_of;
+
+    #[test]
+    fn trace_ids_come_from_valid_traceparents_only() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            trace_id_of(Some(&format!("00-{id}-00f067aa0ba902b7-01"))).as_deref(),
+            Some(id)
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"),
+            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"),
+            Some("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"),
+        ] {
+            assert_eq!(trace_id_of(bad), None, "{bad:?}");
+        }
+        // A later version may append fields.
+        assert!(trace_id_of(Some(&format!("01-{id}-00f067aa0ba902b7-01-more"))).is_some());
+    }
 }
