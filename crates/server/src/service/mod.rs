@@ -139,14 +139,35 @@ impl AppState {
         let start = Instant::now();
         let label = self.metric_label(&request.model).to_owned();
         let protocol = request.protocol.label();
+        let trace_id = request.trace_id.clone();
         match self.answer(request, start) {
             Ok(response) => {
                 self.metrics
                     .request(&label, &response.model_version, protocol, Outcome::Ok);
-                self.metrics.latency(&label).observe(start.elapsed());
+                let took = start.elapsed();
+                self.metrics.latency(&label).observe(took);
+                // One structured event per request (RUST_LOG=debug), with
+                // the fields of its payload record.
+                tracing::debug!(
+                    id = %response.id,
+                    trace_id = trace_id.as_deref().unwrap_or(""),
+                    model = %label,
+                    version = %response.model_version,
+                    variant = response.variant.as_deref().unwrap_or(""),
+                    protocol,
+                    latency_us = took.as_micros() as u64,
+                    "answered"
+                );
                 Ok(response)
             }
             Err((e, version)) => {
+                tracing::debug!(
+                    trace_id = trace_id.as_deref().unwrap_or(""),
+                    model = %label,
+                    protocol,
+                    error = %e,
+                    "refused"
+                );
                 self.metrics.request(
                     &label,
                     version.as_deref().unwrap_or("none"),
