@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 py="$(scripts/venv.sh "numpy==2.4.6" "scikit-learn==1.9.1" "skl2onnx==1.20.0" "onnx==1.23.2" "onnxruntime==1.32.0" \
   "xgboost-cpu==3.2.0" "lightgbm==4.7.0" "onnxmltools==1.16.0" \
   "tritonclient[http,grpc]==2.73.0" "grpcio==1.85.4" "protobuf==6.33.6" "model-signing==1.1.1" "pyopenssl==26.4.0" "scipy==1.17.1" "statsmodels==0.15.0" \
-  "jsonschema==4.26.0" "PyYAML==6.0.4")"
+  "jsonschema==4.26.0" "PyYAML==6.0.4" "opentelemetry-proto==1.45.2")"
 export MP_PYTHON="$py"  # the server's test runs the protocol's reference client with it
 trap 'scripts/s3-server.sh stop' EXIT
 MP_PYTHON="$py" bash scripts/check-fixtures.sh

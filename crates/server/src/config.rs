@@ -142,6 +142,13 @@ pub struct ServeConfig {
     /// A sampled record of requests and answers (`[payload_log]`).
     #[serde(default)]
     pub payload_log: Option<PayloadLogConfig>,
+    /// Where traces go: an OTLP over HTTP/protobuf endpoint
+    /// (`http://HOST:PORT`; spans are posted to `/v1/traces` under it).
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` the traces carry. Default: `model-persistence`.
+    #[serde(default = "default_service_name")]
+    pub otlp_service_name: String,
 }
 
 /// TLS for the server's one port (REST and gRPC).
@@ -294,6 +301,9 @@ fn default_body_timeout_ms() -> u64 {
 fn default_max_connections() -> usize {
     1024
 }
+fn default_service_name() -> String {
+    "model-persistence".into()
+}
 fn default_max_requests() -> usize {
     512
 }
@@ -328,6 +338,8 @@ impl Default for ServeConfig {
             max_requests: default_max_requests(),
             request_timeout_ms: default_request_timeout_ms(),
             payload_log: None,
+            otlp_endpoint: None,
+            otlp_service_name: default_service_name(),
         }
     }
 }

@@ -41,6 +41,7 @@ pub mod payload;
 mod prometheus;
 pub mod service;
 mod tls;
+mod trace;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -45,7 +45,7 @@ pub use model_persistence_gate::live as outcomes;
 pub use ab::{AbSplit, VariantCount};
 pub use drift::{psi, DriftConfig, DriftReport, FeatureDrift};
 pub use error::{Error, Result};
-pub use hot_swap::{ModelServer, Prediction, ReloadPolicy, Served, ServerBuilder, ShadowStatus, Status};
+pub use hot_swap::{ModelServer, Prediction, ReloadPolicy, Served, ServerBuilder, ShadowStatus, Status, SwapEvent};
 pub use source::Source;
 
 /// The README's examples, compiled and run as doctests.

@@ -73,6 +73,10 @@ pub(crate) struct ServeArgs {
     /// The share of predictions the payload log records (0 to 1; default 0.01).
     #[arg(long, value_name = "FRACTION", requires = "payload_log")]
     payload_sample: Option<f64>,
+    /// Export traces with OTLP over HTTP/protobuf to this endpoint
+    /// (http://HOST:PORT; spans go to /v1/traces under it).
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     /// How the server writes its logs: text, or json (one JSON object per
     /// line, on stdout and stderr alike).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -123,6 +127,9 @@ fn serve_logged(location: Location<'_>, args: &ServeArgs, trust: &[PathBuf], jso
     }
     config.insecure_open |= args.insecure_open;
     config.open_metrics |= args.open_metrics;
+    if let Some(url) = &args.otlp_endpoint {
+        config.otlp_endpoint = Some(url.clone());
+    }
     if let Some(dir) = &args.payload_log {
         let mut log = config
             .payload_log

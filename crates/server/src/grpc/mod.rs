@@ -242,10 +242,10 @@ impl GrpcInferenceService for Grpc {
             .and_then(|h| Some((h.clone(), headers.get(h.as_str())?.to_str().ok()?.to_owned())))
             .into_iter()
             .collect();
-        let trace_id = service::trace_id_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
+        let trace = service::traceparent_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
         let (request, raw) = match decode(message, metadata) {
             Ok((mut request, raw)) => {
-                request.trace_id = trace_id;
+                (request.trace_id, request.parent_span_id) = trace.unzip();
                 (request, raw)
             }
             Err(e) => {
@@ -329,6 +329,7 @@ fn decode(
             .collect(),
         metadata,
         trace_id: None,
+        parent_span_id: None,
     };
     Ok((request, raw_outputs))
 }

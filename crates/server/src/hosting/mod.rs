@@ -110,6 +110,8 @@ pub struct AppState {
     access: Option<crate::access::Access>,
     /// The sampled record of requests and answers, when configured.
     payload: Option<crate::payload::PayloadLog>,
+    /// The OTLP exporter, when configured.
+    tracer: Option<Arc<crate::trace::Tracer>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -139,6 +141,11 @@ impl AppState {
             .as_ref()
             .map(crate::payload::PayloadLog::start)
             .transpose()?;
+        let tracer = config
+            .otlp_endpoint
+            .as_deref()
+            .map(|url| crate::trace::Tracer::start(url, &config.otlp_service_name).map(Arc::new))
+            .transpose()?;
         let mut slots = Vec::new();
         for m in &config.models {
             slots.push(Arc::new(Slot::new(m.served_name()?, m.clone())));
@@ -159,6 +166,7 @@ impl AppState {
             repository: Mutex::new(()),
             access,
             payload,
+            tracer,
         });
         for slot in state.slots.load().iter() {
             let (state, slot) = (Arc::clone(&state), Arc::clone(slot));
@@ -192,6 +200,14 @@ impl AppState {
         if let Some(log) = &self.payload {
             log.close();
         }
+        if let Some(tracer) = &self.tracer {
+            tracer.close();
+        }
+    }
+
+    /// The OTLP exporter, when configured.
+    pub(crate) fn tracer(&self) -> Option<&Arc<crate::trace::Tracer>> {
+        self.tracer.as_ref()
     }
 
     /// The payload log, when configured.
@@ -276,7 +292,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn load_until_ready(state: &AppState, slot: &Slot) {
     let mut wait = Duration::from_millis(200);
     while !state.shutdown.load(Ordering::Acquire) && !slot.retired.load(Ordering::Acquire) {
-        match load_route(&slot.config, state.registry.as_ref(), &state.config) {
+        let started = std::time::SystemTime::now();
+        let loaded = load_route(&slot.config, state.registry.as_ref(), &state.config, state.tracer());
+        if let Some(tracer) = state.tracer() {
+            tracer.record(crate::trace::SpanData {
+                trace_id: tracer.trace_id(),
+                span_id: tracer.span_id(),
+                parent: None,
+                name: format!("load {}", slot.name),
+                kind: 1,
+                start: started,
+                end: std::time::SystemTime::now(),
+                attributes: vec![("mp.model", crate::trace::Attr::Str(slot.name.clone()))],
+                error: loaded.as_ref().err().cloned(),
+            });
+        }
+        match loaded {
             Ok(route) => {
                 tracing::info!(model = %slot.name, "loaded and checked; serving");
                 let _ = slot.route.set(route);
@@ -298,11 +329,12 @@ fn start_server(
     registry: Option<&Registry>,
     config: &ServeConfig,
     shadow: Option<(ModelServer<AnyModel>, f64)>,
+    tracer: Option<&Arc<crate::trace::Tracer>>,
 ) -> Result<ModelServer<AnyModel>, String> {
     let registry =
         registry.ok_or_else(|| format!("{reference}: a registry reference needs a registry (--registry)"))?;
     let source = Source::registry(registry.clone(), reference).map_err(|e| e.to_string())?;
-    start_source(source, reference, config, shadow)
+    start_source(source, reference, config, shadow, tracer)
 }
 
 /// The bundle a directory holds: its `model.bundle`, or else its one
@@ -352,6 +384,7 @@ fn start_source(
     what: &str,
     config: &ServeConfig,
     shadow: Option<(ModelServer<AnyModel>, f64)>,
+    tracer: Option<&Arc<crate::trace::Tracer>>,
 ) -> Result<ModelServer<AnyModel>, String> {
     let mut builder = ModelServer::<AnyModel>::builder(source)
         .policy(ReloadPolicy::Interval(config.poll()))
@@ -363,12 +396,38 @@ fn start_source(
     if let Some((shadow, share)) = shadow {
         builder = builder.shadow(shadow, share);
     }
+    if let Some(tracer) = tracer.cloned() {
+        let what = what.to_owned();
+        builder = builder.on_swap(move |swap| {
+            tracer.record(crate::trace::SpanData {
+                trace_id: tracer.trace_id(),
+                span_id: tracer.span_id(),
+                parent: None,
+                name: format!("swap {what}"),
+                kind: 1,
+                start: swap.started,
+                end: swap.finished,
+                attributes: vec![
+                    ("mp.reference", crate::trace::Attr::Str(what.clone())),
+                    ("mp.from_version", crate::trace::Attr::Str(swap.from.to_string())),
+                    ("mp.version", crate::trace::Attr::Str(swap.to.to_string())),
+                    ("mp.content_id", crate::trace::Attr::Str(swap.content_id.clone())),
+                ],
+                error: None,
+            });
+        });
+    }
     builder
         .start()
         .map_err(|e| format!("{what}: {}", model_persistence_core::error_chain(&e)))
 }
 
-fn load_route(m: &ModelConfig, registry: Option<&Registry>, config: &ServeConfig) -> Result<Route, String> {
+fn load_route(
+    m: &ModelConfig,
+    registry: Option<&Registry>,
+    config: &ServeConfig,
+    tracer: Option<&Arc<crate::trace::Tracer>>,
+) -> Result<Route, String> {
     if let Some(dir) = &m.bundle_dir {
         let path = bundle_in(dir)?;
         let keys = trusted_keys(config)?;
@@ -382,10 +441,11 @@ fn load_route(m: &ModelConfig, registry: Option<&Registry>, config: &ServeConfig
             &path.display().to_string(),
             config,
             None,
+            tracer,
         )?));
     }
     let shadow = match &m.shadow {
-        Some(s) => Some((start_server(&s.reference, registry, config, None)?, s.share)),
+        Some(s) => Some((start_server(&s.reference, registry, config, None, tracer)?, s.share)),
         None => None,
     };
     if let Some(ab) = &m.ab {
@@ -393,7 +453,7 @@ fn load_route(m: &ModelConfig, registry: Option<&Registry>, config: &ServeConfig
         for v in &ab.variants {
             variants.push((
                 v.name.clone(),
-                start_server(&v.reference, registry, config, None)?,
+                start_server(&v.reference, registry, config, None, tracer)?,
                 v.weight,
             ));
         }
@@ -405,7 +465,9 @@ fn load_route(m: &ModelConfig, registry: Option<&Registry>, config: &ServeConfig
         });
     }
     let reference = m.reference.as_deref().ok_or("a model needs a reference")?;
-    Ok(Route::Single(start_server(reference, registry, config, shadow)?))
+    Ok(Route::Single(start_server(
+        reference, registry, config, shadow, tracer,
+    )?))
 }
 
 impl Route {

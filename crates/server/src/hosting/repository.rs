@@ -84,7 +84,7 @@ impl AppState {
         config.name = Some(name.to_owned());
         config.served_name().map_err(|e| InferError::invalid(e.to_string()))?;
         let _one_at_a_time = lock(&self.repository);
-        let route = load_route(&config, self.registry.as_ref(), &self.config)
+        let route = load_route(&config, self.registry.as_ref(), &self.config, self.tracer())
             .map_err(|reason| InferError::invalid(format!("{name} was not loaded: {reason}")))?;
         let slot = Slot::new(name.to_owned(), config);
         let version = route.served_versions().into_iter().next();

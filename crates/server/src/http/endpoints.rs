@@ -106,6 +106,18 @@ fn metadata_of(state: &AppState, name: &str, version: Option<&str>) -> Response 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut body = state.metrics.render(&state.gauges());
     crate::hosting::render_live(&state, &mut body);
+    if let Some(tracer) = state.tracer() {
+        use std::fmt::Write;
+        let _ = writeln!(
+            body,
+            "# HELP mp_trace_spans_exported_total Spans the OTLP collector took.\n# TYPE mp_trace_spans_exported_total counter\n\
+             mp_trace_spans_exported_total {}\n\
+             # HELP mp_trace_spans_dropped_total Spans dropped: the queue was full or the collector did not take them.\n\
+             # TYPE mp_trace_spans_dropped_total counter\nmp_trace_spans_dropped_total {}",
+            tracer.exported.load(std::sync::atomic::Ordering::Relaxed),
+            tracer.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
     if let Some(log) = state.payload() {
         use std::fmt::Write;
         let _ = writeln!(

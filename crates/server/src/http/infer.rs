@@ -154,6 +154,7 @@ fn decode(
         };
         inputs.push(tensor(input, data)?);
     }
+    let trace = service::traceparent_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
     Ok(service::InferRequest {
         protocol: Protocol::Rest,
         model,
@@ -171,7 +172,8 @@ fn decode(
             })
             .collect(),
         metadata: routing_key.into_iter().collect::<BTreeMap<_, _>>(),
-        trace_id: service::trace_id_of(headers.get("traceparent").and_then(|v| v.to_str().ok())),
+        trace_id: trace.as_ref().map(|(t, _)| t.clone()),
+        parent_span_id: trace.map(|(_, p)| p),
     })
 }
 

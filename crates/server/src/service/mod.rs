@@ -81,12 +81,21 @@ pub struct InferRequest {
     /// The W3C trace id of the caller's `traceparent` (32 hex digits), when
     /// it sent one: recorded with the prediction.
     pub trace_id: Option<String>,
+    /// The caller's span id of its `traceparent` (16 hex digits): the
+    /// parent of the request's span.
+    pub parent_span_id: Option<String>,
 }
 
 /// The trace id of a W3C `traceparent` value
 /// (`VERSION-TRACEID-PARENTID-FLAGS`, lower-case hex), or `None` for a
 /// missing or malformed one (an all-zero id is invalid).
 pub fn trace_id_of(traceparent: Option<&str>) -> Option<String> {
+    traceparent_of(traceparent).map(|(trace, _)| trace)
+}
+
+/// The trace id and parent span id of a W3C `traceparent` value, or `None`
+/// for a missing or malformed one.
+pub fn traceparent_of(traceparent: Option<&str>) -> Option<(String, String)> {
     let mut parts = traceparent?.trim().split('-');
     let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
@@ -98,7 +107,7 @@ pub fn trace_id_of(traceparent: Option<&str>) -> Option<String> {
         && trace.bytes().any(|b| b != b'0')
         && parent.bytes().any(|b| b != b'0')
         && (version != "00" || parts.next().is_none());
-    valid.then(|| trace.to_owned())
+    valid.then(|| (trace.to_owned(), parent.to_owned()))
 }
 
 impl InferRequest {
@@ -135,12 +144,46 @@ impl AppState {
     ///
     /// [`InferError`]: an unknown model or version, a model not loaded yet,
     /// inputs the model cannot take.
-    pub fn infer(&self, request: InferRequest) -> Result<InferResponse, InferError> {
+    pub fn infer(&self, mut request: InferRequest) -> Result<InferResponse, InferError> {
         let start = Instant::now();
         let label = self.metric_label(&request.model).to_owned();
         let protocol = request.protocol.label();
+        // Under tracing every request has a trace: the caller's, or a new one.
+        let span = self.tracer().map(|tracer| {
+            let trace = request
+                .trace_id
+                .as_deref()
+                .and_then(crate::trace::unhex::<16>)
+                .unwrap_or_else(|| tracer.trace_id());
+            request.trace_id = Some(crate::trace::hex(&trace));
+            let parent = request.parent_span_id.as_deref().and_then(crate::trace::unhex::<8>);
+            (
+                trace,
+                tracer.span_id(),
+                parent,
+                std::time::SystemTime::now(),
+                request.protocol,
+            )
+        });
+        let rows = request
+            .inputs
+            .first()
+            .and_then(|i| i.shape.first().copied())
+            .unwrap_or(0);
         let trace_id = request.trace_id.clone();
-        match self.answer(request, start) {
+        let mut predicted = None;
+        let result = self.answer(request, start, &mut predicted);
+        if let (Some(tracer), Some((trace, id, parent, began, protocol))) = (self.tracer(), span) {
+            self.trace_request(
+                tracer,
+                (trace, id, parent, began, protocol),
+                &label,
+                rows,
+                &result,
+                predicted,
+            );
+        }
+        match result {
             Ok(response) => {
                 self.metrics
                     .request(&label, &response.model_version, protocol, Outcome::Ok);
@@ -201,7 +244,84 @@ impl AppState {
         }
     }
 
-    fn answer(&self, request: InferRequest, start: Instant) -> Result<InferResponse, (InferError, Option<String>)> {
+    /// The request's span, and its `predict` child when the model ran.
+    fn trace_request(
+        &self,
+        tracer: &crate::trace::Tracer,
+        (trace, id, parent, began, protocol): ([u8; 16], [u8; 8], Option<[u8; 8]>, std::time::SystemTime, Protocol),
+        model: &str,
+        rows: usize,
+        result: &Result<InferResponse, (InferError, Option<String>)>,
+        predicted: Option<(std::time::SystemTime, std::time::SystemTime)>,
+    ) {
+        use crate::trace::{Attr, SpanData};
+        let (name, route) = match protocol {
+            Protocol::Grpc => (
+                "inference.GRPCInferenceService/ModelInfer".to_owned(),
+                "inference.GRPCInferenceService/ModelInfer",
+            ),
+            _ => ("POST /v2/models/{name}/infer".to_owned(), "/v2/models/{name}/infer"),
+        };
+        let mut attributes = vec![
+            ("mp.protocol", Attr::Str(protocol.label().into())),
+            ("mp.model", Attr::Str(model.into())),
+            ("mp.rows", Attr::Int(rows as i64)),
+            ("http.route", Attr::Str(route.into())),
+        ];
+        let error = match result {
+            Ok(r) => {
+                attributes.push(("mp.version", Attr::Str(r.model_version.clone())));
+                attributes.push(("mp.prediction_id", Attr::Str(r.id.clone())));
+                attributes.push(("mp.content_id", Attr::Str(r.content_id.clone())));
+                if let Some(v) = &r.variant {
+                    attributes.push(("mp.variant", Attr::Str(v.clone())));
+                }
+                attributes.push(("mp.outcome", Attr::Str("ok".into())));
+                None
+            }
+            Err((e, version)) => {
+                if let Some(v) = version {
+                    attributes.push(("mp.version", Attr::Str(v.clone())));
+                }
+                attributes.push(("mp.outcome", Attr::Str(Outcome::of_kind(e.kind).label().into())));
+                Some(e.message.clone())
+            }
+        };
+        if let Some((start, end)) = predicted {
+            tracer.record(SpanData {
+                trace_id: trace,
+                span_id: tracer.span_id(),
+                parent: Some(id),
+                name: "predict".into(),
+                kind: 1,
+                start,
+                end,
+                attributes: vec![
+                    ("mp.model", Attr::Str(model.into())),
+                    ("mp.rows", Attr::Int(rows as i64)),
+                ],
+                error: None,
+            });
+        }
+        tracer.record(SpanData {
+            trace_id: trace,
+            span_id: id,
+            parent,
+            name,
+            kind: 2,
+            start: began,
+            end: std::time::SystemTime::now(),
+            attributes,
+            error,
+        });
+    }
+
+    fn answer(
+        &self,
+        request: InferRequest,
+        start: Instant,
+        predicted: &mut Option<(std::time::SystemTime, std::time::SystemTime)>,
+    ) -> Result<InferResponse, (InferError, Option<String>)> {
         let name = request.model.as_str();
         let slot = self.slot(name).map_err(|e| (e, None))?;
         let route = slot.route.get().ok_or_else(|| (not_ready(name, &slot), None))?;
@@ -222,9 +342,11 @@ impl AppState {
             ..
         } = request;
         let rows = rows_of(inputs, n_features).map_err(with_version)?;
-        let prediction = server
-            .predict_scored(rows.view())
-            .map_err(|e| with_version(InferError::invalid(model_persistence_core::error_chain(&e))))?;
+        let began = std::time::SystemTime::now();
+        let prediction = server.predict_scored(rows.view());
+        *predicted = Some((began, std::time::SystemTime::now()));
+        let prediction =
+            prediction.map_err(|e| with_version(InferError::invalid(model_persistence_core::error_chain(&e))))?;
         let version = prediction.version.to_string();
         let content_id = prediction.content_id.to_string();
         // Every prediction has an id, under which its outcome is reported.

@@ -22,6 +22,7 @@ pub struct ServerBuilder<M: Loadable> {
     reader: BundleReader,
     drift: Option<DriftConfig>,
     on_drift: Option<DriftCallback>,
+    on_swap: Option<super::SwapCallback>,
     shadow: Option<(ModelServer<M>, f64)>,
     schema: SchemaChanges,
 }
@@ -53,6 +54,7 @@ where
             reader: BundleReader::default(),
             drift: None,
             on_drift: None,
+            on_swap: None,
             shadow: None,
             schema: SchemaChanges::Refused,
         }
@@ -74,6 +76,14 @@ where
     /// statistics. Default: off.
     pub fn drift(mut self, config: DriftConfig) -> Self {
         self.drift = Some(config);
+        self
+    }
+
+    /// Called (on the thread that reloaded) after each new version is
+    /// swapped in, with what was swapped and when the load began and ended:
+    /// for traces and audit logs.
+    pub fn on_swap(mut self, callback: impl Fn(&super::SwapEvent) + Send + Sync + 'static) -> Self {
+        self.on_swap = Some(Box::new(callback));
         self
     }
 
@@ -147,6 +157,7 @@ where
             sample_share,
             accept_schema_changes: self.schema == SchemaChanges::Accepted,
             observed,
+            on_swap: self.on_swap,
         });
         if inner.policy != ReloadPolicy::Manual {
             spawn_watcher(&inner);

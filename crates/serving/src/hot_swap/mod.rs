@@ -164,7 +164,26 @@ struct Inner<M: Loadable> {
     sample_share: f64,
     accept_schema_changes: bool,
     observed: Arc<Mutex<ObserverState<M>>>,
+    on_swap: Option<SwapCallback>,
 }
+
+/// What [`ServerBuilder::on_swap`]'s callback is told of a hot swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SwapEvent {
+    /// The version served before.
+    pub from: semver::Version,
+    /// The version swapped in.
+    pub to: semver::Version,
+    /// The content id of the bundle swapped in.
+    pub content_id: String,
+    /// When its load began.
+    pub started: std::time::SystemTime,
+    /// When it was swapped in, checked.
+    pub finished: std::time::SystemTime,
+}
+
+pub(crate) type SwapCallback = Box<dyn Fn(&SwapEvent) + Send + Sync>;
 
 /// A model server: predictions read the live model through `arc-swap` and
 /// never take a lock or wait for a reload; new versions are loaded and fully

@@ -158,6 +158,7 @@ impl<M: Loadable> Inner<M> {
             // Refused already: the same immutable content would fail again.
             return Ok(false);
         }
+        let started = std::time::SystemTime::now();
         let load = std::panic::AssertUnwindSafe(|| self.source.load::<M>(&self.reader));
         let loaded = match std::panic::catch_unwind(load).unwrap_or_else(|payload| {
             Err(Error::LoadPanicked {
@@ -193,6 +194,15 @@ impl<M: Loadable> Inner<M> {
         let (model, card) = loaded.into_parts();
         let version = card.version.clone();
         let old = self.live.swap(Arc::new(Served::new(model, card, content_id)));
+        if let Some(callback) = &self.on_swap {
+            callback(&super::SwapEvent {
+                from: old.card.version.clone(),
+                to: version.clone(),
+                content_id: content_id.to_string(),
+                started,
+                finished: std::time::SystemTime::now(),
+            });
+        }
         self.previous.store(Some(old));
         self.reloads.fetch_add(1, Ordering::Relaxed);
         state.failures = 0;
