@@ -171,7 +171,7 @@ enum Command {
     /// REST and gRPC on one port), following each alias with checked hot
     /// swaps; stops on Ctrl-C or SIGTERM after the requests in flight.
     #[cfg(feature = "server")]
-    Serve(commands::serve::ServeArgs),
+    Serve(Box<commands::serve::ServeArgs>),
     /// Write a registry version's verified bundle to DIR/model.bundle (and
     /// its signature to DIR/model.bundle.sig), atomically: a storage
     /// initializer for `modelctl serve --bundle-dir DIR`.

@@ -111,11 +111,7 @@ impl Tracer {
             .name("otlp-export".into())
             .spawn(move || {
                 let mut batch = Vec::with_capacity(BATCH);
-                loop {
-                    let first = match receiver.recv() {
-                        Ok(s) => s,
-                        Err(_) => break,
-                    };
+                while let Ok(first) = receiver.recv() {
                     batch.push(first);
                     let gather_until = Instant::now() + Duration::from_secs(1);
                     let mut closed = false;
