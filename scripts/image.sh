@@ -67,7 +67,8 @@ check() {
     exit 1
   }
   build
-  local user ctr mnt port pid=""
+  # Globals: the EXIT trap reads them after this function has returned.
+  user="" ctr="" mnt="" port="" pid=""
   user="$($root_cmd buildah inspect --type image --format '{{.OCIv1.Config.User}}' "$image")"
   [ "${user%%:*}" != "0" ] && [ -n "$user" ] || {
     echo "the image runs as root ($user): the Containerfile must name a non-root USER" >&2
