@@ -54,6 +54,15 @@ fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str
     (status, out)
 }
 
+/// Kills a process by its pid when dropped (a failing test's server).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-9", &self.0.to_string()]).status();
+    }
+}
+
 #[test]
 fn serve_with_tokens_writes_json_lines_never_a_token_and_logs_read_back_with_outcomes() {
     let dir = tempfile::tempdir().expect("dir");
@@ -90,6 +99,8 @@ fn serve_with_tokens_writes_json_lines_never_a_token_and_logs_read_back_with_out
         .stderr(Stdio::piped())
         .spawn()
         .expect("modelctl serve starts");
+    // Killed by its pid if the test fails before it stops the server itself.
+    let guard = KillOnDrop(child.id());
     let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let mut first = String::new();
     stdout.read_line(&mut first).expect("the listening line");
@@ -141,6 +152,7 @@ fn serve_with_tokens_writes_json_lines_never_a_token_and_logs_read_back_with_out
     // SIGTERM: the server writes out its payload queue and stops.
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let status = child.wait().expect("exits");
+    std::mem::forget(guard);
     assert!(status.success(), "{status}");
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).expect("stdout");

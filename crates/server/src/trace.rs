@@ -54,7 +54,9 @@ pub(crate) enum Attr {
 /// The exporter: a bounded queue, and the thread that sends what it holds.
 #[derive(Debug)]
 pub(crate) struct Tracer {
-    sender: Mutex<Option<SyncSender<SpanData>>>,
+    sender: SyncSender<SpanData>,
+    /// Set by [`Tracer::close`]: the exporter sends what it holds and stops.
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     worker: Mutex<Option<JoinHandle<()>>>,
     ids: AtomicU64,
     pub(crate) dropped: std::sync::Arc<AtomicU64>,
@@ -107,11 +109,29 @@ impl Tracer {
         let exported = std::sync::Arc::new(AtomicU64::new(0));
         let (lost, sent) = (std::sync::Arc::clone(&dropped), std::sync::Arc::clone(&exported));
         let service = service.to_owned();
+        let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let closing = std::sync::Arc::clone(&closed);
         let worker = std::thread::Builder::new()
             .name("otlp-export".into())
             .spawn(move || {
                 let mut batch = Vec::with_capacity(BATCH);
-                while let Ok(first) = receiver.recv() {
+                // After a failed export, spans are dropped unsent until
+                // this time: a collector that is down costs no encoding.
+                let mut resume = Instant::now();
+                loop {
+                    let first = match receiver.recv_timeout(Duration::from_millis(200)) {
+                        Ok(s) => s,
+                        Err(RecvTimeoutError::Timeout) if !closing.load(Ordering::Acquire) => continue,
+                        Err(_) => break,
+                    };
+                    if Instant::now() < resume {
+                        let mut n = 1;
+                        while receiver.try_recv().is_ok() {
+                            n += 1;
+                        }
+                        lost.fetch_add(n, Ordering::Relaxed);
+                        continue;
+                    }
                     batch.push(first);
                     let gather_until = Instant::now() + Duration::from_secs(1);
                     let mut closed = false;
@@ -131,6 +151,7 @@ impl Tracer {
                         Ok(()) => sent.fetch_add(n, Ordering::Relaxed),
                         Err(e) => {
                             tracing::debug!(error = %e, spans = n, "OTLP export failed; the spans are dropped");
+                            resume = Instant::now() + Duration::from_secs(1);
                             lost.fetch_add(n, Ordering::Relaxed)
                         }
                     };
@@ -146,7 +167,8 @@ impl Tracer {
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id()).rotate_left(32);
         Ok(Tracer {
-            sender: Mutex::new(Some(sender)),
+            sender,
+            closed,
             worker: Mutex::new(Some(worker)),
             ids: AtomicU64::new(seed),
             dropped,
@@ -181,19 +203,14 @@ impl Tracer {
 
     /// Queues a finished span, or drops and counts it when the queue is full.
     pub(crate) fn record(&self, span: SpanData) {
-        let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let queued = sender.as_ref().is_some_and(|s| s.try_send(span).is_ok());
-        if !queued {
+        if self.closed.load(Ordering::Relaxed) || self.sender.try_send(span).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Sends what is queued (within the export bound) and stops.
     pub(crate) fn close(&self) {
-        self.sender
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        self.closed.store(true, Ordering::Release);
         if let Some(worker) = self
             .worker
             .lock()
@@ -230,7 +247,6 @@ fn nanos(t: SystemTime) -> u64 {
 /// Posts one batch; an error for anything but a 2xx within the bound.
 fn export(to: &Endpoint, service: &str, spans: &[SpanData]) -> std::io::Result<()> {
     use prost::Message;
-    let body = otlp::request(service, spans).encode_to_vec();
     let bound = Duration::from_secs(2);
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&(to.host.as_str(), to.port))?
         .next()
@@ -238,6 +254,9 @@ fn export(to: &Endpoint, service: &str, spans: &[SpanData]) -> std::io::Result<(
     let mut stream = std::net::TcpStream::connect_timeout(&addr, bound)?;
     stream.set_write_timeout(Some(bound))?;
     stream.set_read_timeout(Some(bound))?;
+    // Encoded once the collector took the connection: one that is down
+    // costs no encoding.
+    let body = otlp::request(service, spans).encode_to_vec();
     write!(
         stream,
         "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
