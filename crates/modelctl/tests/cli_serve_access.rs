@@ -13,19 +13,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::modelctl;
+use common::{modelctl, ok};
 
 const SECRET: &str = "tok-5f1d2c9a8b7e6d4c3b2a1f0e9d8c7b6a";
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = modelctl(dir, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest;

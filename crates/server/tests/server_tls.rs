@@ -281,55 +281,24 @@ fn mtls_client_certificates_named_as_tokens_have_their_scopes_and_clients_withou
 }
 
 /// [`start`], waiting for readiness over TLS (curl with the test's CA).
+/// Under mTLS the handshake without a client certificate is refused once
+/// the server listens, which is as ready as this client can see.
 fn start_tls(
     config: model_persistence_server::ServeConfig,
     reg: &model_persistence_versioning::Registry,
     ca: &Path,
 ) -> Running {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let registry = reg.clone();
-    let thread = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(model_persistence_server::Error::Runtime)?;
-        runtime.block_on(async move {
-            let server = model_persistence_server::Server::bind(&config, &registry).await?;
-            let _ = addr_tx.send(server.local_addr());
-            server
-                .run(async move {
-                    let _ = rx.await;
-                })
-                .await
-        })
-    });
-    let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("the server binds");
-    let running = Running {
-        addr,
-        stop: Some(tx),
-        thread: Some(thread),
-    };
-    // Readiness is open; under mTLS the handshake still needs a certificate,
-    // so a refused handshake is waited through only until the deadline.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let cacert = ca.to_str().expect("utf-8");
-    loop {
+    let cacert = ca.to_str().expect("utf-8").to_owned();
+    start_until(config, reg, move |addr| {
         let (_, out) = curl(&[
             "-o",
             "/dev/null",
             "-w",
             "%{http_code}",
             "--cacert",
-            cacert,
+            &cacert,
             &url(addr, "/v2/health/ready"),
         ]);
-        if out.starts_with("200") || out.contains("alert") || out.contains("certificate required") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the server never became ready: {out}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    running
+        out.starts_with("200") || out.contains("alert") || out.contains("certificate required")
+    })
 }

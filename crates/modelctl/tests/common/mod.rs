@@ -14,6 +14,17 @@ pub fn modelctl(dir: &Path, args: &[&str]) -> Output {
         .expect("modelctl runs")
 }
 
+/// Runs `modelctl ARGS` in `dir`, requires success, returns its stdout.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = modelctl(dir, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Spawns `modelctl serve` as `cmd` says (stdout piped, stderr dropped) and
 /// reads the address from its one "listening on" line.
 pub fn spawn_serve(cmd: &mut Command) -> (Child, String) {

@@ -59,6 +59,12 @@ impl Drop for Running {
 }
 
 pub fn start(config: ServeConfig, registry: &Registry) -> Running {
+    start_until(config, registry, |addr| get(addr, "/v2/health/ready").0 == 200)
+}
+
+/// [`start`], waiting (at most 30 s) until `ready` says the server is
+/// (a TLS server is asked over TLS).
+pub fn start_until(config: ServeConfig, registry: &Registry, ready: impl Fn(SocketAddr) -> bool) -> Running {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let registry = registry.clone();
@@ -85,7 +91,7 @@ pub fn start(config: ServeConfig, registry: &Registry) -> Running {
         thread: Some(thread),
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(addr, "/v2/health/ready").0 != 200 {
+    while !ready(addr) {
         assert!(Instant::now() < deadline, "the server never became ready");
         std::thread::sleep(Duration::from_millis(20));
     }
