@@ -149,6 +149,10 @@ pub struct ServeConfig {
     /// The `service.name` the traces carry. Default: `model-persistence`.
     #[serde(default = "default_service_name")]
     pub otlp_service_name: String,
+    /// The share of traces recorded when the caller's `traceparent` does
+    /// not decide (its sampled flag does when it is there). Default: 1.
+    #[serde(default = "default_sample")]
+    pub otlp_sample: f64,
 }
 
 /// TLS for the server's one port (REST and gRPC).
@@ -301,6 +305,9 @@ fn default_body_timeout_ms() -> u64 {
 fn default_max_connections() -> usize {
     1024
 }
+fn default_sample() -> f64 {
+    1.0
+}
 fn default_service_name() -> String {
     "model-persistence".into()
 }
@@ -340,6 +347,7 @@ impl Default for ServeConfig {
             payload_log: None,
             otlp_endpoint: None,
             otlp_service_name: default_service_name(),
+            otlp_sample: 1.0,
         }
     }
 }

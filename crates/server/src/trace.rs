@@ -55,6 +55,8 @@ pub(crate) enum Attr {
 #[derive(Debug)]
 pub(crate) struct Tracer {
     sender: SyncSender<SpanData>,
+    /// 2^64 × the share of traces recorded when the caller did not decide.
+    threshold: u64,
     /// Set by [`Tracer::close`]: the exporter sends what it holds and stops.
     closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -102,7 +104,12 @@ fn endpoint(url: &str) -> Result<Endpoint> {
 
 impl Tracer {
     /// Starts the exporter thread for `url`.
-    pub(crate) fn start(url: &str, service: &str) -> Result<Self> {
+    pub(crate) fn start(url: &str, service: &str, sample: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&sample) {
+            return Err(Error::config(format!(
+                "otlp_sample must be between 0 and 1, not {sample}"
+            )));
+        }
         let to = endpoint(url)?;
         let (sender, receiver) = sync_channel::<SpanData>(QUEUE);
         let dropped = std::sync::Arc::new(AtomicU64::new(0));
@@ -166,8 +173,14 @@ impl Tracer {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id()).rotate_left(32);
+        let threshold = if sample >= 1.0 {
+            u64::MAX
+        } else {
+            (sample * 18_446_744_073_709_551_616.0) as u64
+        };
         Ok(Tracer {
             sender,
+            threshold,
             closed,
             worker: Mutex::new(Some(worker)),
             ids: AtomicU64::new(seed),
@@ -185,6 +198,15 @@ impl Tracer {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Whether a trace the caller did not decide on is recorded: its id's
+    /// last eight bytes against the sample share, so every server that sees
+    /// the trace decides alike (as OpenTelemetry's trace-id ratio sampler).
+    pub(crate) fn samples(&self, trace: &[u8; 16]) -> bool {
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&trace[8..]);
+        self.threshold == u64::MAX || u64::from_be_bytes(low) < self.threshold
     }
 
     /// A new span id.

@@ -196,3 +196,57 @@ fn spans_reach_an_otlp_receiver_with_the_callers_trace_and_a_dead_collector_cost
     .expect("payload log");
     assert_eq!(logged.predictions[0]["trace_id"], own["trace_id"]);
 }
+
+#[test]
+fn the_callers_sampled_flag_decides_and_the_share_decides_the_rest() {
+    let py = python("opentelemetry.proto");
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("spans.jsonl");
+    let collector = receiver(&py, &out);
+    let (_reg_dir, reg) = test_registry();
+    let v1 = publish(&reg, "fraud", Version::new(1, 0, 0), &linear(1.0, 0.0));
+    reg.set_alias("fraud", "production", &v1).expect("alias");
+    let mut served = config(vec![ModelConfig::reference("fraud@production")]);
+    served.otlp_endpoint = Some(format!("http://127.0.0.1:{}", collector.port));
+    served.otlp_sample = 0.0;
+    let server = start(served, &reg);
+    let send = |id: &str, traceparent: Option<String>| {
+        let body =
+            json!({"id": id, "inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2.0]}]});
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(t) = &traceparent {
+            headers.push(("traceparent", t.as_str()));
+        }
+        assert_eq!(
+            http(
+                server.addr,
+                "POST",
+                "/v2/models/fraud/infer",
+                &headers,
+                body.to_string().as_bytes()
+            )
+            .0,
+            200
+        );
+    };
+    // Not sampled by the caller, and no caller's decision under a share of 0.
+    send(
+        "declined",
+        Some("00-11111111111111111111111111111111-2222222222222222-00".into()),
+    );
+    send("undecided", None);
+    // Sampled by the caller: recorded whatever the share.
+    send(
+        "chosen",
+        Some("00-33333333333333333333333333333333-4444444444444444-01".into()),
+    );
+    let chosen = wait_for(&out, "chosen", |s| s["attributes"]["mp.prediction_id"] == "chosen");
+    assert_eq!(chosen["trace_id"], "33333333333333333333333333333333");
+    std::thread::sleep(Duration::from_millis(1500));
+    let ids: Vec<Value> = spans(&out)
+        .iter()
+        .map(|s| s["attributes"]["mp.prediction_id"].clone())
+        .collect();
+    assert!(!ids.contains(&json!("declined")), "{ids:?}");
+    assert!(!ids.contains(&json!("undecided")), "{ids:?}");
+}

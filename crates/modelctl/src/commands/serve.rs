@@ -77,6 +77,10 @@ pub(crate) struct ServeArgs {
     /// (http://HOST:PORT; spans go to /v1/traces under it).
     #[arg(long, value_name = "URL")]
     otlp_endpoint: Option<String>,
+    /// The share of traces recorded when the caller's traceparent does not
+    /// decide (default 1).
+    #[arg(long, value_name = "FRACTION", requires = "otlp_endpoint")]
+    otlp_sample: Option<f64>,
     /// How the server writes its logs: text, or json (one JSON object per
     /// line, on stdout and stderr alike).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -129,6 +133,9 @@ fn serve_logged(location: Location<'_>, args: &ServeArgs, trust: &[PathBuf], jso
     config.open_metrics |= args.open_metrics;
     if let Some(url) = &args.otlp_endpoint {
         config.otlp_endpoint = Some(url.clone());
+    }
+    if let Some(share) = args.otlp_sample {
+        config.otlp_sample = share;
     }
     if let Some(dir) = &args.payload_log {
         let mut log = config

@@ -245,7 +245,11 @@ impl GrpcInferenceService for Grpc {
         let trace = service::traceparent_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
         let (request, raw) = match decode(message, metadata) {
             Ok((mut request, raw)) => {
-                (request.trace_id, request.parent_span_id) = trace.unzip();
+                if let Some(t) = trace {
+                    request.trace_id = Some(t.trace_id);
+                    request.parent_span_id = Some(t.parent_span_id);
+                    request.trace_sampled = Some(t.sampled);
+                }
                 (request, raw)
             }
             Err(e) => {
@@ -330,6 +334,7 @@ fn decode(
         metadata,
         trace_id: None,
         parent_span_id: None,
+        trace_sampled: None,
     };
     Ok((request, raw_outputs))
 }

@@ -144,7 +144,7 @@ impl AppState {
         let tracer = config
             .otlp_endpoint
             .as_deref()
-            .map(|url| crate::trace::Tracer::start(url, &config.otlp_service_name).map(Arc::new))
+            .map(|url| crate::trace::Tracer::start(url, &config.otlp_service_name, config.otlp_sample).map(Arc::new))
             .transpose()?;
         let mut slots = Vec::new();
         for m in &config.models {

@@ -172,8 +172,9 @@ fn decode(
             })
             .collect(),
         metadata: routing_key.into_iter().collect::<BTreeMap<_, _>>(),
-        trace_id: trace.as_ref().map(|(t, _)| t.clone()),
-        parent_span_id: trace.map(|(_, p)| p),
+        trace_id: trace.as_ref().map(|t| t.trace_id.clone()),
+        parent_span_id: trace.as_ref().map(|t| t.parent_span_id.clone()),
+        trace_sampled: trace.map(|t| t.sampled),
     })
 }
 

@@ -84,18 +84,33 @@ pub struct InferRequest {
     /// The caller's span id of its `traceparent` (16 hex digits): the
     /// parent of the request's span.
     pub parent_span_id: Option<String>,
+    /// The caller's decision, in its `traceparent`'s flags, whether this
+    /// trace is recorded; `None` without one (the server's sample share
+    /// decides).
+    pub trace_sampled: Option<bool>,
 }
 
 /// The trace id of a W3C `traceparent` value
 /// (`VERSION-TRACEID-PARENTID-FLAGS`, lower-case hex), or `None` for a
 /// missing or malformed one (an all-zero id is invalid).
 pub fn trace_id_of(traceparent: Option<&str>) -> Option<String> {
-    traceparent_of(traceparent).map(|(trace, _)| trace)
+    traceparent_of(traceparent).map(|t| t.trace_id)
 }
 
-/// The trace id and parent span id of a W3C `traceparent` value, or `None`
-/// for a missing or malformed one.
-pub fn traceparent_of(traceparent: Option<&str>) -> Option<(String, String)> {
+/// What a W3C `traceparent` carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceParent {
+    /// The trace id, 32 hex digits.
+    pub trace_id: String,
+    /// The caller's span, 16 hex digits.
+    pub parent_span_id: String,
+    /// Whether the caller records this trace (the `sampled` flag).
+    pub sampled: bool,
+}
+
+/// The trace id, parent span id and sampled flag of a W3C `traceparent`
+/// value, or `None` for a missing or malformed one.
+pub fn traceparent_of(traceparent: Option<&str>) -> Option<TraceParent> {
     let mut parts = traceparent?.trim().split('-');
     let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
@@ -107,7 +122,12 @@ pub fn traceparent_of(traceparent: Option<&str>) -> Option<(String, String)> {
         && trace.bytes().any(|b| b != b'0')
         && parent.bytes().any(|b| b != b'0')
         && (version != "00" || parts.next().is_none());
-    valid.then(|| (trace.to_owned(), parent.to_owned()))
+    let sampled = u8::from_str_radix(flags, 16).is_ok_and(|f| f & 1 == 1);
+    valid.then(|| TraceParent {
+        trace_id: trace.to_owned(),
+        parent_span_id: parent.to_owned(),
+        sampled,
+    })
 }
 
 impl InferRequest {
@@ -148,22 +168,28 @@ impl AppState {
         let start = Instant::now();
         let label = self.metric_label(&request.model).to_owned();
         let protocol = request.protocol.label();
-        // Under tracing every request has a trace: the caller's, or a new one.
-        let span = self.tracer().map(|tracer| {
+        // Under tracing every request has a trace id (the caller's, or a
+        // new one), recorded with its prediction; its spans are recorded
+        // when the caller's sampled flag says so, or, without a caller's
+        // decision, for the configured share of traces.
+        let span = self.tracer().and_then(|tracer| {
             let trace = request
                 .trace_id
                 .as_deref()
                 .and_then(crate::trace::unhex::<16>)
                 .unwrap_or_else(|| tracer.trace_id());
             request.trace_id = Some(crate::trace::hex(&trace));
+            let recorded = request.trace_sampled.unwrap_or_else(|| tracer.samples(&trace));
             let parent = request.parent_span_id.as_deref().and_then(crate::trace::unhex::<8>);
-            (
-                trace,
-                tracer.span_id(),
-                parent,
-                std::time::SystemTime::now(),
-                request.protocol,
-            )
+            recorded.then(|| {
+                (
+                    trace,
+                    tracer.span_id(),
+                    parent,
+                    std::time::SystemTime::now(),
+                    request.protocol,
+                )
+            })
         });
         let rows = request
             .inputs
