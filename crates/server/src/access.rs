@@ -339,6 +339,14 @@ pub(crate) async fn authorize(State(state): State<Arc<AppState>>, mut request: R
     };
     let reason = usize::from(matches!(refusal, Refusal::Forbidden { .. }));
     state.metrics.access_refused[usize::from(grpc)][reason].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // A small body still coming is read (at most 64 KiB, for at most half
+    // a second) before the refusal, so an HTTP/2 client gets the answer on
+    // a stream that ended cleanly, not one reset while it was sending.
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        axum::body::to_bytes(request.into_body(), 64 << 10),
+    )
+    .await;
     refusal.into_response(grpc)
 }
 
