@@ -15,16 +15,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-10}"
 concurrency="${2:-16}"
 out=target/bench-grpc
-rm -rf "$out"
-mkdir -p "$out"
-cargo build --release -p model-persistence-cli
-cargo build --release -p model-persistence-server --example loadgen
-modelctl=target/release/modelctl
-loadgen=target/release/examples/loadgen
-reg="$out/registry"
-"$modelctl" --registry "$reg" init >/dev/null
-"$modelctl" --registry "$reg" publish tests/fixtures/format-1.1/forest-v2-level3.bundle >/dev/null
-"$modelctl" --registry "$reg" promote golden_forest production 1.0.0 >/dev/null
+. scripts/bench-setup.sh
 port=18190
 RUST_LOG=warn "$modelctl" --registry "$reg" serve --model golden_forest@production \
   --listen "127.0.0.1:$port" >"$out/server.log" 2>&1 &
@@ -34,8 +25,6 @@ for _ in $(seq 1 300); do
   if curl -sf "http://127.0.0.1:$port/v2/models/golden_forest/ready" >/dev/null; then break; fi
   sleep 0.1
 done
-row=$(python3 -c 'print(",".join(str(round(0.05 * i, 2)) for i in range(20)))')
-printf '{"inputs":[{"name":"input","shape":[1,20],"datatype":"FP64","data":[%s]}]}' "$row" >"$out/row.json"
 url="http://127.0.0.1:$port/v2/models/golden_forest/infer"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$out/load.txt"
 for round in 1 2; do
